@@ -1,0 +1,154 @@
+//! The Airbyte commands: spec, check, discover and read. Each loads what it
+//! needs, runs, and reports in Airbyte messages on stdout; the exit code
+//! says whether a read succeeded.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use chrono::Utc;
+use serde_json::json;
+
+use crate::auth::Auth;
+use crate::catalog;
+use crate::config::LoadedConfig;
+use crate::engine::{self, Context, StreamReport};
+use crate::error::{Error, Result};
+use crate::http::{ApiClient, RetryPolicy};
+use crate::protocol::airbyte::AirbyteWriter;
+use crate::protocol::{Level, Output};
+use crate::state;
+
+type Writer = AirbyteWriter<std::io::Stdout>;
+
+fn stdout_writer() -> Arc<Writer> {
+    Arc::new(AirbyteWriter::new(std::io::stdout()))
+}
+
+pub fn spec() -> i32 {
+    stdout_writer().message(&json!({"type": "SPEC", "spec": crate::spec::spec()}));
+    0
+}
+
+/// Builds the client chain for a config: auth, then rate-limited HTTP.
+pub fn connect(
+    config: &LoadedConfig,
+    retry: RetryPolicy,
+    output: Arc<dyn Output>,
+) -> Result<Arc<ApiClient>> {
+    let auth = Arc::new(Auth::new(config, output.clone())?);
+    Ok(Arc::new(ApiClient::new(
+        config.api_base_url.clone(),
+        config.config.requests_per_second,
+        auth,
+        retry,
+        output,
+    )?))
+}
+
+/// The calls a sync depends on, one per scope: a token that passes all
+/// three can read every stream.
+const CHECK_ENDPOINTS: [(&str, &str); 3] = [
+    ("/account/summary", "account_read"),
+    ("/contact_lists", "contact_data"),
+    ("/emails", "campaign_data"),
+];
+
+pub fn check(config_path: &Path) -> i32 {
+    let output = stdout_writer();
+    let result = LoadedConfig::from_file(config_path).and_then(|config| {
+        runtime()?.block_on(async {
+            let api = connect(&config, RetryPolicy::CHECK, output.clone())?;
+            for (path, scope) in CHECK_ENDPOINTS {
+                let params = if path == "/account/summary" {
+                    vec![]
+                } else {
+                    vec![("limit", "1".to_string())]
+                };
+                api.get_json(&api.endpoint(path, &params))
+                    .await
+                    .map_err(|e| e.context(format!("checking scope {scope}")))?;
+            }
+            Ok(())
+        })
+    });
+    output.connection_status(&result);
+    0
+}
+
+pub fn discover(config_path: &Path) -> i32 {
+    let output = stdout_writer();
+    match LoadedConfig::from_file(config_path) {
+        Ok(_) => {
+            output.message(&json!({"type": "CATALOG", "catalog": catalog::discover()}));
+            0
+        }
+        Err(error) => fail(&output, &error),
+    }
+}
+
+pub fn read(config_path: &Path, catalog_path: &Path, state_path: Option<&Path>) -> i32 {
+    let output = stdout_writer();
+    let mut notes = Vec::new();
+    let loaded = LoadedConfig::from_file(config_path).and_then(|config| {
+        let selected = catalog::load_configured(catalog_path, &mut notes)?;
+        let states = state::load(state_path)?;
+        Ok((config, selected, states))
+    });
+    let (config, selected, states) = match loaded {
+        Ok(loaded) => loaded,
+        Err(error) => return fail(&output, &error),
+    };
+    for note in &notes {
+        output.log(Level::Info, note);
+    }
+    let outcome = runtime().and_then(|rt| {
+        rt.block_on(async {
+            let ctx = Context {
+                api: connect(&config, RetryPolicy::SYNC, output.clone())?,
+                output: output.clone(),
+                start_date: config.start_date,
+                run_started: Utc::now(),
+            };
+            Ok(engine::read_all(&ctx, &selected, &states).await)
+        })
+    });
+    let results = match outcome {
+        Ok(results) => results,
+        Err(error) => return fail(&output, &error),
+    };
+    let mut failed = false;
+    for (name, result) in &results {
+        match result {
+            Ok(report) => output.log(Level::Info, &summary(name, report)),
+            Err(error) => {
+                failed = true;
+                output.error_trace(error, Some(name));
+            }
+        }
+    }
+    output.flush();
+    i32::from(failed)
+}
+
+pub fn summary(name: &str, report: &StreamReport) -> String {
+    format!(
+        "{name}: {} records, {} pages, {} requests, {:.1}s",
+        report.records,
+        report.pages,
+        report.requests,
+        report.elapsed.as_secs_f64()
+    )
+}
+
+fn fail(output: &Writer, error: &Error) -> i32 {
+    output.error_trace(error, None);
+    1
+}
+
+pub fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| Error::system(format!("cannot start the async runtime: {e}")))
+}

@@ -1,0 +1,63 @@
+//! The one error type of the connector. Every failure carries the message a
+//! user needs (what is wrong, what to do) and whose fault it is, because the
+//! Airbyte platform treats `config_error` (the user must act) differently from
+//! `system_error` (retry or report a bug).
+
+use std::fmt;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureType {
+    /// The user's config, catalog, state or account must change.
+    Config,
+    /// The API or the network failed, or the connector has a bug.
+    System,
+}
+
+impl FailureType {
+    pub fn as_airbyte(self) -> &'static str {
+        match self {
+            FailureType::Config => "config_error",
+            FailureType::System => "system_error",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Error {
+    pub failure: FailureType,
+    pub message: String,
+}
+
+impl Error {
+    pub fn config(message: impl Into<String>) -> Self {
+        Error {
+            failure: FailureType::Config,
+            message: message.into(),
+        }
+    }
+
+    pub fn system(message: impl Into<String>) -> Self {
+        Error {
+            failure: FailureType::System,
+            message: message.into(),
+        }
+    }
+
+    /// Prefixes the message with where the error happened, keeping its kind.
+    pub fn context(self, context: impl fmt::Display) -> Self {
+        Error {
+            failure: self.failure,
+            message: format!("{context}: {}", self.message),
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Error {}
+
+pub type Result<T> = std::result::Result<T, Error>;

@@ -1,0 +1,313 @@
+//! The one HTTP client for API requests: every request waits for the shared
+//! rate limiter (the account's limit covers all streams together), carries a
+//! current token, and is retried on 429, 5xx, timeouts and connection errors
+//! with exponential backoff and jitter, a bounded number of times.
+
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use rand::Rng;
+use reqwest::StatusCode;
+use serde_json::Value;
+use url::Url;
+
+use crate::auth::Auth;
+use crate::error::{Error, Result};
+use crate::protocol::{Level, Output};
+
+pub const USER_AGENT: &str = concat!("source-constant-contact/", env!("CARGO_PKG_VERSION"));
+
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    /// Attempts per request, the first included.
+    pub attempts: u32,
+    pub base_delay: Duration,
+    pub max_delay: Duration,
+}
+
+impl RetryPolicy {
+    /// For syncs: ride out a few minutes of trouble before giving up.
+    pub const SYNC: RetryPolicy = RetryPolicy {
+        attempts: 8,
+        base_delay: Duration::from_millis(500),
+        max_delay: Duration::from_secs(60),
+    };
+    /// For `check`: a wrong URL should be reported in seconds, not minutes.
+    pub const CHECK: RetryPolicy = RetryPolicy {
+        attempts: 2,
+        base_delay: Duration::from_millis(500),
+        max_delay: Duration::from_secs(5),
+    };
+
+    /// Full jitter over an exponentially growing ceiling.
+    fn backoff(&self, attempt: u32) -> Duration {
+        let ceiling = self
+            .base_delay
+            .saturating_mul(1 << attempt.min(16))
+            .min(self.max_delay);
+        ceiling.mul_f64(rand::thread_rng().gen_range(0.5..=1.0))
+    }
+}
+
+/// A successful response and how many HTTP requests it took.
+pub struct Response {
+    pub body: Value,
+    pub requests: u32,
+}
+
+pub struct ApiClient {
+    http: reqwest::Client,
+    base: Url,
+    auth: Arc<Auth>,
+    limiter: DefaultDirectRateLimiter,
+    retry: RetryPolicy,
+    output: Arc<dyn Output>,
+}
+
+/// Why one attempt failed, and whether another may succeed.
+enum Attempt {
+    Retry { reason: String, wait: Option<Duration> },
+    Fail(Error),
+}
+
+impl ApiClient {
+    pub fn new(
+        base: Url,
+        requests_per_second: u32,
+        auth: Arc<Auth>,
+        retry: RetryPolicy,
+        output: Arc<dyn Output>,
+    ) -> Result<Self> {
+        let http = reqwest::Client::builder()
+            .user_agent(USER_AGENT)
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(Duration::from_secs(120))
+            .build()
+            .map_err(|e| Error::system(format!("cannot build HTTP client: {e}")))?;
+        let rate = NonZeroU32::new(requests_per_second)
+            .ok_or_else(|| Error::config("requests_per_second must be at least 1"))?;
+        // Evenly spaced, no burst: a burst would put more than `rate`
+        // requests into some one-second window and draw 429s.
+        let quota = Quota::with_period(Duration::from_secs(1) / rate.get())
+            .expect("period is positive")
+            .allow_burst(NonZeroU32::MIN);
+        Ok(ApiClient {
+            http,
+            base,
+            auth,
+            limiter: RateLimiter::direct(quota),
+            retry,
+            output,
+        })
+    }
+
+    /// `path` (e.g. `/contacts`) under the configured base URL, with `params`.
+    pub fn endpoint(&self, path: &str, params: &[(&str, String)]) -> Url {
+        let mut url = self.base.clone();
+        let joined = format!("{}{}", self.base.path().trim_end_matches('/'), path);
+        url.set_path(&joined);
+        if !params.is_empty() {
+            url.query_pairs_mut()
+                .extend_pairs(params.iter().map(|(k, v)| (*k, v.as_str())));
+        }
+        url
+    }
+
+    /// A `_links.next.href`: host-relative and already carrying `/v3`, so it
+    /// is joined to the base URL's origin, not to its path.
+    /// Links to another host are refused: the token must not travel there.
+    pub fn resolve_link(&self, href: &str) -> Result<Url> {
+        let url = self.base.join(href).map_err(|e| {
+            Error::system(format!("the page link {href:?} is not a URL: {e}"))
+        })?;
+        if url.origin() != self.base.origin() {
+            return Err(Error::system(format!(
+                "the page link {href:?} leaves the API host {}; refusing to follow it",
+                self.base.origin().ascii_serialization()
+            )));
+        }
+        Ok(url)
+    }
+
+    /// GETs `url` as JSON, retrying what can be retried.
+    pub async fn get_json(&self, url: &Url) -> Result<Response> {
+        let endpoint = url.path().to_string();
+        let mut token = self.auth.access_token().await?;
+        let mut refreshed = false;
+        let mut requests = 0;
+        let mut failures = 0;
+        loop {
+            self.limiter.until_ready().await;
+            requests += 1;
+            let result = self
+                .http
+                .get(url.clone())
+                .bearer_auth(token.expose())
+                .header(reqwest::header::ACCEPT, "application/json")
+                .send()
+                .await;
+            let attempt = match result {
+                Err(e) => Attempt::Retry {
+                    reason: describe_reqwest(&e),
+                    wait: None,
+                },
+                Ok(response) => match response.status() {
+                    StatusCode::OK => match response.json::<Value>().await {
+                        Ok(body) => return Ok(Response { body, requests }),
+                        Err(e) if e.is_decode() => Attempt::Fail(Error::system(format!(
+                            "GET {endpoint}: the API answered 200 with a body that is not JSON ({e})"
+                        ))),
+                        Err(e) => Attempt::Retry {
+                            reason: describe_reqwest(&e),
+                            wait: None,
+                        },
+                    },
+                    StatusCode::UNAUTHORIZED if !refreshed => {
+                        refreshed = true;
+                        token = self.auth.token_rejected(&token).await?;
+                        continue;
+                    }
+                    status => classify(&endpoint, status, response).await,
+                },
+            };
+            match attempt {
+                Attempt::Fail(error) => return Err(error),
+                Attempt::Retry { reason, wait } => {
+                    failures += 1;
+                    if failures >= self.retry.attempts {
+                        return Err(Error::system(format!(
+                            "GET {endpoint} failed {failures} times, giving up: {reason}"
+                        )));
+                    }
+                    let wait = wait.unwrap_or_else(|| self.retry.backoff(failures - 1));
+                    self.output.log(
+                        Level::Warn,
+                        &format!(
+                            "GET {endpoint}: {reason}; retry {failures} of {} in {:.1}s",
+                            self.retry.attempts - 1,
+                            wait.as_secs_f64()
+                        ),
+                    );
+                    tokio::time::sleep(wait).await;
+                }
+            }
+        }
+    }
+}
+
+/// Turns a non-200 answer into a retry or a final error that says what to do.
+async fn classify(endpoint: &str, status: StatusCode, response: reqwest::Response) -> Attempt {
+    let retry_after = response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs);
+    let detail = api_error_message(&response.text().await.unwrap_or_default());
+    let code = status.as_u16();
+    match status {
+        StatusCode::TOO_MANY_REQUESTS => Attempt::Retry {
+            reason: format!(
+                "rate limited (429{detail}); if this persists the account's daily limit \
+                 of 10,000 requests is spent"
+            ),
+            wait: retry_after,
+        },
+        // 202: the API accepted the request but has not finished it yet.
+        StatusCode::ACCEPTED => Attempt::Retry {
+            reason: "the API is still preparing the result (202)".into(),
+            wait: retry_after,
+        },
+        s if s.is_server_error() => Attempt::Retry {
+            reason: format!("server error {code}{detail}"),
+            wait: retry_after,
+        },
+        StatusCode::UNAUTHORIZED => Attempt::Fail(Error::config(format!(
+            "GET {endpoint}: the API rejected a freshly refreshed access token (401{detail}); \
+             re-authorize the application"
+        ))),
+        StatusCode::FORBIDDEN => Attempt::Fail(Error::config(format!(
+            "GET {endpoint}: forbidden (403{detail}): the token lacks the scope or the user \
+             lacks the privilege this endpoint needs; re-authorize with scopes contact_data \
+             campaign_data account_read offline_access"
+        ))),
+        StatusCode::NOT_FOUND => Attempt::Fail(Error::config(format!(
+            "GET {endpoint}: not found (404{detail}); check that api_base_url points at the V3 \
+             API (https://api.cc.email/v3)"
+        ))),
+        _ => Attempt::Fail(Error::system(format!(
+            "GET {endpoint}: unexpected response {code}{detail}"
+        ))),
+    }
+}
+
+/// The API's error bodies are `[{"error_key", "error_message"}]`; show the
+/// messages, and a short prefix of anything else.
+fn api_error_message(body: &str) -> String {
+    let messages: Vec<String> = match serde_json::from_str::<Value>(body) {
+        Ok(Value::Array(items)) => items
+            .iter()
+            .filter_map(|item| item.get("error_message").and_then(Value::as_str))
+            .map(str::to_string)
+            .collect(),
+        Ok(Value::Object(map)) => map
+            .get("error_message")
+            .or_else(|| map.get("message"))
+            .and_then(Value::as_str)
+            .map(|m| vec![m.to_string()])
+            .unwrap_or_default(),
+        _ => {
+            let text: String = body.trim().chars().take(200).collect();
+            if text.is_empty() {
+                vec![]
+            } else {
+                vec![text]
+            }
+        }
+    };
+    if messages.is_empty() {
+        String::new()
+    } else {
+        format!(": {}", messages.join("; "))
+    }
+}
+
+fn describe_reqwest(error: &reqwest::Error) -> String {
+    let kind = if error.is_timeout() {
+        "timed out"
+    } else if error.is_connect() {
+        "cannot connect"
+    } else {
+        "request failed"
+    };
+    let mut text = kind.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text = format!("{text}: {cause}");
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_errors_are_summarised() {
+        let body = r#"[{"error_key":"query.param.invalid","error_message":"limit too big"}]"#;
+        assert_eq!(api_error_message(body), ": limit too big");
+        assert_eq!(api_error_message(""), "");
+        assert_eq!(api_error_message("<html>oops"), ": <html>oops");
+    }
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        let policy = RetryPolicy::SYNC;
+        assert!(policy.backoff(0) <= Duration::from_millis(500));
+        assert!(policy.backoff(3) >= Duration::from_secs(2));
+        assert!(policy.backoff(30) <= Duration::from_secs(60));
+    }
+}

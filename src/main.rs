@@ -1,0 +1,81 @@
+//! source-constant-contact: reads a Constant Contact account through the V3
+//! API and writes it as Airbyte protocol messages.
+//!
+//! Data flows one way: config → auth → rate-limited HTTP → stream engine →
+//! protocol writer.
+
+mod airbyte;
+mod auth;
+mod catalog;
+mod config;
+mod engine;
+mod error;
+mod http;
+mod protocol;
+mod sandbox;
+mod spec;
+mod state;
+mod streams;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "source-constant-contact", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print the connector's specification (SPEC message).
+    Spec,
+    /// Check that the config can read the account (CONNECTION_STATUS message).
+    Check {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Print the streams this source offers (CATALOG message).
+    Discover {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Read the streams selected in a configured catalog.
+    Read {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        catalog: PathBuf,
+        #[arg(long)]
+        state: Option<PathBuf>,
+    },
+    /// Serve a fake Constant Contact V3 API on 127.0.0.1 for tests and trials.
+    Sandbox(sandbox::SandboxOptions),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let code = match cli.command {
+        Command::Spec => airbyte::spec(),
+        Command::Check { config } => airbyte::check(&config),
+        Command::Discover { config } => airbyte::discover(&config),
+        Command::Read {
+            config,
+            catalog,
+            state,
+        } => airbyte::read(&config, &catalog, state.as_deref()),
+        Command::Sandbox(options) => match airbyte::runtime()
+            .map_err(|e| e.to_string())
+            .and_then(|rt| rt.block_on(sandbox::serve_forever(options)).map_err(|e| e.to_string()))
+        {
+            Ok(()) => 0,
+            Err(error) => {
+                eprintln!("sandbox: {error}");
+                1
+            }
+        },
+    };
+    std::process::exit(code);
+}

@@ -1,0 +1,135 @@
+//! Airbyte protocol messages (v0), one JSON object per line.
+
+use std::io::Write;
+use std::sync::Mutex;
+
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use super::{Level, Output, StreamStatus};
+use crate::error::Error;
+
+fn now_millis() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// Writes Airbyte messages to any writer (stdout for the CLI, a file for the demo).
+pub struct AirbyteWriter<W: Write + Send> {
+    out: Mutex<W>,
+}
+
+impl<W: Write + Send> AirbyteWriter<W> {
+    pub fn new(out: W) -> Self {
+        AirbyteWriter {
+            out: Mutex::new(out),
+        }
+    }
+
+    /// Writes one message; `flush` for messages a reader must see at once.
+    fn write<T: Serialize>(&self, message: &T, flush: bool) {
+        let mut out = self.out.lock().unwrap_or_else(|poison| poison.into_inner());
+        // A closed stdout (the reader went away) cannot be reported anywhere
+        // useful; the sync ends when the process does.
+        let _ = serde_json::to_writer(&mut *out, message);
+        let _ = out.write_all(b"\n");
+        if flush {
+            let _ = out.flush();
+        }
+    }
+
+    pub fn message(&self, message: &Value) {
+        self.write(message, true);
+    }
+
+    pub fn connection_status(&self, result: &Result<(), Error>) {
+        let status = match result {
+            Ok(()) => json!({"status": "SUCCEEDED"}),
+            Err(e) => json!({"status": "FAILED", "message": e.message}),
+        };
+        self.message(&json!({"type": "CONNECTION_STATUS", "connectionStatus": status}));
+    }
+
+    pub fn error_trace(&self, error: &Error, stream: Option<&str>) {
+        let mut trace = json!({
+            "message": error.message,
+            "internal_message": error.message,
+            "failure_type": error.failure.as_airbyte(),
+        });
+        if let Some(name) = stream {
+            trace["stream_descriptor"] = json!({"name": name});
+        }
+        self.message(&json!({"type": "TRACE", "trace": {
+            "type": "ERROR", "emitted_at": now_millis() as f64, "error": trace}}));
+    }
+}
+
+#[derive(Serialize)]
+struct RecordMessage<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    record: RecordBody<'a>,
+}
+
+#[derive(Serialize)]
+struct RecordBody<'a> {
+    stream: &'a str,
+    data: &'a Value,
+    emitted_at: i64,
+}
+
+impl<W: Write + Send> Output for AirbyteWriter<W> {
+    fn record(&self, stream: &str, record: &Value) {
+        let message = RecordMessage {
+            kind: "RECORD",
+            record: RecordBody {
+                stream,
+                data: record,
+                emitted_at: now_millis(),
+            },
+        };
+        self.write(&message, false);
+    }
+
+    fn state(&self, stream: &str, state: &Value, records: u64) {
+        self.message(&json!({"type": "STATE", "state": {
+            "type": "STREAM",
+            "stream": {"stream_descriptor": {"name": stream}, "stream_state": state},
+            "sourceStats": {"recordCount": records as f64},
+        }}));
+    }
+
+    fn stream_status(&self, stream: &str, status: StreamStatus) {
+        let status = match status {
+            StreamStatus::Started => "STARTED",
+            StreamStatus::Running => "RUNNING",
+            StreamStatus::Complete => "COMPLETE",
+            StreamStatus::Incomplete => "INCOMPLETE",
+        };
+        self.message(&json!({"type": "TRACE", "trace": {
+            "type": "STREAM_STATUS",
+            "emitted_at": now_millis() as f64,
+            "stream_status": {"stream_descriptor": {"name": stream}, "status": status},
+        }}));
+    }
+
+    fn log(&self, level: Level, message: &str) {
+        let level = match level {
+            Level::Info => "INFO",
+            Level::Warn => "WARN",
+        };
+        self.message(&json!({"type": "LOG", "log": {"level": level, "message": message}}));
+    }
+
+    fn config_updated(&self, config: &Value) {
+        self.message(&json!({"type": "CONTROL", "control": {
+            "type": "CONNECTOR_CONFIG",
+            "emitted_at": now_millis() as f64,
+            "connectorConfig": {"config": config},
+        }}));
+    }
+
+    fn flush(&self) {
+        let mut out = self.out.lock().unwrap_or_else(|poison| poison.into_inner());
+        let _ = out.flush();
+    }
+}

@@ -1,0 +1,87 @@
+//! The SPEC message: the config's JSON Schema, generated from the Rust type,
+//! plus what Airbyte's UI needs to run the OAuth flow for the user.
+
+use schemars::generate::SchemaSettings;
+use serde_json::{json, Value};
+
+use crate::config::Config;
+
+pub const DOCUMENTATION_URL: &str =
+    "https://github.com/source-constant-contact/source-constant-contact#readme";
+
+/// The config's JSON Schema (draft 7, inlined: Airbyte's UI does not follow `$ref`).
+pub fn connection_specification() -> Value {
+    let generator = SchemaSettings::draft07()
+        .with(|settings| settings.inline_subschemas = true)
+        .into_generator();
+    let schema = generator.into_root_schema_for::<Config>();
+    serde_json::to_value(schema).expect("a schema is JSON")
+}
+
+pub fn spec() -> Value {
+    json!({
+        "documentationUrl": DOCUMENTATION_URL,
+        "connectionSpecification": connection_specification(),
+        "supportsIncremental": true,
+        "supported_destination_sync_modes": ["overwrite", "append", "append_dedup"],
+        "advanced_auth": {
+            "auth_flow_type": "oauth2.0",
+            "predicate_key": ["credentials", "auth_type"],
+            "predicate_value": "oauth2.0",
+            "oauth_config_specification": {
+                "complete_oauth_output_specification": {
+                    "type": "object",
+                    "additionalProperties": false,
+                    "properties": {
+                        "refresh_token": {"type": "string", "path_in_connector_config": ["credentials", "refresh_token"]},
+                        "access_token": {"type": "string", "path_in_connector_config": ["credentials", "access_token"]},
+                        "token_expiry_date": {"type": "string", "format": "date-time", "path_in_connector_config": ["credentials", "token_expiry_date"]}
+                    }
+                },
+                "complete_oauth_server_input_specification": {
+                    "type": "object",
+                    "additionalProperties": false,
+                    "properties": {
+                        "client_id": {"type": "string"},
+                        "client_secret": {"type": "string"}
+                    }
+                },
+                "complete_oauth_server_output_specification": {
+                    "type": "object",
+                    "additionalProperties": false,
+                    "properties": {
+                        "client_id": {"type": "string", "path_in_connector_config": ["credentials", "client_id"]},
+                        "client_secret": {"type": "string", "path_in_connector_config": ["credentials", "client_secret"]}
+                    }
+                }
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_marked_and_fields_documented() {
+        let spec = connection_specification();
+        let text = spec.to_string();
+        assert!(!text.contains("$ref"), "Airbyte's UI needs inlined schemas");
+        assert_eq!(spec["required"], json!(["credentials"]));
+        for field in ["start_date", "api_base_url", "token_url", "requests_per_second"] {
+            let property = &spec["properties"][field];
+            assert!(property["title"].is_string(), "{field} has no title");
+            assert!(property["description"].is_string(), "{field} has no description");
+        }
+        let variants = spec["properties"]["credentials"]["oneOf"].as_array().unwrap();
+        assert_eq!(variants.len(), 2);
+        let oauth = variants
+            .iter()
+            .find(|v| v["properties"]["auth_type"]["const"] == "oauth2.0")
+            .unwrap();
+        for secret in ["client_secret", "refresh_token", "access_token"] {
+            assert_eq!(oauth["properties"][secret]["airbyte_secret"], true, "{secret}");
+        }
+    }
+}
