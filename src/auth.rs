@@ -12,7 +12,7 @@ use oauth2::basic::{BasicClient, BasicErrorResponseType};
 use oauth2::{ClientId, ClientSecret, RefreshToken, RequestTokenError, TokenResponse, TokenUrl};
 use tokio::sync::Mutex;
 
-use crate::config::{Credentials, LoadedConfig, Secret};
+use crate::config::{AccessTokenCredentials, Credentials, LoadedConfig, OAuth2Credentials, Secret};
 use crate::error::{Error, Result};
 use crate::protocol::{Level, Output};
 
@@ -62,14 +62,16 @@ impl Tokens {
 impl Auth {
     pub fn new(config: &LoadedConfig, output: Arc<dyn Output>) -> Result<Self> {
         let source = match &config.config.credentials {
-            Credentials::AccessToken { access_token } => TokenSource::Fixed(access_token.clone()),
-            Credentials::OAuth2 {
+            Credentials::AccessToken(AccessTokenCredentials { access_token }) => {
+                TokenSource::Fixed(access_token.clone())
+            }
+            Credentials::OAuth2(OAuth2Credentials {
                 client_id,
                 client_secret,
                 refresh_token,
                 access_token,
                 token_expiry_date,
-            } => {
+            }) => {
                 let access = match (access_token, token_expiry_date) {
                     (Some(token), Some(expiry)) => DateTime::parse_from_rfc3339(expiry)
                         .ok()

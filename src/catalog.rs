@@ -42,7 +42,10 @@ pub fn load_configured(path: &Path, notes: &mut Vec<String>) -> Result<Vec<Selec
     let text = std::fs::read_to_string(path)
         .map_err(|e| Error::config(format!("cannot read catalog file {}: {e}", path.display())))?;
     let value: Value = serde_json::from_str(&text).map_err(|e| {
-        Error::config(format!("catalog file {} is not valid JSON: {e}", path.display()))
+        Error::config(format!(
+            "catalog file {} is not valid JSON: {e}",
+            path.display()
+        ))
     })?;
     parse_configured(&value, notes).map_err(|e| e.context(format!("catalog {}", path.display())))
 }
@@ -63,7 +66,10 @@ pub fn parse_configured(catalog: &Value, notes: &mut Vec<String>) -> Result<Vec<
                 "streams[{index}]: {name:?} is not a stream of this source; run discover for the list"
             ))
         })?;
-        let mode = entry.get("sync_mode").and_then(Value::as_str).unwrap_or("full_refresh");
+        let mode = entry
+            .get("sync_mode")
+            .and_then(Value::as_str)
+            .unwrap_or("full_refresh");
         let incremental = match mode {
             "incremental" if def.cursor.is_some() => true,
             "incremental" => {
@@ -90,7 +96,9 @@ pub fn parse_configured(catalog: &Value, notes: &mut Vec<String>) -> Result<Vec<
             }
         }
         if selected.iter().any(|s| s.def.name == name) {
-            notes.push(format!("{name} is listed twice in the catalog; reading it once"));
+            notes.push(format!(
+                "{name} is listed twice in the catalog; reading it once"
+            ));
             continue;
         }
         selected.push(Selected { def, incremental });
@@ -117,7 +125,8 @@ mod tests {
 
     #[test]
     fn unknown_streams_are_named() {
-        let catalog = json!({"streams": [{"stream": {"name": "nope"}, "sync_mode": "full_refresh"}]});
+        let catalog =
+            json!({"streams": [{"stream": {"name": "nope"}, "sync_mode": "full_refresh"}]});
         let err = parse_configured(&catalog, &mut vec![]).unwrap_err();
         assert!(err.message.contains("\"nope\""), "{err}");
     }
@@ -127,6 +136,9 @@ mod tests {
         let catalog = discover();
         let contacts = &catalog["streams"][0];
         assert_eq!(contacts["default_cursor_field"], json!(["updated_at"]));
-        assert_eq!(contacts["source_defined_primary_key"], json!([["contact_id"]]));
+        assert_eq!(
+            contacts["source_defined_primary_key"],
+            json!([["contact_id"]])
+        );
     }
 }

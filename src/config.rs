@@ -80,39 +80,45 @@ pub struct Config {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "auth_type")]
 pub enum Credentials {
-    /// OAuth2 application credentials and a refresh token; the connector refreshes
-    /// access tokens itself and reports rotated refresh tokens.
     #[serde(rename = "oauth2.0")]
-    #[schemars(title = "OAuth2.0")]
-    OAuth2 {
-        /// Client ID (API key) of your Constant Contact application.
-        #[schemars(title = "Client ID", extend("airbyte_secret" = true))]
-        client_id: Secret,
-        /// Client secret of your Constant Contact application.
-        #[schemars(title = "Client secret", extend("airbyte_secret" = true))]
-        client_secret: Secret,
-        /// Refresh token from the authorization-code flow (scope `offline_access`).
-        /// Constant Contact rotates it on every refresh; the connector reports the new one.
-        #[schemars(title = "Refresh token", extend("airbyte_secret" = true))]
-        refresh_token: Secret,
-        /// Current access token, reused while it is valid to save a refresh.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        #[schemars(title = "Access token", extend("airbyte_secret" = true))]
-        access_token: Option<Secret>,
-        /// When the access token expires (RFC 3339).
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        #[schemars(title = "Access token expiry", extend("format" = "date-time"))]
-        token_expiry_date: Option<String>,
-    },
-    /// A ready access token, used as is; when it expires the sync fails and a new
-    /// token must be configured.
+    OAuth2(OAuth2Credentials),
     #[serde(rename = "access_token")]
-    #[schemars(title = "Access token")]
-    AccessToken {
-        /// An OAuth2 access token for the Constant Contact V3 API.
-        #[schemars(title = "Access token", extend("airbyte_secret" = true))]
-        access_token: Secret,
-    },
+    AccessToken(AccessTokenCredentials),
+}
+
+/// OAuth2 application credentials and a refresh token; the connector refreshes
+/// access tokens itself and reports rotated refresh tokens.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[schemars(title = "OAuth2.0")]
+pub struct OAuth2Credentials {
+    /// Client ID (API key) of your Constant Contact application.
+    #[schemars(title = "Client ID", extend("airbyte_secret" = true))]
+    pub client_id: Secret,
+    /// Client secret of your Constant Contact application.
+    #[schemars(title = "Client secret", extend("airbyte_secret" = true))]
+    pub client_secret: Secret,
+    /// Refresh token from the authorization-code flow (scope `offline_access`).
+    /// Constant Contact rotates it on every refresh; the connector reports the new one.
+    #[schemars(title = "Refresh token", extend("airbyte_secret" = true))]
+    pub refresh_token: Secret,
+    /// Current access token, reused while it is valid to save a refresh.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(title = "Access token", extend("airbyte_secret" = true))]
+    pub access_token: Option<Secret>,
+    /// When the access token expires (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(title = "Access token expiry", extend("format" = "date-time"))]
+    pub token_expiry_date: Option<String>,
+}
+
+/// A ready access token, used as is; when it expires the sync fails and a new
+/// token must be configured.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[schemars(title = "Access token")]
+pub struct AccessTokenCredentials {
+    /// An OAuth2 access token for the Constant Contact V3 API.
+    #[schemars(title = "Access token", extend("airbyte_secret" = true))]
+    pub access_token: Secret,
 }
 
 fn default_api_base_url() -> String {
@@ -154,7 +160,10 @@ impl LoadedConfig {
             Error::config(format!("cannot read config file {}: {e}", path.display()))
         })?;
         let raw: Value = serde_json::from_str(&text).map_err(|e| {
-            Error::config(format!("config file {} is not valid JSON: {e}", path.display()))
+            Error::config(format!(
+                "config file {} is not valid JSON: {e}",
+                path.display()
+            ))
         })?;
         Self::from_value(raw).map_err(|e| e.context(format!("config file {}", path.display())))
     }
@@ -163,15 +172,8 @@ impl LoadedConfig {
         if !raw.is_object() {
             return Err(Error::config("the config must be a JSON object"));
         }
-        let config: Config = serde_path_to_error::deserialize(&raw).map_err(|e| {
-            let path = e.path().to_string();
-            let inner = e.into_inner();
-            if path == "." {
-                Error::config(format!("invalid config: {inner}"))
-            } else {
-                Error::config(format!("invalid config field `{path}`: {inner}"))
-            }
-        })?;
+        let config: Config = serde_path_to_error::deserialize(&raw)
+            .map_err(|e| credentials_error(&raw).unwrap_or_else(|| field_error("", e)))?;
         config.validate_credentials()?;
         let start_date = match &config.start_date {
             Some(text) => parse_start_date(text)?,
@@ -219,13 +221,13 @@ impl Config {
             }
         };
         match &self.credentials {
-            Credentials::OAuth2 {
+            Credentials::OAuth2(OAuth2Credentials {
                 client_id,
                 client_secret,
                 refresh_token,
                 token_expiry_date,
                 ..
-            } => {
+            }) => {
                 blank("client_id", client_id)?;
                 blank("client_secret", client_secret)?;
                 blank("refresh_token", refresh_token)?;
@@ -239,9 +241,35 @@ impl Config {
                 }
                 Ok(())
             }
-            Credentials::AccessToken { access_token } => blank("access_token", access_token),
+            Credentials::AccessToken(AccessTokenCredentials { access_token }) => {
+                blank("access_token", access_token)
+            }
         }
     }
+}
+
+fn field_error(prefix: &str, error: serde_path_to_error::Error<serde_json::Error>) -> Error {
+    let path = error.path().to_string();
+    let inner = error.into_inner();
+    if path == "." {
+        Error::config(format!("invalid config{prefix}: {inner}"))
+    } else {
+        Error::config(format!("invalid config field `{prefix}{path}`: {inner}"))
+    }
+}
+
+/// serde reads a tagged enum through a buffer and so loses the path of an
+/// error inside it; reading the chosen variant again recovers the field name.
+fn credentials_error(raw: &Value) -> Option<Error> {
+    let credentials = raw.get("credentials")?;
+    let result = match credentials.get("auth_type")?.as_str()? {
+        "oauth2.0" => serde_path_to_error::deserialize::<_, OAuth2Credentials>(credentials).err(),
+        "access_token" => {
+            serde_path_to_error::deserialize::<_, AccessTokenCredentials>(credentials).err()
+        }
+        _ => None,
+    };
+    result.map(|e| field_error("credentials.", e))
 }
 
 /// Parses `YYYY-MM-DD` (midnight UTC) or an RFC 3339 date-time; a date-time
@@ -249,7 +277,10 @@ impl Config {
 pub fn parse_start_date(text: &str) -> Result<DateTime<Utc>> {
     let text = text.trim();
     if let Ok(date) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
-        return Ok(date.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc());
+        return Ok(date
+            .and_hms_opt(0, 0, 0)
+            .expect("midnight exists")
+            .and_utc());
     }
     if let Ok(at) = DateTime::parse_from_rfc3339(text) {
         return Ok(at.with_timezone(&Utc));
@@ -311,8 +342,8 @@ mod tests {
 
     #[test]
     fn errors_name_the_field() {
-        let err = LoadedConfig::from_value(oauth(json!({"requests_per_second": "fast"})))
-            .unwrap_err();
+        let err =
+            LoadedConfig::from_value(oauth(json!({"requests_per_second": "fast"}))).unwrap_err();
         assert!(err.message.contains("requests_per_second"), "{err}");
         let err = LoadedConfig::from_value(json!({"credentials": {"auth_type": "oauth2.0",
             "client_id": "id", "client_secret": "s"}}))
@@ -324,6 +355,9 @@ mod tests {
     fn secrets_never_show_in_debug() {
         let loaded = LoadedConfig::from_value(oauth(json!({}))).unwrap();
         let shown = format!("{:?}", loaded.config);
-        assert!(!shown.contains("secret\"") && !shown.contains("\"refresh\""), "{shown}");
+        assert!(
+            !shown.contains("secret\"") && !shown.contains("\"refresh\""),
+            "{shown}"
+        );
     }
 }

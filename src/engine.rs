@@ -59,7 +59,11 @@ pub async fn read_all(
         futures::stream::iter(selected.iter().enumerate())
             .map(|(index, stream)| async move {
                 let name = stream.def.name;
-                let state = if stream.incremental { states.get(name) } else { None };
+                let state = if stream.incremental {
+                    states.get(name)
+                } else {
+                    None
+                };
                 (index, name, read_stream(ctx, stream, state).await)
             })
             .buffer_unordered(PARALLEL_STREAMS)
@@ -206,7 +210,9 @@ async fn read_incremental(
                 max_cursor = resume.max_cursor;
                 resuming = true;
             }
-            Err(e) => ctx.output.log(Level::Warn, &format!("{}: {e}; starting over", def.name)),
+            Err(e) => ctx
+                .output
+                .log(Level::Warn, &format!("{}: {e}; starting over", def.name)),
         }
     }
 
@@ -217,7 +223,10 @@ async fn read_incremental(
                 // The saved page link may have expired; the cursor is still safe.
                 ctx.output.log(
                     Level::Warn,
-                    &format!("{}: cannot resume ({error}); reading again from the cursor", def.name),
+                    &format!(
+                        "{}: cannot resume ({error}); reading again from the cursor",
+                        def.name
+                    ),
                 );
                 resuming = false;
                 max_cursor = None;
@@ -229,7 +238,11 @@ async fn read_incremental(
         resuming = false;
         let Some(page) = page else { break };
         let records = emit(ctx, def, &page, report, |record| {
-            match record.get(cursor.field).and_then(Value::as_str).and_then(parse_time) {
+            match record
+                .get(cursor.field)
+                .and_then(Value::as_str)
+                .and_then(parse_time)
+            {
                 Some(at) => max_cursor = max_cursor.max(Some(at)),
                 None => unparsable += 1,
             }
@@ -252,7 +265,8 @@ async fn read_incremental(
                 resume: None,
             },
         };
-        ctx.output.state(def.name, &position.to_value(cursor.field), records);
+        ctx.output
+            .state(def.name, &position.to_value(cursor.field), records);
     }
     if unparsable > 0 {
         ctx.output.log(

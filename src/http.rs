@@ -17,6 +17,9 @@ use crate::auth::Auth;
 use crate::error::{Error, Result};
 use crate::protocol::{Level, Output};
 
+/// Added to the spacing between requests; see `ApiClient::new`.
+const SPACING_MARGIN: Duration = Duration::from_millis(5);
+
 pub const USER_AGENT: &str = concat!("source-constant-contact/", env!("CARGO_PKG_VERSION"));
 
 #[derive(Debug, Clone, Copy)]
@@ -68,7 +71,10 @@ pub struct ApiClient {
 
 /// Why one attempt failed, and whether another may succeed.
 enum Attempt {
-    Retry { reason: String, wait: Option<Duration> },
+    Retry {
+        reason: String,
+        wait: Option<Duration>,
+    },
     Fail(Error),
 }
 
@@ -89,8 +95,10 @@ impl ApiClient {
         let rate = NonZeroU32::new(requests_per_second)
             .ok_or_else(|| Error::config("requests_per_second must be at least 1"))?;
         // Evenly spaced, no burst: a burst would put more than `rate`
-        // requests into some one-second window and draw 429s.
-        let quota = Quota::with_period(Duration::from_secs(1) / rate.get())
+        // requests into some one-second window and draw 429s. The small
+        // margin absorbs jitter between sending and the server's clock.
+        let period = (Duration::from_secs(1) / rate.get()).mul_f64(1.02) + SPACING_MARGIN;
+        let quota = Quota::with_period(period)
             .expect("period is positive")
             .allow_burst(NonZeroU32::MIN);
         Ok(ApiClient {
@@ -119,9 +127,10 @@ impl ApiClient {
     /// is joined to the base URL's origin, not to its path.
     /// Links to another host are refused: the token must not travel there.
     pub fn resolve_link(&self, href: &str) -> Result<Url> {
-        let url = self.base.join(href).map_err(|e| {
-            Error::system(format!("the page link {href:?} is not a URL: {e}"))
-        })?;
+        let url = self
+            .base
+            .join(href)
+            .map_err(|e| Error::system(format!("the page link {href:?} is not a URL: {e}")))?;
         if url.origin() != self.base.origin() {
             return Err(Error::system(format!(
                 "the page link {href:?} leaves the API host {}; refusing to follow it",

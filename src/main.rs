@@ -8,6 +8,7 @@ mod airbyte;
 mod auth;
 mod catalog;
 mod config;
+mod demo;
 mod engine;
 mod error;
 mod http;
@@ -53,29 +54,36 @@ enum Command {
     },
     /// Serve a fake Constant Contact V3 API on 127.0.0.1 for tests and trials.
     Sandbox(sandbox::SandboxOptions),
+    /// Full then incremental sync of every stream against an in-process
+    /// sandbox, with a per-stream summary on stderr.
+    Demo(demo::DemoOptions),
 }
 
 fn main() {
     let cli = Cli::parse();
-    let code = match cli.command {
-        Command::Spec => airbyte::spec(),
-        Command::Check { config } => airbyte::check(&config),
-        Command::Discover { config } => airbyte::discover(&config),
-        Command::Read {
-            config,
-            catalog,
-            state,
-        } => airbyte::read(&config, &catalog, state.as_deref()),
-        Command::Sandbox(options) => match airbyte::runtime()
-            .map_err(|e| e.to_string())
-            .and_then(|rt| rt.block_on(sandbox::serve_forever(options)).map_err(|e| e.to_string()))
-        {
-            Ok(()) => 0,
-            Err(error) => {
-                eprintln!("sandbox: {error}");
-                1
-            }
-        },
-    };
+    let code =
+        match cli.command {
+            Command::Spec => airbyte::spec(),
+            Command::Check { config } => airbyte::check(&config),
+            Command::Discover { config } => airbyte::discover(&config),
+            Command::Read {
+                config,
+                catalog,
+                state,
+            } => airbyte::read(&config, &catalog, state.as_deref()),
+            Command::Demo(options) => demo::run(options),
+            Command::Sandbox(options) => match airbyte::runtime()
+                .map_err(|e| e.to_string())
+                .and_then(|rt| {
+                    rt.block_on(sandbox::serve_forever(options))
+                        .map_err(|e| e.to_string())
+                }) {
+                Ok(()) => 0,
+                Err(error) => {
+                    eprintln!("sandbox: {error}");
+                    1
+                }
+            },
+        };
     std::process::exit(code);
 }

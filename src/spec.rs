@@ -69,19 +69,32 @@ mod tests {
         let text = spec.to_string();
         assert!(!text.contains("$ref"), "Airbyte's UI needs inlined schemas");
         assert_eq!(spec["required"], json!(["credentials"]));
-        for field in ["start_date", "api_base_url", "token_url", "requests_per_second"] {
+        for field in [
+            "start_date",
+            "api_base_url",
+            "token_url",
+            "requests_per_second",
+        ] {
             let property = &spec["properties"][field];
             assert!(property["title"].is_string(), "{field} has no title");
-            assert!(property["description"].is_string(), "{field} has no description");
+            assert!(
+                property["description"].is_string(),
+                "{field} has no description"
+            );
         }
-        let variants = spec["properties"]["credentials"]["oneOf"].as_array().unwrap();
+        let variants = spec["properties"]["credentials"]["oneOf"]
+            .as_array()
+            .unwrap();
         assert_eq!(variants.len(), 2);
         let oauth = variants
             .iter()
             .find(|v| v["properties"]["auth_type"]["const"] == "oauth2.0")
             .unwrap();
         for secret in ["client_secret", "refresh_token", "access_token"] {
-            assert_eq!(oauth["properties"][secret]["airbyte_secret"], true, "{secret}");
+            assert_eq!(
+                oauth["properties"][secret]["airbyte_secret"], true,
+                "{secret}"
+            );
         }
     }
 }

@@ -23,7 +23,10 @@ pub fn load(path: Option<&Path>) -> Result<StreamStates> {
         return Ok(StreamStates::new());
     }
     let value: Value = serde_json::from_str(&text).map_err(|e| {
-        Error::config(format!("state file {} is not valid JSON: {e}", path.display()))
+        Error::config(format!(
+            "state file {} is not valid JSON: {e}",
+            path.display()
+        ))
     })?;
     parse(value).map_err(|e| e.context(format!("state file {}", path.display())))
 }
@@ -155,8 +158,8 @@ mod tests {
         assert!(parse(Value::Null).unwrap().is_empty());
         let legacy = parse(json!({"contacts": {"updated_at": "x"}})).unwrap();
         assert_eq!(legacy["contacts"]["updated_at"], "x");
-        let wrapped = parse(json!([{"type": "LEGACY", "data": {"contacts": {"updated_at": "y"}}}]))
-            .unwrap();
+        let wrapped =
+            parse(json!([{"type": "LEGACY", "data": {"contacts": {"updated_at": "y"}}}])).unwrap();
         assert_eq!(wrapped["contacts"]["updated_at"], "y");
         let global = parse(json!([{"type": "GLOBAL", "global": {"shared_state": null,
             "stream_states": [{"stream_descriptor": {"name": "contacts"},
@@ -171,8 +174,14 @@ mod tests {
 
     #[test]
     fn bad_shapes_are_named() {
-        assert!(parse(json!(3)).unwrap_err().message.contains("state must be"));
-        assert!(parse(json!([{"type": "BOGUS"}])).unwrap_err().message.contains("BOGUS"));
+        assert!(parse(json!(3))
+            .unwrap_err()
+            .message
+            .contains("state must be"));
+        assert!(parse(json!([{"type": "BOGUS"}]))
+            .unwrap_err()
+            .message
+            .contains("BOGUS"));
         assert!(parse(json!([stream("contacts", json!(5))]))
             .unwrap_err()
             .message

@@ -182,7 +182,11 @@ mod tests {
                 .as_array()
                 .map(|r| r.iter().filter_map(|v| v.as_str()).collect())
                 .unwrap_or_default();
-            for key in def.primary_key.iter().chain(def.cursor.iter().map(|c| &c.field)) {
+            for key in def
+                .primary_key
+                .iter()
+                .chain(def.cursor.iter().map(|c| &c.field))
+            {
                 assert!(required.contains(key), "{}: {key} not required", def.name);
             }
         }

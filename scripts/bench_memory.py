@@ -1,0 +1,70 @@
+#!/usr/bin/env python3
+"""Memory and throughput benchmark: reads N sandbox contacts through the
+release binary and prints records/s and the connector's peak RSS, for each N
+given (default 20000 and 200000), so flat memory as N grows is visible.
+
+    cargo build --release && python3 scripts/bench_memory.py [N ...]
+"""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIN = os.path.join(ROOT, "target", "release", "source-constant-contact")
+# The real API allows 4 requests/s; the benchmark measures the connector,
+# so both sides are opened up.
+RPS = 100
+
+
+def bench(contacts: int) -> dict:
+    sandbox = subprocess.Popen(
+        [BIN, "sandbox", "--contacts", str(contacts), "--rps", str(RPS)],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        info = json.loads(sandbox.stdout.readline())
+        config = dict(info["config"], requests_per_second=RPS)
+        with tempfile.TemporaryDirectory() as tmp:
+            config_path = os.path.join(tmp, "config.json")
+            catalog_path = os.path.join(tmp, "catalog.json")
+            with open(config_path, "w") as f:
+                json.dump(config, f)
+            with open(catalog_path, "w") as f:
+                json.dump({"streams": [{"stream": {"name": "contacts"},
+                                        "sync_mode": "full_refresh",
+                                        "destination_sync_mode": "overwrite"}]}, f)
+            start = time.monotonic()
+            reader = subprocess.Popen(
+                [BIN, "read", "--config", config_path, "--catalog", catalog_path],
+                stdout=subprocess.PIPE)
+            records = 0
+            for line in reader.stdout:
+                if line.startswith(b'{"type":"RECORD"'):
+                    records += 1
+            _, status, usage = os.wait4(reader.pid, 0)
+            elapsed = time.monotonic() - start
+            if status != 0:
+                sys.exit(f"read failed with status {status}")
+            if records != contacts:
+                sys.exit(f"read {records} records, expected {contacts}")
+            return {"contacts": contacts, "records_per_s": round(records / elapsed),
+                    "seconds": round(elapsed, 2), "peak_rss_mib": round(usage.ru_maxrss / 1024, 1)}
+    finally:
+        sandbox.kill()
+        sandbox.wait()
+
+
+def main() -> None:
+    sizes = [int(n) for n in sys.argv[1:]] or [20_000, 200_000]
+    if not os.path.exists(BIN):
+        sys.exit("build first: cargo build --release")
+    print(f"{'contacts':>10} {'records/s':>10} {'seconds':>8} {'peak RSS MiB':>13}")
+    for n in sizes:
+        r = bench(n)
+        print(f"{r['contacts']:>10} {r['records_per_s']:>10} {r['seconds']:>8} {r['peak_rss_mib']:>13}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,246 @@
+//! `demo`: the whole product in one command, no account needed. Starts the
+//! sandbox in-process, runs a full read of every stream, changes some
+//! records, runs an incremental read from the saved state, and prints what
+//! each run cost per stream.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use chrono::Utc;
+use serde_json::{json, Value};
+
+use crate::airbyte::{connect, runtime};
+use crate::catalog::Selected;
+use crate::config::LoadedConfig;
+use crate::engine::{self, Context, StreamReport};
+use crate::error::{Error, Result};
+use crate::http::RetryPolicy;
+use crate::protocol::airbyte::AirbyteWriter;
+use crate::protocol::{Level, Output, StreamStatus};
+use crate::sandbox::{Sandbox, SandboxOptions};
+use crate::state::StreamStates;
+use crate::streams::STREAMS;
+
+#[derive(Debug, clap::Args)]
+pub struct DemoOptions {
+    /// Contacts in the sandbox account.
+    #[arg(long, default_value_t = 2000)]
+    pub contacts: usize,
+    /// Where the Airbyte messages of both runs go.
+    #[arg(long, default_value = "demo-output.jsonl", conflicts_with = "stdout")]
+    pub output: PathBuf,
+    /// Write the messages to stdout instead of a file.
+    #[arg(long)]
+    pub stdout: bool,
+    /// Contacts changed between the two runs.
+    #[arg(long, default_value_t = 25)]
+    pub change: usize,
+}
+
+/// Passes messages to the protocol writer and keeps what the next run needs:
+/// the last state of each stream and the newest config.
+struct Recorder {
+    writer: Box<dyn Output>,
+    states: Mutex<StreamStates>,
+    config: Mutex<Option<Value>>,
+}
+
+impl Output for Recorder {
+    fn record(&self, stream: &str, record: &Value) {
+        self.writer.record(stream, record)
+    }
+    fn state(&self, stream: &str, state: &Value, records: u64) {
+        let mut states = self.states.lock().unwrap_or_else(|p| p.into_inner());
+        states.insert(stream.to_string(), state.clone());
+        self.writer.state(stream, state, records)
+    }
+    fn stream_status(&self, stream: &str, status: StreamStatus) {
+        self.writer.stream_status(stream, status)
+    }
+    fn log(&self, level: Level, message: &str) {
+        self.writer.log(level, message)
+    }
+    fn config_updated(&self, config: &Value) {
+        *self.config.lock().unwrap_or_else(|p| p.into_inner()) = Some(config.clone());
+        self.writer.config_updated(config)
+    }
+    fn flush(&self) {
+        self.writer.flush()
+    }
+}
+
+pub fn run(options: DemoOptions) -> i32 {
+    match runtime().and_then(|rt| rt.block_on(demo(options))) {
+        Ok(()) => 0,
+        Err(error) => {
+            eprintln!("demo failed: {error}");
+            1
+        }
+    }
+}
+
+async fn demo(options: DemoOptions) -> Result<()> {
+    let sandbox = Sandbox::start(SandboxOptions {
+        contacts: options.contacts,
+        ..SandboxOptions::default()
+    })
+    .await
+    .map_err(|e| Error::system(format!("cannot start the sandbox: {e}")))?;
+    eprintln!(
+        "sandbox: {} ({} contacts); reading every stream",
+        sandbox.base_url(),
+        options.contacts
+    );
+    let writer: Box<dyn Output> = if options.stdout {
+        Box::new(AirbyteWriter::new(std::io::stdout()))
+    } else {
+        let file = File::create(&options.output).map_err(|e| {
+            Error::config(format!("cannot create {}: {e}", options.output.display()))
+        })?;
+        Box::new(AirbyteWriter::new(BufWriter::new(file)))
+    };
+    let recorder = Arc::new(Recorder {
+        writer,
+        states: Mutex::new(StreamStates::new()),
+        config: Mutex::new(None),
+    });
+    let every_stream: Vec<Selected> = STREAMS
+        .iter()
+        .map(|def| Selected {
+            def,
+            incremental: def.cursor.is_some(),
+        })
+        .collect();
+
+    let full = sync(&sandbox.connector_config(), &every_stream, &recorder).await?;
+    let changed = sandbox_control(
+        &sandbox,
+        "mutate",
+        json!({"contacts": options.change, "campaigns": 3, "delete_contacts": 2}),
+    )
+    .await?;
+    eprintln!(
+        "changed {} contacts, deleted {}, changed {} campaigns; reading incrementally",
+        count(&changed["contacts"]),
+        count(&changed["deleted_contacts"]),
+        count(&changed["campaigns"])
+    );
+    // The second run starts from what a platform would have stored: the
+    // last state of each stream and the newest (rotated) config.
+    let config = recorder
+        .config
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone()
+        .unwrap_or_else(|| sandbox.connector_config());
+    let incremental = sync(&config, &every_stream, &recorder).await?;
+    recorder.flush();
+
+    print_summary(&full, &incremental);
+    let server = sandbox_control(&sandbox, "state", Value::Null).await?;
+    eprintln!(
+        "token requests: {} (one per run at most: the second run reused the access token)",
+        server["token_requests"]
+    );
+    if !options.stdout {
+        eprintln!(
+            "Airbyte messages of both runs: {}",
+            options.output.display()
+        );
+    }
+    Ok(())
+}
+
+async fn sync(
+    config: &Value,
+    streams: &[Selected],
+    recorder: &Arc<Recorder>,
+) -> Result<Vec<(&'static str, Result<StreamReport>)>> {
+    let config = LoadedConfig::from_value(config.clone())?;
+    let states = recorder
+        .states
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    let output: Arc<dyn Output> = recorder.clone();
+    let ctx = Context {
+        api: connect(&config, RetryPolicy::SYNC, output.clone())?,
+        output,
+        start_date: config.start_date,
+        run_started: Utc::now(),
+    };
+    let results = engine::read_all(&ctx, streams, &states).await;
+    for (name, result) in &results {
+        if let Err(error) = result {
+            return Err(error.clone().context(format!("stream {name}")));
+        }
+    }
+    Ok(results)
+}
+
+/// Calls a sandbox-only control route (`/__sandbox/<route>`).
+async fn sandbox_control(sandbox: &Sandbox, route: &str, body: Value) -> Result<Value> {
+    let base = url::Url::parse(&sandbox.base_url()).expect("the sandbox URL is valid");
+    let url = base
+        .join(&format!("/__sandbox/{route}"))
+        .expect("a sandbox route is a valid URL");
+    let client = reqwest::Client::new();
+    let request = if body.is_null() {
+        client.get(url)
+    } else {
+        client.post(url).json(&body)
+    };
+    let response = request
+        .send()
+        .await
+        .and_then(|r| r.error_for_status())
+        .map_err(|e| Error::system(format!("sandbox {route}: {e}")))?;
+    response
+        .json()
+        .await
+        .map_err(|e| Error::system(format!("sandbox {route}: {e}")))
+}
+
+fn count(ids: &Value) -> usize {
+    ids.as_array().map_or(0, Vec::len)
+}
+
+type Results = [(&'static str, Result<StreamReport>)];
+
+fn print_summary(full: &Results, incremental: &Results) {
+    let by_name: BTreeMap<&str, &StreamReport> = incremental
+        .iter()
+        .filter_map(|(name, r)| r.as_ref().ok().map(|r| (*name, r)))
+        .collect();
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(
+        err,
+        "\n{:<26} {:>26}   {:>26}",
+        "", "full read", "incremental read"
+    );
+    let _ = writeln!(
+        err,
+        "{:<26} {:>8} {:>5} {:>5} {:>6}   {:>8} {:>5} {:>5} {:>6}",
+        "stream", "records", "pages", "reqs", "secs", "records", "pages", "reqs", "secs"
+    );
+    for (name, report) in full {
+        let Ok(first) = report else { continue };
+        let second = by_name.get(name).copied().cloned().unwrap_or_default();
+        let _ = writeln!(
+            err,
+            "{:<26} {:>8} {:>5} {:>5} {:>6.1}   {:>8} {:>5} {:>5} {:>6.1}",
+            name,
+            first.records,
+            first.pages,
+            first.requests,
+            first.elapsed.as_secs_f64(),
+            second.records,
+            second.pages,
+            second.requests,
+            second.elapsed.as_secs_f64()
+        );
+    }
+}

@@ -1,0 +1,255 @@
+//! Query-parameter parsing and the cursor pagination shared by every collection endpoint.
+//!
+//! A cursor is URL-safe base64 (no padding) of a form-encoded string holding the endpoint
+//! path, every original query parameter and `next`, the position of the next record in
+//! the endpoint's fixed ordering. A request carrying `cursor` is answered from the cursor
+//! alone; any other parameters on it are ignored.
+
+use super::error::ApiError;
+use axum::Json;
+use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
+use chrono::{DateTime, NaiveDate};
+use serde_json::{json, Map, Value};
+use url::form_urlencoded;
+use uuid::Uuid;
+
+/// Decoded query string, in order; the first occurrence of a name wins.
+pub(crate) struct Params(Vec<(String, String)>);
+
+impl Params {
+    pub(crate) fn parse(raw: &str) -> Self {
+        Self(
+            form_urlencoded::parse(raw.as_bytes())
+                .into_owned()
+                .collect(),
+        )
+    }
+
+    pub(crate) fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn take(&mut self, key: &str) -> Option<String> {
+        let value = self.get(key).map(str::to_owned);
+        self.0.retain(|(k, _)| k != key);
+        value
+    }
+
+    /// Boolean parameter; absent means false.
+    pub(crate) fn flag(&self, key: &str) -> Result<bool, ApiError> {
+        match self.get(key) {
+            None | Some("false") => Ok(false),
+            Some("true") => Ok(true),
+            Some(v) => Err(ApiError::bad(format!(
+                "{key} must be true or false, got '{v}'"
+            ))),
+        }
+    }
+
+    pub(crate) fn int(&self, key: &str, default: usize, max: usize) -> Result<usize, ApiError> {
+        match self.get(key) {
+            None => Ok(default),
+            Some(v) => v
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=max).contains(n))
+                .ok_or_else(|| {
+                    ApiError::bad(format!(
+                        "{key} must be an integer from 1 to {max}, got '{v}'"
+                    ))
+                }),
+        }
+    }
+
+    /// Single value from a fixed set.
+    pub(crate) fn one_of(
+        &self,
+        key: &str,
+        allowed: &[&'static str],
+    ) -> Result<Option<&'static str>, ApiError> {
+        self.get(key).map(|v| pick(key, v, allowed)).transpose()
+    }
+
+    /// Comma-separated values from a fixed set; empty when absent.
+    pub(crate) fn csv(
+        &self,
+        key: &str,
+        allowed: &[&'static str],
+    ) -> Result<Vec<&'static str>, ApiError> {
+        self.get(key).map_or(Ok(Vec::new()), |v| {
+            v.split(',').map(|p| pick(key, p.trim(), allowed)).collect()
+        })
+    }
+
+    /// Comma-separated UUIDs, at most `max`; empty when absent.
+    pub(crate) fn uuids(&self, key: &str, max: usize) -> Result<Vec<Uuid>, ApiError> {
+        let Some(v) = self.get(key) else {
+            return Ok(Vec::new());
+        };
+        let ids = v
+            .split(',')
+            .map(|p| {
+                Uuid::parse_str(p.trim())
+                    .map_err(|_| ApiError::bad(format!("{key} contains an invalid id '{p}'")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if ids.len() > max {
+            return Err(ApiError::bad(format!("{key} accepts at most {max} ids")));
+        }
+        Ok(ids)
+    }
+
+    /// ISO-8601 instant as Unix ms; `dates_ok` also accepts a bare date (midnight UTC).
+    pub(crate) fn instant(&self, key: &str, dates_ok: bool) -> Result<Option<i64>, ApiError> {
+        let Some(v) = self.get(key) else {
+            return Ok(None);
+        };
+        let parsed = DateTime::parse_from_rfc3339(v)
+            .map(|t| t.timestamp_millis())
+            .or_else(|e| match NaiveDate::parse_from_str(v, "%Y-%m-%d") {
+                Ok(d) if dates_ok => Ok(d
+                    .and_time(chrono::NaiveTime::MIN)
+                    .and_utc()
+                    .timestamp_millis()),
+                _ => Err(e),
+            });
+        parsed.map(Some).map_err(|_| {
+            let what = if dates_ok {
+                "an ISO-8601 date or date-time"
+            } else {
+                "an ISO-8601 date-time"
+            };
+            ApiError::bad(format!("{key} must be {what}, got '{v}'"))
+        })
+    }
+}
+
+fn pick(key: &str, value: &str, allowed: &[&'static str]) -> Result<&'static str, ApiError> {
+    allowed
+        .iter()
+        .copied()
+        .find(|a| *a == value)
+        .ok_or_else(|| {
+            ApiError::bad(format!(
+                "{key} has invalid value '{value}'; allowed: {}",
+                allowed.join(", ")
+            ))
+        })
+}
+
+/// How one collection endpoint pages.
+pub(crate) struct ListSpec {
+    pub path: &'static str,
+    pub records_key: &'static str,
+    pub default_limit: usize,
+    pub max_limit: usize,
+    /// Whether `_links` is present (possibly `{}`) on the last page too.
+    pub links_always: bool,
+}
+
+/// Names the cursor itself uses; never copied from the request into a cursor.
+const RESERVED: [&str; 3] = ["cursor", "path", "next"];
+
+/// A resolved collection request: effective parameters, start position and page size.
+pub(crate) struct ListQuery {
+    spec: &'static ListSpec,
+    pub params: Params,
+    start: usize,
+    limit: usize,
+}
+
+impl ListQuery {
+    pub(crate) fn parse(spec: &'static ListSpec, raw: Option<&str>) -> Result<Self, ApiError> {
+        let mut params = Params::parse(raw.unwrap_or(""));
+        let mut start = 0;
+        if let Some(cursor) = params.get("cursor") {
+            (params, start) = decode_cursor(spec, cursor)?;
+        }
+        let limit = params.int("limit", spec.default_limit, spec.max_limit)?;
+        Ok(Self {
+            spec,
+            params,
+            start,
+            limit,
+        })
+    }
+
+    /// One page of `items` (in the endpoint's stable order) that pass `keep`, rendered,
+    /// with `_links.next` when more remain and, when `count_key` is given, the total.
+    pub(crate) fn page<'a, T: 'a, I>(
+        &self,
+        items: I,
+        keep: impl Fn(&T) -> bool,
+        render: impl Fn(&T) -> Value,
+        count_key: Option<&str>,
+    ) -> Result<Json<Value>, ApiError>
+    where
+        I: ExactSizeIterator<Item = &'a T> + Clone,
+    {
+        if self.start > items.len() {
+            return Err(invalid_cursor());
+        }
+        let mut records = Vec::new();
+        let mut next = None;
+        for (pos, item) in items.clone().enumerate().skip(self.start) {
+            if !keep(item) {
+                continue;
+            }
+            if records.len() == self.limit {
+                next = Some(pos);
+                break;
+            }
+            records.push(render(item));
+        }
+        let mut body = Map::new();
+        body.insert(self.spec.records_key.into(), Value::Array(records));
+        if let Some(key) = count_key {
+            body.insert(key.into(), items.filter(|t| keep(t)).count().into());
+        }
+        if let Some(pos) = next {
+            let href = format!("{}?cursor={}", self.spec.path, self.cursor(pos));
+            body.insert("_links".into(), json!({"next": {"href": href}}));
+        } else if self.spec.links_always {
+            body.insert("_links".into(), json!({}));
+        }
+        Ok(Json(Value::Object(body)))
+    }
+
+    fn cursor(&self, next: usize) -> String {
+        let mut s = form_urlencoded::Serializer::new(String::new());
+        s.append_pair("path", self.spec.path);
+        for (k, v) in self
+            .params
+            .0
+            .iter()
+            .filter(|(k, _)| !RESERVED.contains(&k.as_str()))
+        {
+            s.append_pair(k, v);
+        }
+        s.append_pair("next", &next.to_string());
+        URL_SAFE_NO_PAD.encode(s.finish())
+    }
+}
+
+fn invalid_cursor() -> ApiError {
+    ApiError::bad("cursor is invalid or expired")
+}
+
+fn decode_cursor(spec: &ListSpec, cursor: &str) -> Result<(Params, usize), ApiError> {
+    let bytes = URL_SAFE_NO_PAD
+        .decode(cursor)
+        .map_err(|_| invalid_cursor())?;
+    let text = String::from_utf8(bytes).map_err(|_| invalid_cursor())?;
+    let mut params = Params::parse(&text);
+    if params.take("path").as_deref() != Some(spec.path) {
+        return Err(invalid_cursor());
+    }
+    let next = params
+        .take("next")
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(invalid_cursor)?;
+    Ok((params, next))
+}

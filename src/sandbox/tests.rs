@@ -1,0 +1,549 @@
+use super::{Sandbox, SandboxOptions};
+use reqwest::{Client, StatusCode};
+use serde_json::{json, Value};
+use std::collections::BTreeSet;
+
+fn opts() -> SandboxOptions {
+    SandboxOptions {
+        contacts: 600,
+        rps: 1000,
+        ..SandboxOptions::default()
+    }
+}
+
+struct Harness {
+    sandbox: Sandbox,
+    http: Client,
+    token: String,
+}
+
+async fn refresh(sandbox: &Sandbox, http: &Client, refresh_token: &str) -> reqwest::Response {
+    let creds = sandbox.connector_config()["credentials"].clone();
+    http.post(sandbox.token_url())
+        .basic_auth(
+            creds["client_id"].as_str().unwrap(),
+            creds["client_secret"].as_str(),
+        )
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token),
+        ])
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn start(opts: SandboxOptions) -> Harness {
+    let sandbox = Sandbox::start(opts).await.unwrap();
+    let http = Client::new();
+    let rt = sandbox.connector_config()["credentials"]["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let body: Value = refresh(&sandbox, &http, &rt).await.json().await.unwrap();
+    let token = body["access_token"].as_str().unwrap().to_owned();
+    Harness {
+        sandbox,
+        http,
+        token,
+    }
+}
+
+impl Harness {
+    fn origin(&self) -> String {
+        self.sandbox.base_url().trim_end_matches("/v3").to_owned()
+    }
+
+    /// GET a host-relative path such as `/v3/contacts?limit=5`.
+    async fn get(&self, path: &str) -> (StatusCode, Value) {
+        let res = self
+            .http
+            .get(format!("{}{path}", self.origin()))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .unwrap();
+        let status = res.status();
+        (status, res.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn control(&self, route: &str, body: Value) -> Value {
+        let url = format!("{}/__sandbox/{route}", self.origin());
+        let res = self.http.post(url).json(&body).send().await.unwrap();
+        assert!(res.status().is_success(), "{route}: {}", res.status());
+        res.json().await.unwrap_or(Value::Null)
+    }
+
+    /// Follows `_links.next` from `path`, returning every record under `key`.
+    async fn read_all(&self, path: &str, key: &str) -> Vec<Value> {
+        let mut records = Vec::new();
+        let mut next = Some(path.to_owned());
+        while let Some(path) = next {
+            let (status, body) = self.get(&path).await;
+            assert_eq!(status, StatusCode::OK, "{path}: {body}");
+            records.extend(body[key].as_array().unwrap().iter().cloned());
+            next = body["_links"]["next"]["href"].as_str().map(str::to_owned);
+            if let Some(href) = &next {
+                let query = href.split_once('?').unwrap().1;
+                assert!(
+                    query.starts_with("cursor=") && !query.contains('&'),
+                    "{href}"
+                );
+            }
+        }
+        records
+    }
+}
+
+fn ids(records: &[Value], key: &str) -> BTreeSet<String> {
+    records
+        .iter()
+        .map(|r| r[key].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn refresh_tokens_rotate() {
+    let sandbox = Sandbox::start(opts()).await.unwrap();
+    let http = Client::new();
+    let first = sandbox.connector_config()["credentials"]["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let res = refresh(&sandbox, &http, &first).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["token_type"], "Bearer");
+    assert_eq!(body["expires_in"], 86_400);
+    let second = body["refresh_token"].as_str().unwrap();
+    assert_ne!(second, first);
+    assert_eq!(
+        sandbox.connector_config()["credentials"]["refresh_token"],
+        second
+    );
+
+    let reused = refresh(&sandbox, &http, &first).await;
+    assert_eq!(reused.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        reused.json::<Value>().await.unwrap()["error"],
+        "invalid_grant"
+    );
+    assert_eq!(
+        refresh(&sandbox, &http, second).await.status(),
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn token_endpoint_rejects_bad_requests() {
+    let sandbox = Sandbox::start(opts()).await.unwrap();
+    let http = Client::new();
+    let config = sandbox.connector_config();
+    let secret = config["credentials"]["client_secret"].as_str().unwrap();
+    let rt = config["credentials"]["refresh_token"].as_str().unwrap();
+    let post = |form: Vec<(&'static str, &str)>, basic: Option<&str>| {
+        let mut req = http.post(sandbox.token_url()).form(&form);
+        if let Some(secret) = basic {
+            req = req.basic_auth("sandbox-client", Some(secret));
+        }
+        async move {
+            let res = req.send().await.unwrap();
+            (
+                res.status(),
+                res.json::<Value>().await.unwrap()["error"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+            )
+        }
+    };
+    let grant = vec![("grant_type", "refresh_token"), ("refresh_token", rt)];
+    assert_eq!(
+        post(grant.clone(), Some("wrong")).await,
+        (StatusCode::UNAUTHORIZED, "invalid_client".into())
+    );
+    assert_eq!(
+        post(grant.clone(), None).await,
+        (StatusCode::UNAUTHORIZED, "invalid_client".into())
+    );
+    let both = [
+        grant.clone(),
+        vec![("client_id", "sandbox-client"), ("client_secret", secret)],
+    ]
+    .concat();
+    assert_eq!(
+        post(both, Some(secret)).await,
+        (StatusCode::BAD_REQUEST, "invalid_request".into())
+    );
+    let password = vec![("grant_type", "password")];
+    assert_eq!(
+        post(password, Some(secret)).await,
+        (StatusCode::BAD_REQUEST, "unsupported_grant_type".into())
+    );
+    let missing = vec![("grant_type", "refresh_token")];
+    assert_eq!(
+        post(missing, Some(secret)).await,
+        (StatusCode::BAD_REQUEST, "invalid_request".into())
+    );
+
+    // Credentials in the form body work too.
+    let in_body = [
+        grant,
+        vec![("client_id", "sandbox-client"), ("client_secret", secret)],
+    ]
+    .concat();
+    let res = http
+        .post(sandbox.token_url())
+        .form(&in_body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn api_requires_a_valid_bearer_token() {
+    let h = start(opts()).await;
+    let url = format!("{}/contacts", h.sandbox.base_url());
+    let unauthorized = json!({"error_key": "unauthorized", "error_message": "Unauthorized"});
+    for req in [
+        h.http.get(&url),
+        h.http.get(&url).bearer_auth("not-a-token"),
+    ] {
+        let res = req.send().await.unwrap();
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(res.json::<Value>().await.unwrap(), unauthorized);
+    }
+    assert_eq!(h.get("/v3/contacts").await.0, StatusCode::OK);
+    h.control("expire_access_tokens", json!({})).await;
+    assert_eq!(
+        h.get("/v3/contacts").await,
+        (StatusCode::UNAUTHORIZED, unauthorized)
+    );
+}
+
+#[tokio::test]
+async fn revoke_invalidates_refresh_tokens() {
+    let h = start(opts()).await;
+    let old = h.sandbox.connector_config()["credentials"]["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let fresh = h.control("revoke", json!({})).await["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_ne!(old, fresh);
+    assert_eq!(
+        refresh(&h.sandbox, &h.http, &old).await.status(),
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        refresh(&h.sandbox, &h.http, &fresh).await.status(),
+        StatusCode::OK
+    );
+    // Access tokens issued before the revoke stay valid until they expire.
+    assert_eq!(h.get("/v3/contact_tags").await.0, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn pagination_returns_every_contact_once() {
+    let h = start(opts()).await;
+    let expected = h.sandbox.expected_counts()["contacts"];
+    let include =
+        "custom_fields,list_memberships,phone_numbers,street_addresses,taggings,notes,sms_channel";
+    let all = h
+        .read_all(
+            &format!("/v3/contacts?status=all&limit=500&include={include}"),
+            "contacts",
+        )
+        .await;
+    assert_eq!(all.len(), expected);
+    assert_eq!(ids(&all, "contact_id").len(), expected);
+    let deleted: Vec<_> = all
+        .iter()
+        .filter(|c| c.get("deleted_at").is_some())
+        .collect();
+    assert!(!deleted.is_empty() && deleted.len() < expected / 10);
+    assert!(all
+        .iter()
+        .all(|c| c["sms_channel"]["sms_channel_consents"].is_array()));
+
+    let small_pages = h.read_all("/v3/contacts?limit=37", "contacts").await;
+    assert_eq!(small_pages.len(), expected - deleted.len());
+    assert!(small_pages
+        .iter()
+        .all(|c| c.get("deleted_at").is_none() && c.get("notes").is_none()));
+
+    let (_, body) = h
+        .get("/v3/contacts?status=all&include_count=true&limit=1")
+        .await;
+    assert_eq!(body["contacts_count"], expected);
+    let requests = 2 + small_pages.len().div_ceil(37) + 1;
+    assert_eq!(h.sandbox.request_counts()["GET /v3/contacts"], requests);
+}
+
+#[tokio::test]
+async fn every_stream_reads_its_expected_count() {
+    let h = start(opts()).await;
+    let expected = h.sandbox.expected_counts();
+    let paged = [
+        (
+            "contact_lists",
+            "/v3/contact_lists?limit=5&include_membership_count=all",
+            "lists",
+        ),
+        (
+            "contact_tags",
+            "/v3/contact_tags?limit=4&include_count=true",
+            "tags",
+        ),
+        ("segments", "/v3/segments?limit=2&sort_by=name", "segments"),
+        (
+            "custom_fields",
+            "/v3/contact_custom_fields?limit=3",
+            "custom_fields",
+        ),
+        ("email_campaigns", "/v3/emails?limit=7", "campaigns"),
+        (
+            "email_campaign_summaries",
+            "/v3/reports/summary_reports/email_campaign_summaries?limit=5",
+            "bulk_email_campaign_summaries",
+        ),
+    ];
+    for (stream, path, key) in paged {
+        let records = h.read_all(path, key).await;
+        assert_eq!(records.len(), expected[stream], "{stream}");
+    }
+    let lists = h
+        .read_all("/v3/contact_lists?include_membership_count=all", "lists")
+        .await;
+    let members: u64 = lists
+        .iter()
+        .map(|l| l["membership_count"].as_u64().unwrap())
+        .sum();
+    let contacts = h
+        .read_all(
+            "/v3/contacts?include=list_memberships&limit=500",
+            "contacts",
+        )
+        .await;
+    let memberships: usize = contacts
+        .iter()
+        .map(|c| c["list_memberships"].as_array().unwrap().len())
+        .sum();
+    assert_eq!(members as usize, memberships);
+
+    let (_, summaries) = h
+        .get("/v3/reports/summary_reports/email_campaign_summaries")
+        .await;
+    assert_eq!(summaries["_links"], json!({}));
+    let (_, account) = h.get("/v3/account/summary").await;
+    assert!(account.get("physical_address").is_none());
+    let (_, account) = h
+        .get("/v3/account/summary?extra_fields=physical_address,company_logo")
+        .await;
+    assert!(account["physical_address"].is_object() && account["company_logo"].is_object());
+    let (_, emails) = h.get("/v3/account/emails").await;
+    assert_eq!(emails.as_array().unwrap().len(), expected["account_emails"]);
+    let (_, privileges) = h.get("/v3/account/user/privileges").await;
+    assert_eq!(
+        privileges.as_array().unwrap().len(),
+        expected["user_privileges"]
+    );
+
+    let campaigns = h.read_all("/v3/emails?limit=500", "campaigns").await;
+    let id = campaigns[0]["campaign_id"].as_str().unwrap();
+    let (status, detail) = h.get(&format!("/v3/emails/{id}")).await;
+    assert_eq!(status, StatusCode::OK);
+    let activity_id = detail["campaign_activities"][0]["campaign_activity_id"]
+        .as_str()
+        .unwrap();
+    let (status, activity) = h
+        .get(&format!(
+            "/v3/emails/activities/{activity_id}?include=permalink_url"
+        ))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(activity["campaign_id"], id);
+    assert!(activity["permalink_url"].is_string() && activity.get("html_content").is_none());
+    assert_eq!(
+        h.get("/v3/emails/00000000-0000-4000-8000-000000000000")
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn invalid_parameters_get_400() {
+    let h = start(opts()).await;
+    for path in [
+        "/v3/contacts?limit=501",
+        "/v3/contacts?limit=0",
+        "/v3/contacts?limit=ten",
+        "/v3/contacts?status=gone",
+        "/v3/contacts?include=everything",
+        "/v3/contacts?updated_after=yesterday",
+        "/v3/contacts?include_count=yes",
+        "/v3/contacts?cursor=not-a-cursor",
+        "/v3/contact_lists?limit=501",
+        "/v3/contact_lists?include_membership_count=some",
+        "/v3/contact_tags?limit=501",
+        "/v3/segments?limit=1001",
+        "/v3/segments?sort_by=size",
+        "/v3/contact_custom_fields?limit=101",
+        "/v3/emails?limit=501",
+        "/v3/emails?after_date=2024-01-01",
+        "/v3/reports/summary_reports/email_campaign_summaries?limit=501",
+        "/v3/account/summary?extra_fields=plan",
+    ] {
+        let (status, body) = h.get(path).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}");
+        assert_eq!(body[0]["error_key"], "query.param.invalid", "{path}");
+        assert!(body[0]["error_message"].is_string());
+    }
+    // A cursor from one endpoint is not valid on another.
+    let (_, body) = h.get("/v3/emails?limit=1").await;
+    let cursor = body["_links"]["next"]["href"]
+        .as_str()
+        .unwrap()
+        .split_once('?')
+        .unwrap()
+        .1
+        .to_owned();
+    assert_eq!(
+        h.get(&format!("/v3/contacts?{cursor}")).await.0,
+        StatusCode::BAD_REQUEST
+    );
+    // The cursor wins over parameters sent next to it.
+    let (status, page) = h.get(&format!("/v3/emails?{cursor}&limit=501")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(page["campaigns"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn updated_after_returns_exactly_the_mutated_contacts() {
+    let h = start(opts()).await;
+    let before = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let m = h
+        .control(
+            "mutate",
+            json!({"contacts": 7, "campaigns": 2, "delete_contacts": 3}),
+        )
+        .await;
+    let as_set = |v: &Value| -> BTreeSet<String> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s.as_str().unwrap().to_owned())
+            .collect()
+    };
+    let (updated, deleted) = (as_set(&m["contacts"]), as_set(&m["deleted_contacts"]));
+    assert_eq!((updated.len(), deleted.len()), (7, 3));
+
+    let since = format!("updated_after={}", before.replace('+', "%2B"));
+    let live = h
+        .read_all(&format!("/v3/contacts?{since}&limit=2"), "contacts")
+        .await;
+    assert_eq!(ids(&live, "contact_id"), updated);
+    let all = h
+        .read_all(&format!("/v3/contacts?{since}&status=all"), "contacts")
+        .await;
+    assert_eq!(ids(&all, "contact_id"), &updated | &deleted);
+    assert!(all
+        .iter()
+        .filter(|c| deleted.contains(c["contact_id"].as_str().unwrap()))
+        .all(|c| c["deleted_at"].is_string()));
+
+    let campaigns = h
+        .read_all(
+            &format!("/v3/emails?after_date={}", before.replace('+', "%2B")),
+            "campaigns",
+        )
+        .await;
+    assert_eq!(ids(&campaigns, "campaign_id"), as_set(&m["campaigns"]));
+}
+
+#[tokio::test]
+async fn exceeding_the_rate_limit_gets_429() {
+    let h = start(SandboxOptions { rps: 3, ..opts() }).await;
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        let res = h
+            .http
+            .get(format!("{}/contact_tags", h.sandbox.base_url()))
+            .bearer_auth(&h.token)
+            .send()
+            .await
+            .unwrap();
+        statuses.push(res.status());
+        if res.status() == StatusCode::TOO_MANY_REQUESTS {
+            assert!(res.headers().get("retry-after").is_none());
+            assert_eq!(
+                res.json::<Value>().await.unwrap()["error_key"],
+                "too_many_requests"
+            );
+        }
+    }
+    assert_eq!(statuses[..3], [StatusCode::OK; 3]);
+    assert_eq!(statuses[3..], [StatusCode::TOO_MANY_REQUESTS; 2]);
+    tokio::time::sleep(std::time::Duration::from_millis(1050)).await;
+    assert_eq!(h.get("/v3/contact_tags").await.0, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn daily_limit_gets_429() {
+    let h = start(SandboxOptions {
+        daily_limit: 2,
+        ..opts()
+    })
+    .await;
+    assert_eq!(h.get("/v3/segments").await.0, StatusCode::OK);
+    assert_eq!(h.get("/v3/segments").await.0, StatusCode::OK);
+    let (status, body) = h.get("/v3/segments").await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(body["error_key"], "too_many_requests");
+}
+
+#[tokio::test]
+async fn injected_faults_fail_the_next_matching_requests() {
+    let h = start(SandboxOptions { rps: 2, ..opts() }).await;
+    h.control(
+        "faults",
+        json!({"path_prefix": "/v3/contact_tags", "status": 503, "count": 2, "retry_after": 7}),
+    )
+    .await;
+    for _ in 0..2 {
+        let res = h
+            .http
+            .get(format!("{}/contact_tags", h.sandbox.base_url()))
+            .bearer_auth(&h.token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(res.headers()["retry-after"], "7");
+        assert_eq!(
+            res.json::<Value>().await.unwrap()["error_key"],
+            "service_unavailable"
+        );
+    }
+    // Faults did not consume the rate budget of 2 per second.
+    assert_eq!(h.get("/v3/contact_tags").await.0, StatusCode::OK);
+    assert_eq!(h.get("/v3/contact_tags").await.0, StatusCode::OK);
+
+    h.control(
+        "faults",
+        json!({"path_prefix": "/v3/segments", "status": 500, "count": 1, "drop_connection": true}),
+    )
+    .await;
+    let dropped = h
+        .http
+        .get(format!("{}/segments", h.sandbox.base_url()))
+        .bearer_auth(&h.token)
+        .send()
+        .await;
+    assert!(dropped.is_err(), "{dropped:?}");
+    assert_eq!(h.sandbox.request_counts()["GET /v3/contact_tags"], 4);
+}

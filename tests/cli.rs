@@ -1,0 +1,232 @@
+//! The command line: spec, discover, and clear errors for bad input.
+
+mod common;
+
+use common::{run, write_json};
+use serde_json::{json, Value};
+
+fn oauth() -> Value {
+    json!({"credentials": {"auth_type": "oauth2.0", "client_id": "id",
+        "client_secret": "secret", "refresh_token": "refresh"}})
+}
+
+#[test]
+fn spec_prints_one_spec_message() {
+    let run = run(&["spec"]);
+    assert_eq!(run.code, 0);
+    assert_eq!(run.messages.len(), 1);
+    let spec = &run.messages[0]["spec"];
+    assert_eq!(spec["advanced_auth"]["auth_flow_type"], "oauth2.0");
+    assert_eq!(
+        spec["advanced_auth"]["predicate_key"],
+        json!(["credentials", "auth_type"])
+    );
+    assert!(spec["connectionSpecification"]["properties"]["credentials"]["oneOf"].is_array());
+}
+
+#[test]
+fn discover_lists_every_stream_with_its_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_json(dir.path(), "config.json", &oauth());
+    let run = run(&["discover", "--config", config.to_str().unwrap()]);
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    let streams = run.messages[0]["catalog"]["streams"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let names: Vec<&str> = streams
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    for name in [
+        "contacts",
+        "contact_lists",
+        "contact_tags",
+        "segments",
+        "custom_fields",
+        "email_campaigns",
+        "email_campaign_summaries",
+        "account_summary",
+    ] {
+        assert!(names.contains(&name), "{name}");
+    }
+    for stream in &streams {
+        assert!(
+            stream["json_schema"]["properties"].is_object(),
+            "{}",
+            stream["name"]
+        );
+        assert!(stream["source_defined_primary_key"].is_array());
+        let incremental = stream["supported_sync_modes"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("incremental"));
+        assert_eq!(incremental, stream["default_cursor_field"].is_array());
+    }
+}
+
+/// Each bad config: the words its error must contain.
+fn bad_configs() -> Vec<(&'static str, Option<Value>, &'static str)> {
+    let mut missing_refresh = oauth();
+    missing_refresh["credentials"]
+        .as_object_mut()
+        .unwrap()
+        .remove("refresh_token");
+    let with = |key: &str, value: Value| {
+        let mut config = oauth();
+        config[key] = value;
+        config
+    };
+    let with_credential = |key: &str, value: Value| {
+        let mut config = oauth();
+        config["credentials"][key] = value;
+        config
+    };
+    vec![
+        (
+            "missing credentials",
+            Some(json!({"start_date": "2024-01-01"})),
+            "credentials",
+        ),
+        (
+            "credentials not an object",
+            Some(json!({"credentials": "token"})),
+            "credentials",
+        ),
+        (
+            "unknown auth_type",
+            Some(with_credential("auth_type", "basic".into())),
+            "basic",
+        ),
+        (
+            "missing refresh token",
+            Some(missing_refresh),
+            "refresh_token",
+        ),
+        (
+            "client_id of the wrong type",
+            Some(with_credential("client_id", 42.into())),
+            "client_id",
+        ),
+        (
+            "empty client secret",
+            Some(with_credential("client_secret", "".into())),
+            "client_secret",
+        ),
+        (
+            "start_date in words",
+            Some(with("start_date", "yesterday".into())),
+            "start_date",
+        ),
+        (
+            "start_date impossible",
+            Some(with("start_date", "2024-13-45".into())),
+            "start_date",
+        ),
+        (
+            "requests_per_second text",
+            Some(with("requests_per_second", "fast".into())),
+            "requests_per_second",
+        ),
+        (
+            "requests_per_second zero",
+            Some(with("requests_per_second", 0.into())),
+            "requests_per_second",
+        ),
+        (
+            "api_base_url not a URL",
+            Some(with("api_base_url", "api.cc.email".into())),
+            "api_base_url",
+        ),
+        (
+            "token_url not http",
+            Some(with("token_url", "ftp://x/token".into())),
+            "token_url",
+        ),
+        (
+            "bad token expiry",
+            Some(with_credential("token_expiry_date", "soon".into())),
+            "token_expiry_date",
+        ),
+        ("config is a list", Some(json!([1, 2])), "JSON object"),
+        ("not JSON", None, "not valid JSON"),
+    ]
+}
+
+#[test]
+fn bad_configs_fail_clearly_without_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let catalog = write_json(dir.path(), "catalog.json", &json!({"streams": []}));
+    for (what, config, needle) in bad_configs() {
+        let path = dir.path().join("config.json");
+        match &config {
+            Some(config) => std::fs::write(&path, config.to_string()).unwrap(),
+            None => std::fs::write(&path, "{\"credentials\": ").unwrap(),
+        }
+        let path = path.to_str().unwrap();
+        for args in [
+            vec!["discover", "--config", path],
+            vec![
+                "read",
+                "--config",
+                path,
+                "--catalog",
+                catalog.to_str().unwrap(),
+            ],
+        ] {
+            let run = run(&args);
+            assert_eq!(run.code, 1, "{what}: {args:?} should fail");
+            assert!(!run.stderr.contains("panicked"), "{what}: {}", run.stderr);
+            let errors = run.errors();
+            assert_eq!(errors.len(), 1, "{what}");
+            assert_eq!(errors[0]["failure_type"], "config_error", "{what}");
+            let message = errors[0]["message"].as_str().unwrap();
+            assert!(message.contains(needle), "{what}: {message}");
+            assert!(
+                !message.contains("secret\"") && !message.contains("\"refresh\""),
+                "{message}"
+            );
+        }
+        let run = run(&["check", "--config", path]);
+        assert_eq!(run.code, 0);
+        assert_eq!(
+            run.messages[0]["connectionStatus"]["status"], "FAILED",
+            "{what}"
+        );
+    }
+    let run = run(&["discover", "--config", "/nonexistent/config.json"]);
+    assert_eq!(run.code, 1);
+    assert!(run.errors()[0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("cannot read config file"));
+}
+
+#[test]
+fn bad_catalogs_fail_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_json(dir.path(), "config.json", &oauth());
+    for (catalog, needle) in [
+        (
+            json!({"streams": [{"stream": {"name": "nope"}, "sync_mode": "full_refresh"}]}),
+            "\"nope\"",
+        ),
+        (
+            json!({"streams": [{"stream": {"name": "contacts"}, "sync_mode": "sometimes"}]}),
+            "sometimes",
+        ),
+        (json!({"stream": []}), "streams"),
+    ] {
+        let path = write_json(dir.path(), "catalog.json", &catalog);
+        let run = run(&[
+            "read",
+            "--config",
+            config.to_str().unwrap(),
+            "--catalog",
+            path.to_str().unwrap(),
+        ]);
+        assert_eq!(run.code, 1);
+        let message = run.errors()[0]["message"].as_str().unwrap().to_string();
+        assert!(message.contains(needle), "{message}");
+    }
+}

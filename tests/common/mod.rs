@@ -1,0 +1,253 @@
+//! Shared harness: a sandbox process, the connector binary, and the
+//! Airbyte messages it prints.
+#![allow(dead_code)] // each test binary uses a different part of the harness
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use serde_json::{json, Value};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_source-constant-contact");
+
+/// A `source-constant-contact sandbox` process, killed on drop.
+pub struct Sandbox {
+    child: Child,
+    pub base_url: String,
+    pub token_url: String,
+    pub config: Value,
+}
+
+impl Sandbox {
+    pub fn start(args: &[&str]) -> Sandbox {
+        let mut child = Command::new(BIN)
+            .arg("sandbox")
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("the sandbox starts");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .expect("the sandbox prints its address");
+        let info: Value = serde_json::from_str(&line).expect("the first line is JSON");
+        Sandbox {
+            child,
+            base_url: info["base_url"].as_str().unwrap().to_string(),
+            token_url: info["token_url"].as_str().unwrap().to_string(),
+            config: info["config"].clone(),
+        }
+    }
+
+    fn origin(&self) -> String {
+        self.base_url.trim_end_matches("/v3").to_string()
+    }
+
+    pub fn control(&self, route: &str, body: Value) -> Value {
+        let url = format!("{}/__sandbox/{route}", self.origin());
+        let text = ureq::post(&url)
+            .send_json(body)
+            .unwrap_or_else(|e| panic!("sandbox {route}: {e}"))
+            .into_string()
+            .unwrap();
+        serde_json::from_str(&text).unwrap_or(Value::Null)
+    }
+
+    /// The sandbox's config with the refresh token that is live right now
+    /// (earlier runs may have rotated the original one).
+    pub fn live_config(&self) -> Value {
+        let mut config = self.config.clone();
+        config["credentials"]["refresh_token"] = self.state()["current_refresh_token"].clone();
+        config
+    }
+
+    pub fn state(&self) -> Value {
+        ureq::get(&format!("{}/__sandbox/state", self.origin()))
+            .call()
+            .unwrap()
+            .into_json()
+            .unwrap()
+    }
+
+    pub fn expected_counts(&self) -> BTreeMap<String, usize> {
+        serde_json::from_value(self.state()["expected_counts"].clone()).unwrap()
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn write_json(dir: &Path, name: &str, value: &Value) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, serde_json::to_string_pretty(value).unwrap()).unwrap();
+    path
+}
+
+/// A configured catalog of `streams`, incremental where `incremental`.
+pub fn catalog(streams: &[&str], incremental: bool) -> Value {
+    let discovered = discover();
+    let entries: Vec<Value> = streams
+        .iter()
+        .map(|name| {
+            let stream = discovered
+                .iter()
+                .find(|s| s["name"] == *name)
+                .unwrap_or_else(|| panic!("{name} is discovered"))
+                .clone();
+            let supports = stream["supported_sync_modes"]
+                .as_array()
+                .unwrap()
+                .contains(&json!("incremental"));
+            let mode = if incremental && supports { "incremental" } else { "full_refresh" };
+            json!({"stream": stream, "sync_mode": mode,
+                   "destination_sync_mode": if mode == "incremental" { "append_dedup" } else { "overwrite" }})
+        })
+        .collect();
+    json!({"streams": entries})
+}
+
+pub fn all_streams() -> Vec<String> {
+    discover()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn discover() -> Vec<Value> {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_json(
+        dir.path(),
+        "config.json",
+        &json!({"credentials": {"auth_type": "access_token", "access_token": "x"}}),
+    );
+    let run = run(&["discover", "--config", config.to_str().unwrap()]);
+    let catalog = run.of_type("CATALOG");
+    catalog[0]["catalog"]["streams"].as_array().unwrap().clone()
+}
+
+/// One finished run of the connector.
+pub struct Run {
+    pub code: i32,
+    pub messages: Vec<Value>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+pub fn run(args: &[&str]) -> Run {
+    let output = Command::new(BIN).args(args).output().unwrap();
+    Run::from_output(
+        output.status.code().unwrap_or(-1),
+        &output.stdout,
+        &output.stderr,
+    )
+}
+
+impl Run {
+    pub fn from_output(code: i32, stdout: &[u8], stderr: &[u8]) -> Run {
+        let stdout = String::from_utf8_lossy(stdout).to_string();
+        let messages = stdout
+            .lines()
+            .map(|line| {
+                serde_json::from_str(line)
+                    .unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {line}"))
+            })
+            .collect();
+        Run {
+            code,
+            messages,
+            stdout,
+            stderr: String::from_utf8_lossy(stderr).to_string(),
+        }
+    }
+
+    pub fn of_type(&self, kind: &str) -> Vec<&Value> {
+        self.messages.iter().filter(|m| m["type"] == kind).collect()
+    }
+
+    pub fn records(&self, stream: &str) -> Vec<&Value> {
+        self.of_type("RECORD")
+            .into_iter()
+            .filter(|m| m["record"]["stream"] == stream)
+            .map(|m| &m["record"]["data"])
+            .collect()
+    }
+
+    pub fn ids(&self, stream: &str, key: &str) -> BTreeSet<String> {
+        self.records(stream)
+            .iter()
+            .map(|r| r[key].to_string())
+            .collect()
+    }
+
+    /// The state a platform would pass to the next run: every state message.
+    pub fn state_messages(&self) -> Value {
+        Value::Array(
+            self.of_type("STATE")
+                .into_iter()
+                .map(|m| m["state"].clone())
+                .collect(),
+        )
+    }
+
+    pub fn last_state(&self, stream: &str) -> Value {
+        self.of_type("STATE")
+            .into_iter()
+            .rfind(|m| m["state"]["stream"]["stream_descriptor"]["name"] == stream)
+            .map(|m| m["state"]["stream"]["stream_state"].clone())
+            .unwrap_or(Value::Null)
+    }
+
+    /// The config the next run must use: the last CONTROL message's, as a
+    /// platform stores it, else `previous` (refresh tokens rotate).
+    pub fn next_config(&self, previous: &Value) -> Value {
+        self.of_type("CONTROL")
+            .last()
+            .map(|m| m["control"]["connectorConfig"]["config"].clone())
+            .unwrap_or_else(|| previous.clone())
+    }
+
+    pub fn errors(&self) -> Vec<&Value> {
+        self.of_type("TRACE")
+            .into_iter()
+            .filter(|m| m["trace"]["type"] == "ERROR")
+            .map(|m| &m["trace"]["error"])
+            .collect()
+    }
+
+    pub fn assert_ok(&self) -> &Self {
+        assert_eq!(
+            self.code,
+            0,
+            "run failed: {:?}\n{}",
+            self.errors(),
+            self.stderr
+        );
+        assert!(self.errors().is_empty(), "{:?}", self.errors());
+        self
+    }
+}
+
+/// `read` with files written to `dir`.
+pub fn read(dir: &Path, config: &Value, catalog: &Value, state: Option<&Value>) -> Run {
+    let config = write_json(dir, "config.json", config);
+    let catalog = write_json(dir, "catalog.json", catalog);
+    let mut args = vec![
+        "read".to_string(),
+        "--config".into(),
+        config.display().to_string(),
+        "--catalog".into(),
+        catalog.display().to_string(),
+    ];
+    if let Some(state) = state {
+        args.push("--state".into());
+        args.push(write_json(dir, "state.json", state).display().to_string());
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    run(&args)
+}

@@ -1,0 +1,216 @@
+//! Incremental reads: changed records only, nothing lost at the cursor
+//! boundary, and a killed read resumes where it stopped.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use chrono::{DateTime, Duration, Utc};
+use common::{catalog, read, write_json, Run, Sandbox, BIN};
+use serde_json::{json, Value};
+
+fn time(value: &Value) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(value.as_str().unwrap())
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
+fn ids(values: &Value) -> BTreeSet<String> {
+    values
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.to_string())
+        .collect()
+}
+
+#[test]
+fn second_read_brings_exactly_the_changes() {
+    let sandbox = Sandbox::start(&["--contacts", "700", "--rps", "20"]);
+    let mut config = sandbox.config.clone();
+    config["requests_per_second"] = 20.into();
+    let dir = tempfile::tempdir().unwrap();
+    let streams = catalog(&["contacts", "email_campaigns"], true);
+    let first = read(dir.path(), &config, &streams, None);
+    first.assert_ok();
+    let expected = sandbox.expected_counts();
+    assert_eq!(first.records("contacts").len(), expected["contacts"]);
+    assert_eq!(
+        first.records("email_campaigns").len(),
+        expected["email_campaigns"]
+    );
+
+    let changed = sandbox.control(
+        "mutate",
+        json!({"contacts": 9, "campaigns": 2, "delete_contacts": 3}),
+    );
+    let config = first.next_config(&config);
+    let second = read(dir.path(), &config, &streams, Some(&first.state_messages()));
+    second.assert_ok();
+
+    for (stream, key, changed) in [
+        (
+            "contacts",
+            "contact_id",
+            ids(&changed["contacts"])
+                .union(&ids(&changed["deleted_contacts"]))
+                .cloned()
+                .collect::<BTreeSet<_>>(),
+        ),
+        ("email_campaigns", "campaign_id", ids(&changed["campaigns"])),
+    ] {
+        let cursor = time(&first.last_state(stream)["updated_at"]);
+        let read_again = second.ids(stream, key);
+        // Past the saved cursor: exactly the changed records.
+        let after_cursor: BTreeSet<String> = second
+            .records(stream)
+            .iter()
+            .filter(|r| time(&r["updated_at"]) > cursor)
+            .map(|r| r[key].to_string())
+            .collect();
+        assert_eq!(after_cursor, changed, "{stream}: records past the cursor");
+        // Anything else is the deliberate overlap just before the cursor.
+        for record in second.records(stream) {
+            if !changed.contains(&record[key].to_string()) {
+                assert!(
+                    time(&record["updated_at"]) >= cursor - Duration::minutes(5),
+                    "{record}"
+                );
+            }
+        }
+        assert!(read_again.is_superset(&changed));
+        assert!(
+            time(&second.last_state(stream)["updated_at"]) > cursor,
+            "{stream} advanced"
+        );
+    }
+    let deleted = second
+        .records("contacts")
+        .into_iter()
+        .filter(|c| ids(&changed["deleted_contacts"]).contains(&c["contact_id"].to_string()))
+        .count();
+    assert_eq!(deleted, 3);
+
+    // A third run with no changes re-reads only the overlap, one page each.
+    let config = second.next_config(&config);
+    let third = read(
+        dir.path(),
+        &config,
+        &streams,
+        Some(&second.state_messages()),
+    );
+    third.assert_ok();
+    assert!(third.records("contacts").len() <= 12 + 2);
+}
+
+#[test]
+fn killed_read_resumes_without_loss() {
+    let sandbox = Sandbox::start(&["--contacts", "3000", "--latency-ms", "150"]);
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_json(dir.path(), "config.json", &sandbox.config);
+    let streams = write_json(dir.path(), "catalog.json", &catalog(&["contacts"], true));
+    let mut child = Command::new(BIN)
+        .args([
+            "read",
+            "--config",
+            config.to_str().unwrap(),
+            "--catalog",
+            streams.to_str().unwrap(),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut seen = Vec::new();
+    let mut states = 0;
+    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        if line.contains("\"type\":\"STATE\"") {
+            states += 1;
+        }
+        seen.push(line);
+        if states == 2 {
+            child.kill().unwrap();
+            break;
+        }
+    }
+    child.wait().unwrap();
+    let killed = Run::from_output(1, seen.join("\n").as_bytes(), b"");
+    let config = killed.next_config(&sandbox.config);
+    let checkpoint = killed.last_state("contacts");
+    assert!(
+        checkpoint["resume"]["next_page"].is_string(),
+        "{checkpoint}"
+    );
+
+    let resumed = common::read(
+        dir.path(),
+        &config,
+        &catalog(&["contacts"], true),
+        Some(&killed.state_messages()),
+    );
+    resumed.assert_ok();
+    let all: BTreeSet<String> = killed
+        .ids("contacts", "contact_id")
+        .union(&resumed.ids("contacts", "contact_id"))
+        .cloned()
+        .collect();
+    assert_eq!(
+        all.len(),
+        sandbox.expected_counts()["contacts"],
+        "nothing lost"
+    );
+    assert!(
+        resumed.records("contacts").len() <= 3000 - 1000,
+        "the resumed run started after the pages already read"
+    );
+    assert!(resumed.last_state("contacts")["resume"].is_null());
+}
+
+#[test]
+fn incremental_request_on_a_full_refresh_stream_is_read_in_full() {
+    let sandbox = Sandbox::start(&["--contacts", "20"]);
+    let dir = tempfile::tempdir().unwrap();
+    let mut streams = catalog(&["contact_lists"], false);
+    streams["streams"][0]["sync_mode"] = "incremental".into();
+    let run = read(dir.path(), &sandbox.config, &streams, None);
+    run.assert_ok();
+    assert_eq!(
+        run.records("contact_lists").len(),
+        sandbox.expected_counts()["contact_lists"]
+    );
+}
+
+#[test]
+fn every_state_shape_is_accepted() {
+    let sandbox = Sandbox::start(&["--contacts", "30"]);
+    let dir = tempfile::tempdir().unwrap();
+    let streams = catalog(&["contacts"], true);
+    let recent = (Utc::now() - Duration::days(90)).to_rfc3339();
+    let total = sandbox.expected_counts()["contacts"];
+    let mut config = sandbox.config.clone();
+    for state in [
+        json!([]),
+        json!({}),
+        json!({"contacts": {"updated_at": recent}}),
+        json!([{"type": "LEGACY", "data": {"contacts": {"updated_at": recent}}}]),
+        json!([null, {"type": "STREAM", "stream": {"stream_descriptor": {"name": "contacts", "namespace": null},
+            "stream_state": {"updated_at": "2000-01-01T00:00:00Z"}}, "extra": true},
+            {"type": "STREAM", "stream": {"stream_descriptor": {"name": "contacts"},
+            "stream_state": {"updated_at": recent}}}]),
+    ] {
+        let run = read(dir.path(), &config, &streams, Some(&state));
+        run.assert_ok();
+        config = run.next_config(&config);
+        let n = run.records("contacts").len();
+        assert!(n > 0 && n <= total, "{state}: {n}");
+        if state.to_string().contains(&recent) {
+            assert!(n < total, "{state}: the saved cursor was ignored");
+        }
+    }
+    let run = read(dir.path(), &config, &streams, Some(&json!("nonsense")));
+    assert_eq!(run.code, 1);
+    assert_eq!(run.errors()[0]["failure_type"], "config_error");
+}
