@@ -212,10 +212,6 @@ impl OAuth {
                     &expires.to_rfc3339_opts(SecondsFormat::Secs, true),
                 );
                 self.output.config_updated(&updated);
-                self.output.log(
-                    Level::Info,
-                    "the token endpoint rotated the refresh token; the updated config was emitted",
-                );
             }
         }
         tokens.access = Some((access.clone(), expires));

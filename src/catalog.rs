@@ -1,5 +1,7 @@
-//! The catalog: what `discover` offers, and what a configured catalog selects.
+//! The catalog: what `discover` offers, and what a configured catalog
+//! selects, in both protocols' shapes (Airbyte's and Singer's).
 
+use std::collections::BTreeSet;
 use std::path::Path;
 
 use serde_json::{json, Value};
@@ -29,24 +31,19 @@ pub fn discover() -> Value {
 }
 
 /// One stream a sync reads.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Selected {
     pub def: &'static StreamDef,
     pub incremental: bool,
+    /// Top-level properties to emit; `None` means all.
+    pub properties: Option<BTreeSet<String>>,
 }
 
 /// Reads a configured catalog. A stream asked for incrementally that only
 /// supports full refresh is read as full refresh (PyAirbyte asks for
 /// incremental everywhere); `notes` collects such decisions for the log.
 pub fn load_configured(path: &Path, notes: &mut Vec<String>) -> Result<Vec<Selected>> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Error::config(format!("cannot read catalog file {}: {e}", path.display())))?;
-    let value: Value = serde_json::from_str(&text).map_err(|e| {
-        Error::config(format!(
-            "catalog file {} is not valid JSON: {e}",
-            path.display()
-        ))
-    })?;
+    let value = read_json_file("catalog", path)?;
     parse_configured(&value, notes).map_err(|e| e.context(format!("catalog {}", path.display())))
 }
 
@@ -101,7 +98,149 @@ pub fn parse_configured(catalog: &Value, notes: &mut Vec<String>) -> Result<Vec<
             ));
             continue;
         }
-        selected.push(Selected { def, incremental });
+        selected.push(Selected {
+            def,
+            incremental,
+            properties: None,
+        });
+    }
+    Ok(selected)
+}
+
+/// Reads a JSON file given on the command line, naming it in errors.
+pub fn read_json_file(what: &str, path: &Path) -> Result<Value> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::config(format!("cannot read {what} file {}: {e}", path.display())))?;
+    serde_json::from_str(&text).map_err(|e| {
+        Error::config(format!(
+            "{what} file {} is not valid JSON: {e}",
+            path.display()
+        ))
+    })
+}
+
+/// The Singer catalog entry of a stream, with the standard metadata: the
+/// stream breadcrumb `[]` and one breadcrumb per top-level property.
+pub fn singer_stream(def: &StreamDef) -> Value {
+    let schema = def.schema_json();
+    let automatic: Vec<&str> = def
+        .primary_key
+        .iter()
+        .copied()
+        .chain(def.cursor.map(|c| c.field))
+        .collect();
+    let mut stream_metadata = json!({
+        "inclusion": "available",
+        "selected-by-default": true,
+        "table-key-properties": def.primary_key,
+        "forced-replication-method": if def.cursor.is_some() { "INCREMENTAL" } else { "FULL_TABLE" },
+    });
+    if let Some(cursor) = def.cursor {
+        stream_metadata["valid-replication-keys"] = json!([cursor.field]);
+    }
+    let mut metadata = vec![json!({"breadcrumb": [], "metadata": stream_metadata})];
+    if let Some(properties) = schema["properties"].as_object() {
+        for name in properties.keys() {
+            let inclusion = if automatic.contains(&name.as_str()) {
+                "automatic"
+            } else {
+                "available"
+            };
+            metadata.push(json!({
+                "breadcrumb": ["properties", name],
+                "metadata": {"inclusion": inclusion, "selected-by-default": true},
+            }));
+        }
+    }
+    let mut entry = json!({
+        "tap_stream_id": def.name,
+        "stream": def.name,
+        "schema": schema,
+        "key_properties": def.primary_key,
+        "metadata": metadata,
+    });
+    if let Some(cursor) = def.cursor {
+        entry["replication_key"] = json!(cursor.field);
+        entry["replication_method"] = json!("INCREMENTAL");
+    } else {
+        entry["replication_method"] = json!("FULL_TABLE");
+    }
+    entry
+}
+
+pub fn singer_discover() -> Value {
+    json!({"streams": STREAMS.iter().map(singer_stream).collect::<Vec<_>>()})
+}
+
+/// Reads a Singer catalog (`--catalog` / `--properties`): a stream is read
+/// when its `[]` metadata says `selected: true`, or when `selected` is absent
+/// and `selected-by-default` is true; a property is left out when it is
+/// deselected and not `automatic`.
+pub fn parse_singer(catalog: &Value) -> Result<Vec<Selected>> {
+    let entries = catalog
+        .get("streams")
+        .and_then(Value::as_array)
+        .ok_or_else(|| Error::config("a Singer catalog needs a `streams` array"))?;
+    let mut selected: Vec<Selected> = Vec::new();
+    for (index, entry) in entries.iter().enumerate() {
+        let name = entry
+            .get("tap_stream_id")
+            .or_else(|| entry.get("stream"))
+            .and_then(Value::as_str)
+            .ok_or_else(|| Error::config(format!("streams[{index}] has no tap_stream_id")))?;
+        let def = streams::find(name).ok_or_else(|| {
+            Error::config(format!(
+                "streams[{index}]: {name:?} is not a stream of this tap; run --discover for the list"
+            ))
+        })?;
+        let metadata: &[Value] = entry
+            .get("metadata")
+            .and_then(Value::as_array)
+            .map_or(&[], Vec::as_slice);
+        let at = |breadcrumb: Value| {
+            metadata
+                .iter()
+                .find(|m| m.get("breadcrumb") == Some(&breadcrumb))
+                .and_then(|m| m.get("metadata"))
+        };
+        let is_selected = |m: Option<&Value>, default: bool| {
+            let flag = |key: &str| m.and_then(|m| m.get(key)).and_then(Value::as_bool);
+            m.and_then(|m| m.get("inclusion")) == Some(&json!("automatic"))
+                || flag("selected")
+                    .or_else(|| flag("selected-by-default"))
+                    .unwrap_or(default)
+        };
+        let stream_metadata = at(json!([]));
+        // A legacy catalog marks selection on the entry itself.
+        let legacy = entry.get("selected").and_then(Value::as_bool);
+        let stream_selected = match stream_metadata.and_then(|m| m.get("selected")) {
+            Some(flag) => flag.as_bool().unwrap_or(false),
+            None => legacy.unwrap_or_else(|| is_selected(stream_metadata, true)),
+        };
+        if !stream_selected || selected.iter().any(|s| s.def.name == name) {
+            continue;
+        }
+        let schema = def.schema_json();
+        let all: Vec<&String> = schema["properties"]
+            .as_object()
+            .map(|props| props.keys().collect())
+            .unwrap_or_default();
+        let chosen: BTreeSet<String> = all
+            .iter()
+            .filter(|p| is_selected(at(json!(["properties", p])), true))
+            .map(|p| p.to_string())
+            .collect();
+        let properties = (chosen.len() < all.len()).then_some(chosen);
+        let method = stream_metadata
+            .and_then(|m| m.get("replication-method"))
+            .or_else(|| entry.get("replication_method"))
+            .and_then(Value::as_str)
+            .unwrap_or("INCREMENTAL");
+        selected.push(Selected {
+            def,
+            incremental: def.cursor.is_some() && !method.eq_ignore_ascii_case("FULL_TABLE"),
+            properties,
+        });
     }
     Ok(selected)
 }
@@ -129,6 +268,29 @@ mod tests {
             json!({"streams": [{"stream": {"name": "nope"}, "sync_mode": "full_refresh"}]});
         let err = parse_configured(&catalog, &mut vec![]).unwrap_err();
         assert!(err.message.contains("\"nope\""), "{err}");
+    }
+
+    #[test]
+    fn singer_selection_honours_metadata() {
+        let mut catalog = singer_discover();
+        let streams = catalog["streams"].as_array_mut().unwrap();
+        // contacts: deselect a property, and try to deselect its key.
+        for m in streams[0]["metadata"].as_array_mut().unwrap() {
+            if m["breadcrumb"] == json!(["properties", "notes"])
+                || m["breadcrumb"] == json!(["properties", "contact_id"])
+            {
+                m["metadata"]["selected"] = json!(false);
+            }
+        }
+        // contact_lists: deselected at the stream level.
+        streams[1]["metadata"][0]["metadata"]["selected"] = json!(false);
+        let selected = parse_singer(&catalog).unwrap();
+        assert_eq!(selected.len(), STREAMS.len() - 1);
+        let contacts = selected[0].properties.as_ref().unwrap();
+        assert!(!contacts.contains("notes"));
+        assert!(contacts.contains("contact_id"), "keys are automatic");
+        assert!(selected[0].incremental);
+        assert!(selected.iter().all(|s| s.def.name != "contact_lists"));
     }
 
     #[test]

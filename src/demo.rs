@@ -112,10 +112,22 @@ async fn demo(options: DemoOptions) -> Result<()> {
         .map(|def| Selected {
             def,
             incremental: def.cursor.is_some(),
+            properties: None,
         })
         .collect();
 
     let full = sync(&sandbox.connector_config(), &every_stream, &recorder).await?;
+    // Every record arrived: the sandbox knows how many there are.
+    let expected = sandbox.expected_counts();
+    for (name, report) in &full {
+        let read = report.as_ref().map_or(0, |r| r.records);
+        let wanted = expected.get(*name).copied().unwrap_or_default() as u64;
+        if read != wanted {
+            return Err(Error::system(format!(
+                "{name}: read {read} records, the sandbox holds {wanted}"
+            )));
+        }
+    }
     let changed = sandbox_control(
         &sandbox,
         "mutate",
@@ -140,10 +152,16 @@ async fn demo(options: DemoOptions) -> Result<()> {
     recorder.flush();
 
     print_summary(&full, &incremental);
-    let server = sandbox_control(&sandbox, "state", Value::Null).await?;
+    let token_requests: usize = sandbox
+        .request_counts()
+        .iter()
+        .filter(|(route, _)| route.starts_with("POST ") && route.ends_with("/token"))
+        .map(|(_, n)| n)
+        .sum();
     eprintln!(
-        "token requests: {} (one per run at most: the second run reused the access token)",
-        server["token_requests"]
+        "\nall {} streams complete; token requests: {token_requests} (the second run reused the \
+         access token from the rotated config)",
+        full.len()
     );
     if !options.stdout {
         eprintln!(
@@ -181,19 +199,15 @@ async fn sync(
     Ok(results)
 }
 
-/// Calls a sandbox-only control route (`/__sandbox/<route>`).
+/// Posts to a sandbox-only control route (`/__sandbox/<route>`).
 async fn sandbox_control(sandbox: &Sandbox, route: &str, body: Value) -> Result<Value> {
     let base = url::Url::parse(&sandbox.base_url()).expect("the sandbox URL is valid");
     let url = base
         .join(&format!("/__sandbox/{route}"))
         .expect("a sandbox route is a valid URL");
-    let client = reqwest::Client::new();
-    let request = if body.is_null() {
-        client.get(url)
-    } else {
-        client.post(url).json(&body)
-    };
-    let response = request
+    let response = reqwest::Client::new()
+        .post(url)
+        .json(&body)
         .send()
         .await
         .and_then(|r| r.error_for_status())

@@ -1,5 +1,6 @@
 //! source-constant-contact: reads a Constant Contact account through the V3
-//! API and writes it as Airbyte protocol messages.
+//! API and writes it as Airbyte protocol messages (subcommands) or Singer
+//! messages (Singer flags, no subcommand).
 //!
 //! Data flows one way: config → auth → rate-limited HTTP → stream engine →
 //! protocol writer.
@@ -14,6 +15,7 @@ mod error;
 mod http;
 mod protocol;
 mod sandbox;
+mod singer;
 mod spec;
 mod state;
 mod streams;
@@ -23,10 +25,17 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "source-constant-contact", version, about)]
+#[command(
+    name = "source-constant-contact",
+    version,
+    about,
+    args_conflicts_with_subcommands = true
+)]
 struct Cli {
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
+    #[command(flatten)]
+    singer: singer::SingerArgs,
 }
 
 #[derive(Subcommand)]
@@ -61,8 +70,15 @@ enum Command {
 
 fn main() {
     let cli = Cli::parse();
+    let Some(command) = cli.command else {
+        if !cli.singer.given() {
+            let _ = <Cli as clap::CommandFactory>::command().print_help();
+            std::process::exit(2);
+        }
+        std::process::exit(singer::run(cli.singer));
+    };
     let code =
-        match cli.command {
+        match command {
             Command::Spec => airbyte::spec(),
             Command::Check { config } => airbyte::check(&config),
             Command::Discover { config } => airbyte::discover(&config),

@@ -3,6 +3,7 @@
 //! messages on stdout. Nothing else in the connector writes to stdout.
 
 pub mod airbyte;
+pub mod singer;
 
 use serde_json::Value;
 

@@ -183,13 +183,11 @@ impl Sandbox {
 
     /// Stream name -> records a full read returns now.
     // Embedding API for tests; the CLI exposes the same data via `/__sandbox/state`.
-    #[allow(dead_code)]
     pub fn expected_counts(&self) -> BTreeMap<String, usize> {
         self.shared.data().expected_counts()
     }
 
     /// "METHOD /route/template" -> requests served, whatever their status.
-    #[allow(dead_code)]
     pub fn request_counts(&self) -> BTreeMap<String, usize> {
         self.shared.request_counts()
     }

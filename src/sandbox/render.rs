@@ -137,9 +137,10 @@ pub(crate) fn contact(data: &Data, c: &Contact, include: &[&str]) -> Value {
         .iter()
         .map(|k| {
             let at = between(rng, created, updated);
+            let (exchange, line) = (rng.gen_range(200..1000), rng.gen_range(0..10_000));
             json!({
                 "phone_number_id": new_uuid(rng),
-                "phone_number": format!("+1-555-{:03}-{:04}", rng.gen_range(200..1000), rng.gen_range(0..10_000)),
+                "phone_number": format!("+1-555-{exchange:03}-{line:04}"),
                 "kind": kinds[k],
                 "created_at": timestamp(at),
                 "updated_at": timestamp(between(rng, at, updated)),
@@ -150,10 +151,15 @@ pub(crate) fn contact(data: &Data, c: &Contact, include: &[&str]) -> Value {
         .collect();
     let (city, state, zip) = CITIES[rng.gen_range(0..CITIES.len())];
     let address_at = between(rng, created, updated);
+    let street = format!(
+        "{} {}",
+        rng.gen_range(1..2000),
+        STREETS[rng.gen_range(0..STREETS.len())]
+    );
     let address = json!({
         "street_address_id": new_uuid(rng),
         "kind": (["home", "work", "other"][rng.gen_range(0..3)]),
-        "street": format!("{} {}", rng.gen_range(1..2000), STREETS[rng.gen_range(0..STREETS.len())]),
+        "street": street,
         "city": city,
         "state": state,
         "postal_code": format!("{zip}{:02}", rng.gen_range(0..100)),

@@ -1,0 +1,300 @@
+//! Singer messages: SCHEMA before a stream's records, RECORD with
+//! `time_extracted`, STATE as `{"bookmarks": {stream: {...}}}`; human logs
+//! on stderr. A rotated refresh token is written back to the `--config` file.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use chrono::{SecondsFormat, Utc};
+use serde_json::{json, Map, Value};
+
+use super::{Level, Output, StreamStatus};
+use crate::catalog::Selected;
+use crate::error::{Error, Result};
+use crate::state::StreamStates;
+use crate::streams::{self, StreamDef};
+
+/// The bookmark key that carries the engine's unfinished page chain.
+const RESUME: &str = "resume";
+
+struct StreamOut {
+    def: &'static StreamDef,
+    properties: Option<BTreeSet<String>>,
+}
+
+pub struct SingerWriter<W: Write + Send> {
+    out: Mutex<W>,
+    streams: BTreeMap<&'static str, StreamOut>,
+    bookmarks: Mutex<Map<String, Value>>,
+    config_path: PathBuf,
+}
+
+impl<W: Write + Send> SingerWriter<W> {
+    /// `bookmarks` is the incoming Singer state's, carried on into every
+    /// STATE so that streams not read this run keep theirs.
+    pub fn new(
+        out: W,
+        selected: &[Selected],
+        bookmarks: Map<String, Value>,
+        config_path: &Path,
+    ) -> Self {
+        let streams = selected
+            .iter()
+            .map(|s| {
+                (
+                    s.def.name,
+                    StreamOut {
+                        def: s.def,
+                        properties: s.properties.clone(),
+                    },
+                )
+            })
+            .collect();
+        SingerWriter {
+            out: Mutex::new(out),
+            streams,
+            bookmarks: Mutex::new(bookmarks),
+            config_path: config_path.to_path_buf(),
+        }
+    }
+
+    fn write(&self, message: &Value, flush: bool) {
+        let mut out = self.out.lock().unwrap_or_else(|p| p.into_inner());
+        let _ = serde_json::to_writer(&mut *out, message);
+        let _ = out.write_all(b"\n");
+        if flush {
+            let _ = out.flush();
+        }
+    }
+
+    fn schema_message(&self, stream: &StreamOut) -> Value {
+        let mut schema = stream.def.schema_json();
+        if let (Some(keep), Some(props)) = (
+            &stream.properties,
+            schema.get_mut("properties").and_then(Value::as_object_mut),
+        ) {
+            props.retain(|name, _| keep.contains(name));
+        }
+        let mut message = json!({
+            "type": "SCHEMA",
+            "stream": stream.def.name,
+            "schema": schema,
+            "key_properties": stream.def.primary_key,
+        });
+        if let Some(cursor) = stream.def.cursor {
+            message["bookmark_properties"] = json!([cursor.field]);
+        }
+        message
+    }
+}
+
+impl<W: Write + Send> Output for SingerWriter<W> {
+    fn record(&self, stream: &str, record: &Value) {
+        let filtered;
+        let record = match (
+            self.streams.get(stream).and_then(|s| s.properties.as_ref()),
+            record,
+        ) {
+            (Some(keep), Value::Object(fields)) => {
+                filtered = Value::Object(
+                    fields
+                        .iter()
+                        .filter(|(name, _)| keep.contains(*name))
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect(),
+                );
+                &filtered
+            }
+            _ => record,
+        };
+        let time_extracted = Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true);
+        self.write(
+            &json!({"type": "RECORD", "stream": stream, "record": record,
+                    "time_extracted": time_extracted}),
+            false,
+        );
+    }
+
+    fn state(&self, stream: &str, state: &Value, _records: u64) {
+        let value = {
+            let mut bookmarks = self.bookmarks.lock().unwrap_or_else(|p| p.into_inner());
+            match to_bookmark(stream, state) {
+                Some(bookmark) => bookmarks.insert(stream.to_string(), bookmark),
+                None => bookmarks.remove(stream),
+            };
+            json!({"bookmarks": bookmarks.clone()})
+        };
+        self.write(&json!({"type": "STATE", "value": value}), true);
+    }
+
+    fn stream_status(&self, stream: &str, status: StreamStatus) {
+        match (status, self.streams.get(stream)) {
+            (StreamStatus::Started, Some(out)) => self.write(&self.schema_message(out), true),
+            (StreamStatus::Complete, _) => self.log(Level::Info, &format!("{stream}: complete")),
+            (StreamStatus::Incomplete, _) => {
+                self.log(Level::Warn, &format!("{stream}: incomplete"))
+            }
+            _ => {}
+        }
+    }
+
+    fn log(&self, level: Level, message: &str) {
+        let level = match level {
+            Level::Info => "INFO",
+            Level::Warn => "WARNING",
+        };
+        eprintln!("{level} {message}");
+    }
+
+    fn config_updated(&self, config: &Value) {
+        match write_atomically(&self.config_path, config) {
+            Ok(()) => self.log(
+                Level::Info,
+                &format!(
+                    "the refresh token was rotated; wrote the new one to {}",
+                    self.config_path.display()
+                ),
+            ),
+            Err(error) => self.log(
+                Level::Warn,
+                &format!(
+                    "the refresh token was rotated but {error}; the old refresh token no longer \
+                     works: save the new one or re-authorize before the next run"
+                ),
+            ),
+        }
+    }
+
+    fn flush(&self) {
+        let _ = self.out.lock().unwrap_or_else(|p| p.into_inner()).flush();
+    }
+}
+
+/// Engine state → Singer bookmark: the cursor as `replication_key_value`.
+fn to_bookmark(stream: &str, state: &Value) -> Option<Value> {
+    let cursor = streams::find(stream)?.cursor?;
+    let mut bookmark = json!({"replication_key": cursor.field});
+    if let Some(value) = state.get(cursor.field) {
+        bookmark["replication_key_value"] = value.clone();
+    }
+    if let Some(resume) = state.get(RESUME) {
+        bookmark[RESUME] = resume.clone();
+    }
+    Some(bookmark)
+}
+
+/// Singer state (`{"bookmarks": …}`, possibly wrapped as a STATE message or
+/// in `value`) → the engine's per-stream states, and the bookmarks to carry.
+pub fn parse_state(state: &Value) -> Result<(StreamStates, Map<String, Value>)> {
+    let inner = state
+        .get("value")
+        .filter(|v| v.is_object())
+        .unwrap_or(state);
+    let bookmarks = match inner.get("bookmarks") {
+        None | Some(Value::Null) => Map::new(),
+        Some(Value::Object(map)) => map.clone(),
+        Some(other) => {
+            return Err(Error::config(format!(
+                "state: bookmarks must be an object, not {other}"
+            )))
+        }
+    };
+    let mut states = StreamStates::new();
+    for (stream, bookmark) in &bookmarks {
+        let Some(cursor) = streams::find(stream).and_then(|d| d.cursor) else {
+            continue;
+        };
+        let mut blob = Map::new();
+        if let Some(value) = bookmark
+            .get("replication_key_value")
+            .filter(|v| !v.is_null())
+        {
+            blob.insert(cursor.field.into(), value.clone());
+        }
+        if let Some(resume) = bookmark.get(RESUME) {
+            blob.insert(RESUME.into(), resume.clone());
+        }
+        states.insert(stream.clone(), Value::Object(blob));
+    }
+    Ok((states, bookmarks))
+}
+
+/// Replaces `path` with `value` via a temporary file and a rename, keeping the
+/// file's permissions, so a crash leaves either the old or the new file.
+fn write_atomically(path: &Path, value: &Value) -> std::result::Result<(), String> {
+    let describe = |what: &str, e: std::io::Error| format!("cannot {what} {}: {e}", path.display());
+    let permissions = std::fs::metadata(path)
+        .map_err(|e| describe("read", e))?
+        .permissions();
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    let temp = path.with_file_name(format!(".{file_name}.{}.tmp", std::process::id()));
+    let written = (|| {
+        let mut file = std::fs::File::create(&temp)?;
+        file.set_permissions(permissions)?;
+        serde_json::to_writer_pretty(&mut file, value)?;
+        file.write_all(b"\n")?;
+        file.sync_all()?;
+        std::fs::rename(&temp, path)
+    })();
+    written.map_err(|e| {
+        let _ = std::fs::remove_file(&temp);
+        describe("update", e)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bookmarks_round_trip_through_engine_state() {
+        let singer = json!({"bookmarks": {
+            "contacts": {"replication_key": "updated_at", "replication_key_value": "2025-01-01T00:00:00Z"},
+            "email_campaigns": {"replication_key": "updated_at", "replication_key_value": null,
+                                "resume": {"next_page": "/v3/emails?cursor=x"}},
+            "retired_stream": {"replication_key_value": 5}
+        }});
+        let (states, carried) = parse_state(&singer).unwrap();
+        assert_eq!(
+            states["contacts"],
+            json!({"updated_at": "2025-01-01T00:00:00Z"})
+        );
+        assert_eq!(
+            states["email_campaigns"],
+            json!({"resume": {"next_page": "/v3/emails?cursor=x"}})
+        );
+        assert!(!states.contains_key("retired_stream"));
+        assert_eq!(carried.len(), 3);
+        assert_eq!(
+            to_bookmark("contacts", &states["contacts"]).unwrap(),
+            singer["bookmarks"]["contacts"]
+        );
+        let wrapped = json!({"type": "STATE", "value": singer});
+        assert_eq!(parse_state(&wrapped).unwrap().0, states);
+        assert!(parse_state(&json!({})).unwrap().0.is_empty());
+    }
+
+    #[test]
+    fn config_is_replaced_atomically_with_its_permissions() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.json");
+        std::fs::write(&path, "{}").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        write_atomically(&path, &json!({"a": 1})).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let back: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        assert_eq!(back, json!({"a": 1}));
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "no temp file left"
+        );
+    }
+}

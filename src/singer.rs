@@ -1,0 +1,180 @@
+//! Singer mode (Meltano and any Singer target): `--discover`, a sync from
+//! `--catalog`/`--properties` with optional `--state`, and `--about`.
+//! stdout carries Singer messages only; logs and errors go to stderr.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use chrono::Utc;
+use serde_json::{json, Value};
+
+use crate::airbyte::{connect, runtime};
+use crate::catalog::{self, read_json_file};
+use crate::config::LoadedConfig;
+use crate::engine::{self, Context};
+use crate::error::{Error, Result};
+use crate::http::RetryPolicy;
+use crate::protocol::singer::{parse_state, SingerWriter};
+use crate::protocol::{Level, Output};
+use crate::streams::STREAMS;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AboutFormat {
+    Json,
+    Markdown,
+}
+
+/// The Singer flags, given without a subcommand.
+#[derive(Debug, Default, clap::Args)]
+pub struct SingerArgs {
+    /// Singer: the config file.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Singer: print the catalog.
+    #[arg(long)]
+    pub discover: bool,
+    /// Singer: the catalog of the streams to sync.
+    #[arg(long, visible_alias = "properties")]
+    pub catalog: Option<PathBuf>,
+    /// Singer: the state (bookmarks) to resume from.
+    #[arg(long)]
+    pub state: Option<PathBuf>,
+    /// Singer: describe the tap (name, version, capabilities, settings).
+    #[arg(long)]
+    pub about: bool,
+    /// Format of --about.
+    #[arg(long, value_enum, requires = "about")]
+    pub format: Option<AboutFormat>,
+}
+
+impl SingerArgs {
+    pub fn given(&self) -> bool {
+        self.config.is_some() || self.discover || self.catalog.is_some() || self.about
+    }
+}
+
+pub fn run(args: SingerArgs) -> i32 {
+    let result = if args.about {
+        about(args.format.unwrap_or(AboutFormat::Json));
+        Ok(())
+    } else {
+        match (&args.config, args.discover, &args.catalog) {
+            // Meltano may pass --state along with --discover: it is ignored.
+            (Some(config), true, _) => discover(config),
+            (Some(config), false, Some(catalog)) => sync(config, catalog, args.state.as_deref()),
+            (None, _, _) => Err(Error::config("Singer mode needs --config CONFIG")),
+            (Some(_), false, None) => Err(Error::config(
+                "Singer mode needs --discover, or --catalog (or --properties) to sync",
+            )),
+        }
+    };
+    match result {
+        Ok(()) => 0,
+        Err(error) => {
+            eprintln!("CRITICAL {error}");
+            1
+        }
+    }
+}
+
+fn discover(config_path: &Path) -> Result<()> {
+    LoadedConfig::from_file(config_path)?;
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&catalog::singer_discover()).expect("a catalog is JSON")
+    );
+    Ok(())
+}
+
+fn sync(config_path: &Path, catalog_path: &Path, state_path: Option<&Path>) -> Result<()> {
+    let config = LoadedConfig::from_file(config_path)?;
+    let selected = catalog::parse_singer(&read_json_file("catalog", catalog_path)?)
+        .map_err(|e| e.context(format!("catalog {}", catalog_path.display())))?;
+    let state = match state_path {
+        Some(path) if std::fs::metadata(path).is_ok_and(|m| m.len() > 0) => {
+            read_json_file("state", path)?
+        }
+        Some(path) if !path.exists() => {
+            return Err(Error::config(format!(
+                "cannot read state file {}: it does not exist",
+                path.display()
+            )))
+        }
+        _ => json!({}),
+    };
+    let (states, bookmarks) = parse_state(&state)?;
+    let writer = Arc::new(SingerWriter::new(
+        std::io::stdout(),
+        &selected,
+        bookmarks,
+        config_path,
+    ));
+    let output: Arc<dyn Output> = writer.clone();
+    let results = runtime()?.block_on(async {
+        let ctx = Context {
+            api: connect(&config, RetryPolicy::SYNC, output.clone())?,
+            output: output.clone(),
+            start_date: config.start_date,
+            run_started: Utc::now(),
+        };
+        Ok::<_, Error>(engine::read_all(&ctx, &selected, &states).await)
+    })?;
+    output.flush();
+    let mut failures = Vec::new();
+    for (name, result) in results {
+        match result {
+            Ok(report) => output.log(Level::Info, &crate::airbyte::summary(name, &report)),
+            Err(error) => failures.push(error.message),
+        }
+    }
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::system(failures.join("; ")))
+    }
+}
+
+fn about(format: AboutFormat) {
+    let settings = crate::spec::connection_specification();
+    let about = json!({
+        "name": "tap-constant-contact",
+        "description": "Constant Contact V3 API source (Singer tap and Airbyte source in one binary)",
+        "version": env!("CARGO_PKG_VERSION"),
+        "capabilities": ["catalog", "discover", "state", "about"],
+        "settings": settings,
+        "streams": STREAMS.iter().map(|s| s.name).collect::<Vec<_>>(),
+    });
+    match format {
+        AboutFormat::Json => {
+            println!("{}", serde_json::to_string_pretty(&about).expect("JSON"))
+        }
+        AboutFormat::Markdown => print!("{}", about_markdown(&about)),
+    }
+}
+
+fn about_markdown(about: &Value) -> String {
+    let mut text = format!(
+        "# {}\n\n{}\n\nVersion: {}\n\n## Capabilities\n\n",
+        about["name"].as_str().unwrap_or_default(),
+        about["description"].as_str().unwrap_or_default(),
+        about["version"].as_str().unwrap_or_default()
+    );
+    for capability in about["capabilities"].as_array().into_iter().flatten() {
+        text += &format!("- {}\n", capability.as_str().unwrap_or_default());
+    }
+    text += "\n## Settings\n\n| Setting | Description |\n| --- | --- |\n";
+    if let Some(properties) = about["settings"]["properties"].as_object() {
+        for (name, property) in properties {
+            let description = property["description"]
+                .as_str()
+                .unwrap_or_default()
+                .replace('\n', " ");
+            text += &format!("| {name} | {description} |\n");
+        }
+    }
+    text += "\n## Streams\n\n";
+    for stream in about["streams"].as_array().into_iter().flatten() {
+        text += &format!("- {}\n", stream.as_str().unwrap_or_default());
+    }
+    text
+}
