@@ -230,3 +230,29 @@ fn bad_catalogs_fail_clearly() {
         assert!(message.contains(needle), "{message}");
     }
 }
+
+/// The fixtures in integration_tests/ match `sandbox --port 8718` (seed 42).
+#[test]
+fn integration_fixtures_work_against_the_sandbox() {
+    let fixtures = format!("{}/integration_tests", env!("CARGO_MANIFEST_DIR"));
+    let sandbox = common::Sandbox::start(&["--port", "8718", "--contacts", "40"]);
+    let sample = format!("{fixtures}/sample_config.json");
+    let invalid = format!("{fixtures}/invalid_config.json");
+    let catalog = format!("{fixtures}/configured_catalog.json");
+
+    let check = run(&["check", "--config", &invalid]);
+    assert_eq!(check.messages[0]["connectionStatus"]["status"], "FAILED");
+    let check = run(&["check", "--config", &sample]);
+    let status = &check.of_type("CONNECTION_STATUS")[0]["connectionStatus"];
+    assert_eq!(status["status"], "SUCCEEDED", "{status}");
+
+    // The check rotated the refresh token; the platform keeps the new config.
+    let dir = tempfile::tempdir().unwrap();
+    let sample: Value = serde_json::from_str(&std::fs::read_to_string(&sample).unwrap()).unwrap();
+    let config = write_json(dir.path(), "config.json", &check.next_config(&sample));
+    let read = run(&["read", "--config", config.to_str().unwrap(), "--catalog", &catalog]);
+    read.assert_ok();
+    for (stream, count) in sandbox.expected_counts() {
+        assert_eq!(read.records(&stream).len(), count, "{stream}");
+    }
+}
