@@ -5,7 +5,6 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use chrono::Utc;
 use serde_json::json;
 
 use crate::auth::Auth;
@@ -103,12 +102,7 @@ pub fn read(config_path: &Path, catalog_path: &Path, state_path: Option<&Path>) 
     }
     let outcome = runtime().and_then(|rt| {
         rt.block_on(async {
-            let ctx = Context {
-                api: connect(&config, RetryPolicy::SYNC, output.clone())?,
-                output: output.clone(),
-                start_date: config.start_date,
-                run_started: Utc::now(),
-            };
+            let ctx = Context::new(connect(&config, RetryPolicy::SYNC, output.clone())?, output.clone(), &config);
             Ok(engine::read_all(&ctx, &selected, &states).await)
         })
     });

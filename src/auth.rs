@@ -1,20 +1,23 @@
 //! Access tokens for the API. With OAuth2 the connector refreshes tokens
 //! itself: once per run while the token lives, single-flight across streams
-//! (a rotated refresh token is single-use, so two concurrent refreshes would
-//! kill the connection), and every rotated refresh token is handed to the
-//! protocol (`Output::config_updated`) before it is relied on.
+//! and — through the token cache's file lock — across processes (a rotated
+//! refresh token is single-use, so two concurrent refreshes would kill the
+//! connection). Every token response is written to the token cache before
+//! anything else, and every rotated refresh token is handed to the protocol
+//! (`Output::config_updated`) before it is relied on.
 
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
-use oauth2::basic::{BasicClient, BasicErrorResponseType};
+use oauth2::basic::{BasicClient, BasicErrorResponseType, BasicTokenResponse};
 use oauth2::{ClientId, ClientSecret, RefreshToken, RequestTokenError, TokenResponse, TokenUrl};
 use tokio::sync::Mutex;
 
 use crate::config::{AccessTokenCredentials, Credentials, LoadedConfig, OAuth2Credentials, Secret};
 use crate::error::{Error, Result};
 use crate::protocol::{Level, Output};
+use crate::token_cache::{CacheLock, LockError, TokenCache, TokenSet};
 
 /// A token this close to expiry is refreshed before use, so it cannot expire
 /// between being handed out and reaching the API.
@@ -42,11 +45,24 @@ struct OAuth {
     http: reqwest::Client,
     config: LoadedConfig,
     output: Arc<dyn Output>,
+    cache: TokenCache,
+    /// The config's refresh token: tried last when a newer one is rejected.
+    configured: Secret,
     tokens: Mutex<Tokens>,
+}
+
+/// Where the refresh token in hand came from, for error messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Origin {
+    Config,
+    Cache,
+    /// The token endpoint's answer to an earlier refresh of this run.
+    ThisRun,
 }
 
 struct Tokens {
     refresh: Secret,
+    origin: Origin,
     access: Option<(Secret, DateTime<Utc>)>,
 }
 
@@ -57,6 +73,13 @@ impl Tokens {
             _ => None,
         }
     }
+}
+
+/// Why a refresh failed: `invalid_grant` may still be cured by another
+/// refresh token; anything else is final.
+enum Refused {
+    InvalidGrant(Option<String>),
+    Failed(Error),
 }
 
 impl Auth {
@@ -78,6 +101,12 @@ impl Auth {
                         .map(|at| (token.clone(), at.with_timezone(&Utc))),
                     _ => None,
                 };
+                let cache_path = config.config.token_cache_path.as_deref();
+                if cache_path.is_some_and(|p| p.trim().is_empty()) {
+                    return Err(Error::config(
+                        "invalid config field `token_cache_path`: it is empty",
+                    ));
+                }
                 let http = reqwest::Client::builder()
                     // The token endpoint must answer itself; following a
                     // redirect would send the client secret elsewhere.
@@ -86,18 +115,27 @@ impl Auth {
                     .user_agent(crate::http::USER_AGENT)
                     .build()
                     .map_err(|e| Error::system(format!("cannot build HTTP client: {e}")))?;
-                TokenSource::OAuth(Box::new(OAuth {
+                let oauth = OAuth {
                     client_id: client_id.clone(),
                     client_secret: client_secret.clone(),
                     token_url: config.token_url.clone(),
                     http,
                     config: config.clone(),
                     output,
+                    cache: TokenCache::new(cache_path, &config.token_url, client_id),
+                    configured: refresh_token.clone(),
                     tokens: Mutex::new(Tokens {
                         refresh: refresh_token.clone(),
+                        origin: Origin::Config,
                         access,
                     }),
-                }))
+                };
+                // A newer token set from an earlier run wins over the config.
+                {
+                    let mut tokens = oauth.tokens.try_lock().expect("not shared yet");
+                    oauth.adopt_cached(&mut tokens);
+                }
+                TokenSource::OAuth(Box::new(oauth))
             }
         };
         Ok(Auth { source })
@@ -112,7 +150,7 @@ impl Auth {
                 let mut tokens = oauth.tokens.lock().await;
                 match tokens.valid_access() {
                     Some(token) => Ok(token),
-                    None => oauth.refresh(&mut tokens).await,
+                    None => oauth.refresh(&mut tokens, None).await,
                 }
             }
         }
@@ -131,7 +169,7 @@ impl Auth {
                 let mut tokens = oauth.tokens.lock().await;
                 match &tokens.access {
                     Some((current, _)) if current != rejected => Ok(current.clone()),
-                    _ => oauth.refresh(&mut tokens).await,
+                    _ => oauth.refresh(&mut tokens, Some(rejected)).await,
                 }
             }
         }
@@ -139,24 +177,170 @@ impl Auth {
 }
 
 impl OAuth {
-    /// Runs the refresh-token grant; the caller holds the token lock, so only
-    /// one refresh is ever in flight.
-    async fn refresh(&self, tokens: &mut Tokens) -> Result<Secret> {
+    /// Takes the cached token set of the lineage of the refresh token in hand
+    /// when it is newer: another run (or another process, while this one
+    /// waited for the lock) refreshed since that token was issued. A newer
+    /// refresh token is reported like a rotated one, so every client that
+    /// can persist it does.
+    fn adopt_cached(&self, tokens: &mut Tokens) {
+        let cached = match self.cache.lookup(&self.cache.key(&tokens.refresh)) {
+            Ok(Some(cached)) => cached,
+            Ok(None) => return,
+            Err(error) => {
+                self.output
+                    .log(Level::Warn, &format!("ignoring the token cache: {error}"));
+                return;
+            }
+        };
+        if cached.refresh_token != tokens.refresh {
+            self.output.log(
+                Level::Info,
+                &format!(
+                    "using the newer tokens from the token cache {}",
+                    self.cache.path().display()
+                ),
+            );
+            tokens.refresh = cached.refresh_token.clone();
+            tokens.origin = Origin::Cache;
+            tokens.access = Some((cached.access_token.clone(), cached.expires));
+            self.report(&cached);
+        } else if tokens
+            .access
+            .as_ref()
+            .is_none_or(|(_, expires)| *expires < cached.expires)
+        {
+            tokens.access = Some((cached.access_token, cached.expires));
+        }
+    }
+
+    /// Refreshes under the cross-process lock, unless the cache already holds
+    /// a valid access token other than `rejected`; the caller holds the
+    /// in-process token lock, so only one refresh is ever in flight.
+    async fn refresh(&self, tokens: &mut Tokens, rejected: Option<&Secret>) -> Result<Secret> {
+        let _lock = self.lock().await?;
+        self.adopt_cached(tokens);
+        if let Some(access) = tokens.valid_access() {
+            if rejected != Some(&access) {
+                return Ok(access);
+            }
+        }
+        let mut tried = Vec::new();
+        let response = loop {
+            tried.push(tokens.origin);
+            match self.exchange(&tokens.refresh).await {
+                Ok(response) => break response,
+                // The cache may hold a token of a server that forgot it (a
+                // restarted sandbox); the config's is the last resort.
+                Err(Refused::InvalidGrant(_))
+                    if tokens.origin != Origin::Config && tokens.refresh != self.configured =>
+                {
+                    self.output.log(
+                        Level::Warn,
+                        &format!(
+                            "{} was rejected (invalid_grant); trying the one in the config",
+                            self.describe(tokens.origin)
+                        ),
+                    );
+                    tokens.refresh = self.configured.clone();
+                    tokens.origin = Origin::Config;
+                }
+                Err(Refused::InvalidGrant(description)) => {
+                    return Err(self.invalid_grant(&tried, description))
+                }
+                Err(Refused::Failed(error)) => return Err(error),
+            }
+        };
+
+        let lifetime = response
+            .expires_in()
+            .and_then(|d| Duration::from_std(d).ok())
+            .unwrap_or(DEFAULT_TOKEN_LIFETIME);
+        self.check_scopes(&response);
+        let spent = tokens.refresh.clone();
+        let set = TokenSet {
+            refresh_token: response
+                .refresh_token()
+                .map(|t| Secret::new(t.secret().clone()))
+                .unwrap_or_else(|| spent.clone()),
+            access_token: Secret::new(response.access_token().secret().clone()),
+            expires: Utc::now() + lifetime,
+        };
+        // Persist first: a rotated refresh token has killed the spent one.
+        let keys = [&self.configured, &spent, &set.refresh_token].map(|t| self.cache.key(t));
+        match self.cache.store(&keys, &set) {
+            Ok(None) => {}
+            Ok(Some(warning)) => self.output.log(Level::Warn, &warning),
+            Err(error) => self.output.log(
+                Level::Warn,
+                &format!(
+                    "{error}: the new tokens are kept only where the client stores them; \
+                     set token_cache_path to a writable file"
+                ),
+            ),
+        }
+        tokens.refresh = set.refresh_token.clone();
+        tokens.origin = Origin::ThisRun;
+        tokens.access = Some((set.access_token.clone(), set.expires));
+        if set.refresh_token != spent {
+            self.report(&set);
+        }
+        Ok(set.access_token)
+    }
+
+    /// The cross-process refresh lock; a cache that cannot be locked at all
+    /// (read-only disk) only costs the cross-process guarantee.
+    async fn lock(&self) -> Result<Option<CacheLock>> {
+        let waiting = || {
+            self.output.log(
+                Level::Info,
+                "waiting for another process refreshing a token of the same token cache",
+            )
+        };
+        match self.cache.lock(waiting).await {
+            Ok(lock) => Ok(Some(lock)),
+            Err(LockError::Unavailable(error)) => {
+                self.output.log(
+                    Level::Warn,
+                    &format!("{error}: refreshing without the cross-process lock"),
+                );
+                Ok(None)
+            }
+            Err(LockError::TimedOut(error)) => Err(Error::system(error)),
+        }
+    }
+
+    /// Hands the full updated config to the protocol (CONTROL message,
+    /// rewritten `--config` file).
+    fn report(&self, set: &TokenSet) {
+        let updated = self.config.with_tokens(
+            set.refresh_token.expose(),
+            set.access_token.expose(),
+            &set.expires.to_rfc3339_opts(SecondsFormat::Secs, true),
+        );
+        self.output.config_updated(&updated);
+    }
+
+    /// Runs the refresh-token grant, retrying network failures.
+    async fn exchange(&self, refresh: &Secret) -> std::result::Result<BasicTokenResponse, Refused> {
         let client = BasicClient::new(ClientId::new(self.client_id.expose().to_string()))
             .set_client_secret(ClientSecret::new(self.client_secret.expose().to_string()))
             .set_token_uri(TokenUrl::from_url(self.token_url.clone()));
-        let refresh = RefreshToken::new(tokens.refresh.expose().to_string());
+        let refresh = RefreshToken::new(refresh.expose().to_string());
         let mut attempt = 0;
-        let response = loop {
+        loop {
             attempt += 1;
             match client
                 .exchange_refresh_token(&refresh)
                 .request_async(&self.http)
                 .await
             {
-                Ok(response) => break response,
+                Ok(response) => return Ok(response),
                 Err(RequestTokenError::ServerResponse(error)) => {
-                    return Err(self.rejected(error.error(), error.error_description()))
+                    let description = error.error_description().cloned();
+                    return Err(match error.error() {
+                        BasicErrorResponseType::InvalidGrant => Refused::InvalidGrant(description),
+                        other => Refused::Failed(self.rejected(other, description)),
+                    });
                 }
                 Err(error) if attempt < TOKEN_ATTEMPTS => {
                     self.output.log(
@@ -170,62 +354,65 @@ impl OAuth {
                     tokio::time::sleep(StdDuration::from_secs(u64::from(attempt))).await;
                 }
                 Err(error) => {
-                    return Err(Error::system(format!(
+                    return Err(Refused::Failed(Error::system(format!(
                         "cannot refresh the access token at token_url {}: {}",
                         self.token_url,
                         describe(&error)
-                    )))
+                    ))))
                 }
             }
-        };
-
-        let lifetime = response
-            .expires_in()
-            .and_then(|d| Duration::from_std(d).ok())
-            .unwrap_or(DEFAULT_TOKEN_LIFETIME);
-        let expires = Utc::now() + lifetime;
-        let access = Secret::new(response.access_token().secret().clone());
-        if let Some(scopes) = response.scopes() {
-            let granted: Vec<&str> = scopes.iter().map(|s| s.as_str()).collect();
-            let missing: Vec<&str> = SCOPES_NEEDED
-                .into_iter()
-                .filter(|s| !granted.contains(s))
-                .collect();
-            if !missing.is_empty() {
-                self.output.log(
-                    Level::Warn,
-                    &format!(
-                        "the token lacks scopes {}: streams that need them will fail; \
-                         re-authorize the application with those scopes",
-                        missing.join(", ")
-                    ),
-                );
-            }
         }
-        if let Some(rotated) = response.refresh_token() {
-            if rotated.secret() != tokens.refresh.expose() {
-                tokens.refresh = Secret::new(rotated.secret().clone());
-                // Persist first: the old refresh token is already dead.
-                let updated = self.config.with_tokens(
-                    tokens.refresh.expose(),
-                    access.expose(),
-                    &expires.to_rfc3339_opts(SecondsFormat::Secs, true),
-                );
-                self.output.config_updated(&updated);
-            }
-        }
-        tokens.access = Some((access.clone(), expires));
-        Ok(access)
     }
 
-    fn rejected(&self, kind: &BasicErrorResponseType, description: Option<&String>) -> Error {
+    fn check_scopes(&self, response: &BasicTokenResponse) {
+        let Some(scopes) = response.scopes() else {
+            return;
+        };
+        let granted: Vec<&str> = scopes.iter().map(|s| s.as_str()).collect();
+        let missing: Vec<&str> = SCOPES_NEEDED
+            .into_iter()
+            .filter(|s| !granted.contains(s))
+            .collect();
+        if !missing.is_empty() {
+            self.output.log(
+                Level::Warn,
+                &format!(
+                    "the token lacks scopes {}: streams that need them will fail; \
+                     re-authorize the application with those scopes",
+                    missing.join(", ")
+                ),
+            );
+        }
+    }
+
+    fn describe(&self, origin: Origin) -> String {
+        match origin {
+            Origin::Config => "the refresh token in the config".into(),
+            Origin::Cache => format!(
+                "the refresh token from the token cache {}",
+                self.cache.path().display()
+            ),
+            Origin::ThisRun => "the refresh token this run received".into(),
+        }
+    }
+
+    fn invalid_grant(&self, tried: &[Origin], description: Option<String>) -> Error {
+        let detail = description.map(|d| format!(" ({d})")).unwrap_or_default();
+        let tried: Vec<String> = tried.iter().map(|&o| self.describe(o)).collect();
+        let subject = match tried.as_slice() {
+            [one] => format!("{one} was"),
+            many => format!("{} were", many.join(" and ")),
+        };
+        Error::config(format!(
+            "{subject} rejected (invalid_grant{detail}): revoked, already used (Constant \
+             Contact rotates refresh tokens) or expired after 180 days unused. Re-authorize the \
+             application to get a new refresh token"
+        ))
+    }
+
+    fn rejected(&self, kind: &BasicErrorResponseType, description: Option<String>) -> Error {
         let detail = description.map(|d| format!(" ({d})")).unwrap_or_default();
         match kind {
-            BasicErrorResponseType::InvalidGrant => Error::config(format!(
-                "the refresh token was rejected (invalid_grant{detail}): it was revoked, already \
-                 used (Constant Contact rotates refresh tokens) or expired after 180 days unused. \
-                 Re-authorize the application to get a new refresh token"
-            )),
             BasicErrorResponseType::InvalidClient | BasicErrorResponseType::UnauthorizedClient => {
                 Error::config(format!(
                     "the token endpoint rejected client_id/client_secret ({}{detail}): check the \

@@ -7,7 +7,7 @@ use std::path::Path;
 use serde_json::{json, Value};
 
 use crate::error::{Error, Result};
-use crate::streams::{self, StreamDef, STREAMS};
+use crate::streams::{self, StreamDef};
 
 /// The Airbyte `AirbyteStream` of a stream definition.
 pub fn airbyte_stream(def: &StreamDef) -> Value {
@@ -18,16 +18,17 @@ pub fn airbyte_stream(def: &StreamDef) -> Value {
         "source_defined_primary_key": def.primary_key.iter().map(|k| vec![*k]).collect::<Vec<_>>(),
         "is_resumable": def.cursor.is_some(),
     });
-    if let Some(cursor) = def.cursor {
+    if def.supports_incremental() {
         stream["supported_sync_modes"] = json!(["full_refresh", "incremental"]);
         stream["source_defined_cursor"] = json!(true);
-        stream["default_cursor_field"] = json!([cursor.field]);
+        // Children that follow their parent's cursor have none of their own.
+        stream["default_cursor_field"] = json!(def.cursor_field().into_iter().collect::<Vec<_>>());
     }
     stream
 }
 
 pub fn discover() -> Value {
-    json!({"streams": STREAMS.iter().map(airbyte_stream).collect::<Vec<_>>()})
+    json!({"streams": streams::visible().map(airbyte_stream).collect::<Vec<_>>()})
 }
 
 /// One stream a sync reads.
@@ -68,7 +69,7 @@ pub fn parse_configured(catalog: &Value, notes: &mut Vec<String>) -> Result<Vec<
             .and_then(Value::as_str)
             .unwrap_or("full_refresh");
         let incremental = match mode {
-            "incremental" if def.cursor.is_some() => true,
+            "incremental" if def.supports_incremental() => true,
             "incremental" => {
                 notes.push(format!(
                     "{name} supports only full refresh; reading it as full refresh"
@@ -82,12 +83,11 @@ pub fn parse_configured(catalog: &Value, notes: &mut Vec<String>) -> Result<Vec<
                 )))
             }
         };
-        if let (true, Some(cursor)) = (incremental, def.cursor) {
+        if let (true, Some(cursor)) = (incremental, def.cursor_field()) {
             if let Some(field) = entry.get("cursor_field").and_then(Value::as_array) {
-                if !field.is_empty() && field != &[json!(cursor.field)] {
+                if !field.is_empty() && field != &[json!(cursor)] {
                     notes.push(format!(
-                        "{name}: the cursor is source-defined; using {} instead of {field:?}",
-                        cursor.field
+                        "{name}: the cursor is source-defined; using {cursor} instead of {field:?}"
                     ));
                 }
             }
@@ -127,16 +127,16 @@ pub fn singer_stream(def: &StreamDef) -> Value {
         .primary_key
         .iter()
         .copied()
-        .chain(def.cursor.map(|c| c.field))
+        .chain(def.cursor_field())
         .collect();
     let mut stream_metadata = json!({
         "inclusion": "available",
         "selected-by-default": true,
         "table-key-properties": def.primary_key,
-        "forced-replication-method": if def.cursor.is_some() { "INCREMENTAL" } else { "FULL_TABLE" },
+        "forced-replication-method": if def.supports_incremental() { "INCREMENTAL" } else { "FULL_TABLE" },
     });
-    if let Some(cursor) = def.cursor {
-        stream_metadata["valid-replication-keys"] = json!([cursor.field]);
+    if let Some(cursor) = def.cursor_field() {
+        stream_metadata["valid-replication-keys"] = json!([cursor]);
     }
     let mut metadata = vec![json!({"breadcrumb": [], "metadata": stream_metadata})];
     if let Some(properties) = schema["properties"].as_object() {
@@ -159,17 +159,19 @@ pub fn singer_stream(def: &StreamDef) -> Value {
         "key_properties": def.primary_key,
         "metadata": metadata,
     });
-    if let Some(cursor) = def.cursor {
-        entry["replication_key"] = json!(cursor.field);
-        entry["replication_method"] = json!("INCREMENTAL");
-    } else {
-        entry["replication_method"] = json!("FULL_TABLE");
+    if let Some(cursor) = def.cursor_field() {
+        entry["replication_key"] = json!(cursor);
     }
+    entry["replication_method"] = json!(if def.supports_incremental() {
+        "INCREMENTAL"
+    } else {
+        "FULL_TABLE"
+    });
     entry
 }
 
 pub fn singer_discover() -> Value {
-    json!({"streams": STREAMS.iter().map(singer_stream).collect::<Vec<_>>()})
+    json!({"streams": streams::visible().map(singer_stream).collect::<Vec<_>>()})
 }
 
 /// Reads a Singer catalog (`--catalog` / `--properties`): a stream is read
@@ -238,7 +240,7 @@ pub fn parse_singer(catalog: &Value) -> Result<Vec<Selected>> {
             .unwrap_or("INCREMENTAL");
         selected.push(Selected {
             def,
-            incremental: def.cursor.is_some() && !method.eq_ignore_ascii_case("FULL_TABLE"),
+            incremental: def.supports_incremental() && !method.eq_ignore_ascii_case("FULL_TABLE"),
             properties,
         });
     }
@@ -285,7 +287,7 @@ mod tests {
         // contact_lists: deselected at the stream level.
         streams[1]["metadata"][0]["metadata"]["selected"] = json!(false);
         let selected = parse_singer(&catalog).unwrap();
-        assert_eq!(selected.len(), STREAMS.len() - 1);
+        assert_eq!(selected.len(), streams::visible().count() - 1);
         let contacts = selected[0].properties.as_ref().unwrap();
         assert!(!contacts.contains("notes"));
         assert!(contacts.contains("contact_id"), "keys are automatic");

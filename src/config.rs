@@ -15,6 +15,19 @@ use crate::error::{Error, Result};
 pub const DEFAULT_API_BASE_URL: &str = "https://api.cc.email/v3";
 pub const DEFAULT_TOKEN_URL: &str = "https://authz.constantcontact.com/oauth2/default/v1/token";
 pub const DEFAULT_REQUESTS_PER_SECOND: u32 = 4;
+/// Nearly all opens and clicks arrive within days of a send; a month later
+/// new tracking rows are rare, so re-reading older activities costs requests
+/// for nothing.
+pub const DEFAULT_REPORT_LOOKBACK_DAYS: u32 = 30;
+const CONTACT_STATUSES: [&str; 7] = [
+    "all",
+    "active",
+    "deleted",
+    "not_set",
+    "pending_confirmation",
+    "temp_hold",
+    "unsubscribed",
+];
 
 /// A secret string: serialised as is (configs are written back), never shown
 /// by `Debug`, so it cannot leak through a log line or an error message.
@@ -74,6 +87,79 @@ pub struct Config {
     #[serde(default = "default_requests_per_second")]
     #[schemars(title = "Requests per second", range(min = 1, max = 100), extend("order" = 4))]
     pub requests_per_second: u32,
+
+    /// Incremental streams read no changes after this moment (`YYYY-MM-DD` or RFC
+    /// 3339); contact reports end here. Defaults to now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(title = "End date", extend("order" = 6, "examples" = ["2025-12-31"]))]
+    pub end_date: Option<String>,
+
+    /// A start date this many days before each run, recomputed every run (instead
+    /// of `start_date`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(title = "Start, days ago", range(min = 0, max = 3650), extend("order" = 7))]
+    pub start_days_ago: Option<u32>,
+
+    /// An end date this many days before each run, recomputed every run (instead
+    /// of `end_date`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(title = "End, days ago", range(min = 0, max = 3650), extend("order" = 8))]
+    pub end_days_ago: Option<u32>,
+
+    /// Read campaign activities, their schedules, send history, previews, links,
+    /// stats and tracking reports only for these campaigns (ids). Empty: all.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(title = "Campaign IDs", extend("order" = 9))]
+    pub campaign_ids: Vec<String>,
+
+    /// Contacts whose contact reports (activity summary, activity details, open and
+    /// click rates) are read: those endpoints take one contact per request, so
+    /// they read only the contacts listed here.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(title = "Contact IDs for contact reports", extend("order" = 10))]
+    pub contact_ids: Vec<String>,
+
+    /// Read only contacts with these statuses (all, active, deleted, not_set,
+    /// pending_confirmation, temp_hold, unsubscribed). Empty: all, deleted included.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(title = "Contact statuses", extend("order" = 11))]
+    pub contact_status: Vec<String>,
+
+    /// Read only contacts that are members of these lists (at most 25 ids).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(title = "List IDs", extend("order" = 12))]
+    pub list_ids: Vec<String>,
+
+    /// Read only contacts with these tags (at most 50 ids).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(title = "Tag IDs", extend("order" = 13))]
+    pub tag_ids: Vec<String>,
+
+    /// Incremental syncs re-read tracking reports only for activities of campaigns
+    /// changed within this many days. Nearly all opens and clicks arrive within
+    /// days of a send, so older activities would cost requests for nothing.
+    #[serde(default = "default_report_lookback_days")]
+    #[schemars(title = "Report lookback (days)", range(min = 1, max = 3650), extend("order" = 14))]
+    pub report_lookback_days: u32,
+
+    /// Your own streams: any GET endpoint of the V3 API, read like the built-in
+    /// ones (pagination, incremental cursor, state).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(title = "Custom streams", extend("order" = 15))]
+    pub custom_streams: Vec<crate::custom_streams::CustomStream>,
+
+    /// File where the connector keeps the newest OAuth tokens of every account it
+    /// syncs (mode 0600), so that a rotated refresh token is never lost, whatever
+    /// runs the connector. Defaults to `$SOURCE_CONSTANT_CONTACT_TOKEN_CACHE`, else
+    /// `$XDG_STATE_HOME/source-constant-contact/tokens.json`, else
+    /// `~/.local/state/source-constant-contact/tokens.json`. Point it at a mounted
+    /// volume when the connector runs in a throwaway container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        title = "Token cache path",
+        extend("order" = 5, "examples" = ["/state/tokens.json"])
+    )]
+    pub token_cache_path: Option<String>,
 }
 
 /// Credentials: an OAuth2 application with a refresh token, or an access token.
@@ -129,6 +215,10 @@ fn default_token_url() -> String {
     DEFAULT_TOKEN_URL.to_string()
 }
 
+fn default_report_lookback_days() -> u32 {
+    DEFAULT_REPORT_LOOKBACK_DAYS
+}
+
 fn default_requests_per_second() -> u32 {
     DEFAULT_REQUESTS_PER_SECOND
 }
@@ -140,7 +230,10 @@ fn default_requests_per_second() -> u32 {
 pub struct LoadedConfig {
     pub config: Config,
     pub raw: Value,
+    /// From `start_date` or `start_days_ago`.
     pub start_date: DateTime<Utc>,
+    /// From `end_date` or `end_days_ago`; `None` is "now".
+    pub end_date: Option<DateTime<Utc>>,
     pub api_base_url: Url,
     pub token_url: Url,
 }
@@ -175,10 +268,26 @@ impl LoadedConfig {
         let config: Config = serde_path_to_error::deserialize(&raw)
             .map_err(|e| credentials_error(&raw).unwrap_or_else(|| field_error("", e)))?;
         config.validate_credentials()?;
-        let start_date = match &config.start_date {
-            Some(text) => parse_start_date(text)?,
-            None => Utc::now() - Duration::days(365),
+        let now = Utc::now();
+        let days_ago = |days: u32| now - Duration::days(i64::from(days));
+        let start_date = match (&config.start_date, config.start_days_ago) {
+            (Some(_), Some(_)) => return Err(both("start_date", "start_days_ago")),
+            (Some(text), None) => parse_date("start_date", text)?,
+            (None, Some(days)) => days_ago(days),
+            (None, None) => days_ago(365),
         };
+        let end_date = match (&config.end_date, config.end_days_ago) {
+            (Some(_), Some(_)) => return Err(both("end_date", "end_days_ago")),
+            (Some(text), None) => Some(parse_date("end_date", text)?),
+            (None, days) => days.map(days_ago),
+        };
+        if end_date.is_some_and(|end| end <= start_date) {
+            return Err(Error::config(
+                "invalid config: the end date must come after the start date",
+            ));
+        }
+        config.validate_filters()?;
+        crate::custom_streams::register(&config.custom_streams)?;
         let api_base_url = parse_http_url("api_base_url", &config.api_base_url)?;
         let token_url = parse_http_url("token_url", &config.token_url)?;
         if !(1..=100).contains(&config.requests_per_second) {
@@ -192,6 +301,7 @@ impl LoadedConfig {
             config,
             raw,
             start_date,
+            end_date,
             api_base_url,
             token_url,
         })
@@ -209,7 +319,39 @@ impl LoadedConfig {
     }
 }
 
+fn both(a: &str, b: &str) -> Error {
+    Error::config(format!("invalid config: set `{a}` or `{b}`, not both"))
+}
+
 impl Config {
+    /// The API's own limits, checked up front rather than failing mid-sync.
+    fn validate_filters(&self) -> Result<()> {
+        if let Some(status) = self
+            .contact_status
+            .iter()
+            .find(|s| !CONTACT_STATUSES.contains(&s.as_str()))
+        {
+            return Err(Error::config(format!(
+                "invalid config field `contact_status`: {status:?} is not one of {}",
+                CONTACT_STATUSES.join(", ")
+            )));
+        }
+        for (field, ids, max) in [("list_ids", &self.list_ids, 25), ("tag_ids", &self.tag_ids, 50)] {
+            if ids.len() > max {
+                return Err(Error::config(format!(
+                    "invalid config field `{field}`: the API accepts at most {max} ids, got {}",
+                    ids.len()
+                )));
+            }
+        }
+        if self.report_lookback_days == 0 {
+            return Err(Error::config(
+                "invalid config field `report_lookback_days`: it must be at least 1",
+            ));
+        }
+        Ok(())
+    }
+
     fn validate_credentials(&self) -> Result<()> {
         let blank = |field: &str, value: &Secret| {
             if value.expose().trim().is_empty() {
@@ -274,7 +416,7 @@ fn credentials_error(raw: &Value) -> Option<Error> {
 
 /// Parses `YYYY-MM-DD` (midnight UTC) or an RFC 3339 date-time; a date-time
 /// without an offset is read as UTC.
-pub fn parse_start_date(text: &str) -> Result<DateTime<Utc>> {
+pub fn parse_date(field: &str, text: &str) -> Result<DateTime<Utc>> {
     let text = text.trim();
     if let Ok(date) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
         return Ok(date
@@ -289,7 +431,7 @@ pub fn parse_start_date(text: &str) -> Result<DateTime<Utc>> {
         return Ok(at.and_utc());
     }
     Err(Error::config(format!(
-        "invalid config field `start_date`: {text:?} is neither YYYY-MM-DD nor an RFC 3339 \
+        "invalid config field `{field}`: {text:?} is neither YYYY-MM-DD nor an RFC 3339 \
          date-time such as 2024-01-01T00:00:00Z"
     )))
 }
@@ -324,11 +466,11 @@ mod tests {
 
     #[test]
     fn start_date_accepts_date_and_date_time() {
-        let day = parse_start_date("2024-03-01").unwrap();
+        let day = parse_date("start_date", "2024-03-01").unwrap();
         assert_eq!(day.to_rfc3339(), "2024-03-01T00:00:00+00:00");
-        let at = parse_start_date("2024-03-01T10:00:00+02:00").unwrap();
+        let at = parse_date("start_date", "2024-03-01T10:00:00+02:00").unwrap();
         assert_eq!(at.to_rfc3339(), "2024-03-01T08:00:00+00:00");
-        assert!(parse_start_date("01/03/2024").is_err());
+        assert!(parse_date("start_date", "01/03/2024").is_err());
     }
 
     #[test]

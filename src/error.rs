@@ -26,6 +26,9 @@ impl FailureType {
 pub struct Error {
     pub failure: FailureType,
     pub message: String,
+    /// The API said the resource does not exist (404): for a child of a
+    /// parent record that vanished mid-run this is news, not a failure.
+    pub not_found: bool,
 }
 
 impl Error {
@@ -33,6 +36,7 @@ impl Error {
         Error {
             failure: FailureType::Config,
             message: message.into(),
+            not_found: false,
         }
     }
 
@@ -40,14 +44,15 @@ impl Error {
         Error {
             failure: FailureType::System,
             message: message.into(),
+            not_found: false,
         }
     }
 
     /// Prefixes the message with where the error happened, keeping its kind.
     pub fn context(self, context: impl fmt::Display) -> Self {
         Error {
-            failure: self.failure,
             message: format!("{context}: {}", self.message),
+            ..self
         }
     }
 }

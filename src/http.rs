@@ -242,10 +242,13 @@ async fn classify(endpoint: &str, status: StatusCode, response: reqwest::Respons
              lacks the privilege this endpoint needs; re-authorize with scopes contact_data \
              campaign_data account_read offline_access"
         ))),
-        StatusCode::NOT_FOUND => Attempt::Fail(Error::config(format!(
-            "GET {endpoint}: not found (404{detail}); check that api_base_url points at the V3 \
-             API (https://api.cc.email/v3)"
-        ))),
+        StatusCode::NOT_FOUND => Attempt::Fail(Error {
+            not_found: true,
+            ..Error::config(format!(
+                "GET {endpoint}: not found (404{detail}); check that api_base_url points at the \
+                 V3 API (https://api.cc.email/v3)"
+            ))
+        }),
         _ => Attempt::Fail(Error::system(format!(
             "GET {endpoint}: unexpected response {code}{detail}"
         ))),

@@ -7,8 +7,10 @@
 
 mod airbyte;
 mod auth;
+mod authorize;
 mod catalog;
 mod config;
+mod custom_streams;
 mod demo;
 mod engine;
 mod error;
@@ -19,6 +21,7 @@ mod singer;
 mod spec;
 mod state;
 mod streams;
+mod token_cache;
 
 use std::path::PathBuf;
 
@@ -63,6 +66,9 @@ enum Command {
     },
     /// Serve a fake Constant Contact V3 API on 127.0.0.1 for tests and trials.
     Sandbox(sandbox::SandboxOptions),
+    /// Authorize with Constant Contact (browser with PKCE, or --device) and write
+    /// the credentials into a connector config.
+    Auth(Box<authorize::AuthorizeArgs>),
     /// Full then incremental sync of every stream against an in-process
     /// sandbox, with a per-stream summary on stderr.
     Demo(demo::DemoOptions),
@@ -88,6 +94,7 @@ fn main() {
                 state,
             } => airbyte::read(&config, &catalog, state.as_deref()),
             Command::Demo(options) => demo::run(options),
+            Command::Auth(args) => authorize::run(*args),
             Command::Sandbox(options) => match airbyte::runtime()
                 .map_err(|e| e.to_string())
                 .and_then(|rt| {

@@ -5,7 +5,6 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use chrono::Utc;
 use serde_json::{json, Value};
 
 use crate::airbyte::{connect, runtime};
@@ -16,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::http::RetryPolicy;
 use crate::protocol::singer::{parse_state, SingerWriter};
 use crate::protocol::{Level, Output};
-use crate::streams::STREAMS;
+use crate::streams;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum AboutFormat {
@@ -111,12 +110,11 @@ fn sync(config_path: &Path, catalog_path: &Path, state_path: Option<&Path>) -> R
     ));
     let output: Arc<dyn Output> = writer.clone();
     let results = runtime()?.block_on(async {
-        let ctx = Context {
-            api: connect(&config, RetryPolicy::SYNC, output.clone())?,
-            output: output.clone(),
-            start_date: config.start_date,
-            run_started: Utc::now(),
-        };
+        let ctx = Context::new(
+            connect(&config, RetryPolicy::SYNC, output.clone())?,
+            output.clone(),
+            &config,
+        );
         Ok::<_, Error>(engine::read_all(&ctx, &selected, &states).await)
     })?;
     output.flush();
@@ -142,7 +140,7 @@ fn about(format: AboutFormat) {
         "version": env!("CARGO_PKG_VERSION"),
         "capabilities": ["catalog", "discover", "state", "about"],
         "settings": settings,
-        "streams": STREAMS.iter().map(|s| s.name).collect::<Vec<_>>(),
+        "streams": streams::visible().map(|s| s.name).collect::<Vec<_>>(),
     });
     match format {
         AboutFormat::Json => {

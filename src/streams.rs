@@ -10,6 +10,8 @@ pub enum Records {
     Object,
     /// The body is an array of records.
     Array,
+    /// An array body holds records, an object body is one (custom streams).
+    Auto,
 }
 
 /// How a stream reads incrementally: the record field that orders changes,
@@ -18,6 +20,83 @@ pub enum Records {
 pub struct Cursor {
     pub field: &'static str,
     pub param: &'static str,
+    /// The parameter asking for records changed before a moment (`end_date`).
+    pub end_param: &'static str,
+}
+
+/// A query parameter whose value comes from the config.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Filter {
+    /// `contact_status`, replacing the table's `status`.
+    ContactStatus,
+    ListIds,
+    TagIds,
+}
+
+/// How a child stream reads incrementally.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChildSync {
+    /// Always read in full.
+    FullRefresh,
+    /// Only the children of parents changed since the saved cursor of the
+    /// root parent stream (which must have a [`Cursor`]) are read again.
+    ThroughParent,
+    /// The API returns each parent's rows newest first by this field: a
+    /// read stops at the parent's saved bookmark.
+    NewestFirst(&'static str),
+}
+
+/// Where a child stream's `{parent}` path values come from.
+#[derive(Debug, Clone, Copy)]
+pub struct Parent {
+    /// The stream (often hidden) whose records supply the values, or
+    /// [`CONFIGURED_CONTACTS`].
+    pub stream: &'static str,
+    /// The field of each parent record that fills `{parent}`.
+    pub key: &'static str,
+    /// Only parents whose `.0` field is one of `.1`.
+    pub only: Option<(&'static str, &'static [&'static str])>,
+    /// Parent values one request carries, comma-separated.
+    pub batch: usize,
+    /// Child records get the parent value under this name when they lack it.
+    pub inject: Option<&'static str>,
+    pub sync: ChildSync,
+}
+
+impl Parent {
+    /// One parent value per request, nothing injected, full refresh.
+    const fn of(stream: &'static str, key: &'static str) -> Parent {
+        Parent {
+            stream,
+            key,
+            only: None,
+            batch: 1,
+            inject: None,
+            sync: ChildSync::FullRefresh,
+        }
+    }
+
+    const fn only(self, field: &'static str, values: &'static [&'static str]) -> Parent {
+        Parent {
+            only: Some((field, values)),
+            ..self
+        }
+    }
+
+    const fn batch(self, batch: usize) -> Parent {
+        Parent { batch, ..self }
+    }
+
+    const fn inject(self, field: &'static str) -> Parent {
+        Parent {
+            inject: Some(field),
+            ..self
+        }
+    }
+
+    const fn sync(self, sync: ChildSync) -> Parent {
+        Parent { sync, ..self }
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -35,11 +114,81 @@ pub struct StreamDef {
     pub params: &'static [(&'static str, &'static str)],
     /// The stream's JSON Schema, embedded at build time.
     pub schema: &'static str,
+    /// Set for streams read once per parent record: `path` holds `{parent}`.
+    pub parent: Option<Parent>,
+    /// Feeds children only; not offered by discover.
+    pub hidden: bool,
+    /// Query parameters set from the config.
+    pub filters: &'static [(&'static str, Filter)],
+    /// Parameters that carry the sync window's start and end.
+    pub window: Option<(&'static str, &'static str)>,
 }
 
 impl StreamDef {
     pub fn schema_json(&self) -> serde_json::Value {
         serde_json::from_str(self.schema).expect("schemas/*.json are checked by a unit test")
+    }
+
+    pub fn supports_incremental(&self) -> bool {
+        self.cursor.is_some()
+            || self
+                .parent
+                .is_some_and(|p| p.sync != ChildSync::FullRefresh)
+    }
+
+    /// The record field that orders changes, where records carry one.
+    pub fn cursor_field(&self) -> Option<&'static str> {
+        match (self.cursor, self.parent.map(|p| p.sync)) {
+            (Some(cursor), _) => Some(cursor.field),
+            (None, Some(ChildSync::NewestFirst(field))) => Some(field),
+            _ => None,
+        }
+    }
+}
+
+/// The parent of contact reports: the config's `contact_ids`, as records
+/// with a `contact_id`.
+pub const CONFIGURED_CONTACTS: &str = "configured_contacts";
+
+/// A plain top-level stream; the table below overrides what differs.
+pub const BASE: StreamDef = StreamDef {
+    name: "",
+    path: "",
+    records: Records::Object,
+    primary_key: &[],
+    cursor: None,
+    page_size: None,
+    params: &[],
+    schema: "{}",
+    parent: None,
+    hidden: false,
+    filters: &[],
+    window: None,
+};
+
+/// Every campaign activity's id and role, from `/emails/{campaign_id}`.
+const ACTIVITY_REFS: &str = "campaign_activity_refs";
+/// Activities that were sent, and so have reports.
+const SENT_ROLES: (&str, &[&str]) = ("role", &["primary_email", "resend"]);
+
+const fn activity_child(sync: ChildSync) -> Parent {
+    Parent::of(ACTIVITY_REFS, "campaign_activity_id").sync(sync)
+}
+
+/// A tracking report: newest-first rows of one sent activity.
+const fn tracking(name: &'static str, path: &'static str, primary_key: &'static [&'static str], schema: &'static str) -> StreamDef {
+    StreamDef {
+        name,
+        path,
+        records: Records::Key("tracking_activities"),
+        primary_key,
+        page_size: Some(500),
+        schema,
+        parent: Some(
+            activity_child(ChildSync::NewestFirst("created_time"))
+                .only(SENT_ROLES.0, SENT_ROLES.1),
+        ),
+        ..BASE
     }
 }
 
@@ -58,6 +207,7 @@ pub const STREAMS: &[StreamDef] = &[
         cursor: Some(Cursor {
             field: "updated_at",
             param: "updated_after",
+            end_param: "updated_before",
         }),
         page_size: Some(500),
         params: &[
@@ -68,46 +218,60 @@ pub const STREAMS: &[StreamDef] = &[
             ),
         ],
         schema: schema!("contacts"),
+        filters: &[
+            ("status", Filter::ContactStatus),
+            ("lists", Filter::ListIds),
+            ("tags", Filter::TagIds),
+        ],
+        ..BASE
     },
     StreamDef {
         name: "contact_lists",
         path: "/contact_lists",
         records: Records::Key("lists"),
         primary_key: &["list_id"],
-        cursor: None,
         page_size: Some(500),
         params: &[("include_membership_count", "all")],
         schema: schema!("contact_lists"),
+        ..BASE
     },
     StreamDef {
         name: "contact_tags",
         path: "/contact_tags",
         records: Records::Key("tags"),
         primary_key: &["tag_id"],
-        cursor: None,
         page_size: Some(500),
         params: &[("include_count", "true")],
         schema: schema!("contact_tags"),
+        ..BASE
     },
     StreamDef {
-        name: "segments",
+        name: "segment_list",
         path: "/segments",
         records: Records::Key("segments"),
         primary_key: &["segment_id"],
-        cursor: None,
         page_size: Some(1000),
         params: &[("sort_by", "date")],
+        hidden: true,
+        ..BASE
+    },
+    // Read one by one: only a single segment carries its criteria.
+    StreamDef {
+        name: "segments",
+        path: "/segments/{parent}",
+        primary_key: &["segment_id"],
         schema: schema!("segments"),
+        parent: Some(Parent::of("segment_list", "segment_id")),
+        ..BASE
     },
     StreamDef {
         name: "custom_fields",
         path: "/contact_custom_fields",
         records: Records::Key("custom_fields"),
         primary_key: &["custom_field_id"],
-        cursor: None,
         page_size: Some(100),
-        params: &[],
         schema: schema!("custom_fields"),
+        ..BASE
     },
     StreamDef {
         name: "email_campaigns",
@@ -117,55 +281,248 @@ pub const STREAMS: &[StreamDef] = &[
         cursor: Some(Cursor {
             field: "updated_at",
             param: "after_date",
+            end_param: "before_date",
         }),
         page_size: Some(500),
-        params: &[],
         schema: schema!("email_campaigns"),
+        ..BASE
+    },
+    StreamDef {
+        name: ACTIVITY_REFS,
+        path: "/emails/{parent}",
+        records: Records::Key("campaign_activities"),
+        primary_key: &["campaign_activity_id"],
+        parent: Some(
+            Parent::of("email_campaigns", "campaign_id")
+                .inject("campaign_id")
+                .sync(ChildSync::ThroughParent),
+        ),
+        hidden: true,
+        ..BASE
+    },
+    StreamDef {
+        name: "email_campaign_activities",
+        path: "/emails/activities/{parent}",
+        primary_key: &["campaign_activity_id"],
+        params: &[(
+            "include",
+            "physical_address_in_footer,permalink_url,html_content,document_properties",
+        )],
+        schema: schema!("email_campaign_activities"),
+        parent: Some(activity_child(ChildSync::ThroughParent)),
+        ..BASE
+    },
+    StreamDef {
+        name: "campaign_activity_schedules",
+        path: "/emails/activities/{parent}/schedules",
+        records: Records::Array,
+        primary_key: &["campaign_activity_id", "scheduled_date"],
+        schema: schema!("campaign_activity_schedules"),
+        parent: Some(activity_child(ChildSync::ThroughParent).inject("campaign_activity_id")),
+        ..BASE
+    },
+    StreamDef {
+        name: "campaign_activity_send_history",
+        path: "/emails/activities/{parent}/send_history",
+        records: Records::Array,
+        primary_key: &["campaign_activity_id", "send_id"],
+        schema: schema!("campaign_activity_send_history"),
+        parent: Some(
+            activity_child(ChildSync::ThroughParent)
+                .only(SENT_ROLES.0, SENT_ROLES.1)
+                .inject("campaign_activity_id"),
+        ),
+        ..BASE
+    },
+    StreamDef {
+        name: "campaign_activity_previews",
+        path: "/emails/activities/{parent}/previews",
+        primary_key: &["campaign_activity_id"],
+        schema: schema!("campaign_activity_previews"),
+        parent: Some(activity_child(ChildSync::ThroughParent)),
+        ..BASE
+    },
+    tracking(
+        "email_sends",
+        "/reports/email_reports/{parent}/tracking/sends",
+        &["campaign_activity_id", "contact_id", "created_time"],
+        schema!("email_sends"),
+    ),
+    tracking(
+        "email_opens",
+        "/reports/email_reports/{parent}/tracking/opens",
+        &["campaign_activity_id", "contact_id", "created_time"],
+        schema!("email_opens"),
+    ),
+    tracking(
+        "email_unique_opens",
+        "/reports/email_reports/{parent}/tracking/unique_opens",
+        &["campaign_activity_id", "contact_id"],
+        schema!("email_unique_opens"),
+    ),
+    tracking(
+        "email_did_not_opens",
+        "/reports/email_reports/{parent}/tracking/didnotopens",
+        &["campaign_activity_id", "contact_id"],
+        schema!("email_did_not_opens"),
+    ),
+    tracking(
+        "email_clicks",
+        "/reports/email_reports/{parent}/tracking/clicks",
+        &["campaign_activity_id", "contact_id", "url_id", "created_time"],
+        schema!("email_clicks"),
+    ),
+    tracking(
+        "email_forwards",
+        "/reports/email_reports/{parent}/tracking/forwards",
+        &["campaign_activity_id", "contact_id", "created_time"],
+        schema!("email_forwards"),
+    ),
+    tracking(
+        "email_optouts",
+        "/reports/email_reports/{parent}/tracking/optouts",
+        &["campaign_activity_id", "contact_id", "created_time"],
+        schema!("email_optouts"),
+    ),
+    tracking(
+        "email_bounces",
+        "/reports/email_reports/{parent}/tracking/bounces",
+        &["campaign_activity_id", "contact_id", "created_time"],
+        schema!("email_bounces"),
+    ),
+    StreamDef {
+        name: "email_links",
+        path: "/reports/email_reports/{parent}/links",
+        primary_key: &["campaign_activity_id"],
+        schema: schema!("email_links"),
+        parent: Some(activity_child(ChildSync::FullRefresh).only(SENT_ROLES.0, SENT_ROLES.1)),
+        ..BASE
     },
     StreamDef {
         name: "email_campaign_summaries",
         path: "/reports/summary_reports/email_campaign_summaries",
         records: Records::Key("bulk_email_campaign_summaries"),
         primary_key: &["campaign_id"],
-        cursor: None,
         page_size: Some(500),
-        params: &[],
         schema: schema!("email_campaign_summaries"),
+        ..BASE
+    },
+    // The stats endpoints take many ids per call: up to 150 campaigns, 10 activities.
+    StreamDef {
+        name: "email_campaign_stats",
+        path: "/reports/stats/email_campaigns/{parent}",
+        records: Records::Key("results"),
+        primary_key: &["campaign_id"],
+        schema: schema!("email_campaign_stats"),
+        parent: Some(Parent::of("email_campaigns", "campaign_id").batch(150)),
+        ..BASE
+    },
+    StreamDef {
+        name: "email_campaign_activity_stats",
+        path: "/reports/stats/email_campaign_activities/{parent}",
+        records: Records::Key("results"),
+        primary_key: &["campaign_activity_id"],
+        schema: schema!("email_campaign_activity_stats"),
+        parent: Some(
+            activity_child(ChildSync::FullRefresh)
+                .only(SENT_ROLES.0, SENT_ROLES.1)
+                .batch(10),
+        ),
+        ..BASE
     },
     StreamDef {
         name: "account_summary",
         path: "/account/summary",
-        records: Records::Object,
         primary_key: &["encoded_account_id"],
-        cursor: None,
-        page_size: None,
         params: &[("extra_fields", "physical_address,company_logo")],
         schema: schema!("account_summary"),
+        ..BASE
     },
     StreamDef {
         name: "account_emails",
         path: "/account/emails",
         records: Records::Array,
         primary_key: &["email_id"],
-        cursor: None,
-        page_size: None,
-        params: &[],
         schema: schema!("account_emails"),
+        ..BASE
     },
     StreamDef {
         name: "user_privileges",
         path: "/account/user/privileges",
         records: Records::Array,
         primary_key: &["privilege_id"],
-        cursor: None,
-        page_size: None,
-        params: &[],
         schema: schema!("user_privileges"),
+        ..BASE
+    },
+    // Contact reports take one contact per request: only `contact_ids` are read.
+    StreamDef {
+        name: "contact_activity_summary",
+        path: "/reports/contact_reports/{parent}/activity_summary",
+        records: Records::Key("campaign_activities"),
+        primary_key: &["contact_id", "campaign_activity_id"],
+        schema: schema!("contact_activity_summary"),
+        parent: Some(Parent::of(CONFIGURED_CONTACTS, "contact_id").inject("contact_id")),
+        window: Some(("start", "end")),
+        ..BASE
+    },
+    StreamDef {
+        name: "contact_activity_details",
+        path: "/reports/contact_reports/{parent}/activity_details",
+        records: Records::Key("tracking_activities"),
+        primary_key: &[
+            "contact_id",
+            "campaign_activity_id",
+            "tracking_activity_type",
+            "created_time",
+        ],
+        page_size: Some(100),
+        params: &[(
+            "tracking_activities_list",
+            "em_sends,em_opens,em_clicks,em_bounces,em_optouts,em_forwards",
+        )],
+        schema: schema!("contact_activity_details"),
+        parent: Some(Parent::of(CONFIGURED_CONTACTS, "contact_id").inject("contact_id")),
+        ..BASE
+    },
+    StreamDef {
+        name: "contact_open_and_click_rates",
+        path: "/reports/contact_reports/{parent}/open_and_click_rates",
+        primary_key: &["contact_id"],
+        schema: schema!("contact_open_and_click_rates"),
+        parent: Some(Parent::of(CONFIGURED_CONTACTS, "contact_id").inject("contact_id")),
+        window: Some(("start", "end")),
+        ..BASE
+    },
+    StreamDef {
+        name: "bulk_activities",
+        path: "/activities",
+        records: Records::Key("activities"),
+        primary_key: &["activity_id"],
+        page_size: Some(500),
+        schema: schema!("bulk_activities"),
+        ..BASE
     },
 ];
 
+/// The streams users can select.
+pub fn visible() -> impl Iterator<Item = &'static StreamDef> {
+    STREAMS
+        .iter()
+        .filter(|def| !def.hidden)
+        .chain(crate::custom_streams::registered())
+}
+
+/// A stream users can select, by name.
 pub fn find(name: &str) -> Option<&'static StreamDef> {
-    STREAMS.iter().find(|def| def.name == name)
+    visible().find(|def| def.name == name)
+}
+
+/// Any stream, hidden ones included (parents of children).
+pub fn find_any(name: &str) -> Option<&'static StreamDef> {
+    STREAMS
+        .iter()
+        .chain(crate::custom_streams::registered())
+        .find(|def| def.name == name)
 }
 
 #[cfg(test)]
@@ -174,7 +531,7 @@ mod tests {
 
     #[test]
     fn every_schema_is_valid_and_requires_its_keys() {
-        for def in STREAMS {
+        for def in visible() {
             let schema = def.schema_json();
             jsonschema::draft7::new(&schema)
                 .unwrap_or_else(|e| panic!("schemas/{}.json: {e}", def.name));
@@ -188,6 +545,23 @@ mod tests {
                 .chain(def.cursor.iter().map(|c| &c.field))
             {
                 assert!(required.contains(key), "{}: {key} not required", def.name);
+            }
+        }
+    }
+
+    #[test]
+    fn parents_exist_and_paths_take_them() {
+        for def in STREAMS {
+            let Some(parent) = def.parent else { continue };
+            assert!(def.path.contains("{parent}"), "{}", def.name);
+            if parent.stream == CONFIGURED_CONTACTS {
+                continue;
+            }
+            let source = find_any(parent.stream).expect("the parent stream exists");
+            assert!(def.path.contains("{parent}"), "{}", def.name);
+            if parent.sync == ChildSync::ThroughParent {
+                let root = find_any(source.parent.map_or(source.name, |p| p.stream)).unwrap();
+                assert!(root.cursor.is_some() || source.cursor.is_some(), "{}", def.name);
             }
         }
     }

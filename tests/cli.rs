@@ -235,7 +235,7 @@ fn bad_catalogs_fail_clearly() {
 #[test]
 fn integration_fixtures_work_against_the_sandbox() {
     let fixtures = format!("{}/integration_tests", env!("CARGO_MANIFEST_DIR"));
-    let sandbox = common::Sandbox::start(&["--port", "8718", "--contacts", "40"]);
+    let sandbox = common::Sandbox::start(&["--port", "8718", "--contacts", "40", "--rps", "50"]);
     let sample = format!("{fixtures}/sample_config.json");
     let invalid = format!("{fixtures}/invalid_config.json");
     let catalog = format!("{fixtures}/configured_catalog.json");
@@ -249,7 +249,9 @@ fn integration_fixtures_work_against_the_sandbox() {
     // The check rotated the refresh token; the platform keeps the new config.
     let dir = tempfile::tempdir().unwrap();
     let sample: Value = serde_json::from_str(&std::fs::read_to_string(&sample).unwrap()).unwrap();
-    let config = write_json(dir.path(), "config.json", &check.next_config(&sample));
+    let mut config = check.next_config(&sample);
+    config["requests_per_second"] = 50.into(); // the sample's 4/s would take minutes here
+    let config = write_json(dir.path(), "config.json", &config);
     let read = run(&["read", "--config", config.to_str().unwrap(), "--catalog", &catalog]);
     read.assert_ok();
     for (stream, count) in sandbox.expected_counts() {

@@ -119,6 +119,7 @@ fn killed_read_resumes_without_loss() {
             "--catalog",
             streams.to_str().unwrap(),
         ])
+        .env(common::TOKEN_CACHE_ENV, dir.path().join("tokens.json"))
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

@@ -14,16 +14,20 @@ fn schema_of(stream: &str) -> Value {
 
 #[test]
 fn every_stream_reads_completely_and_validates() {
-    let sandbox = Sandbox::start(&["--contacts", "1200", "--rps", "20"]);
+    let sandbox = Sandbox::start(&["--contacts", "1200", "--rps", "50"]);
     let mut config = sandbox.config.clone();
-    config["requests_per_second"] = 20.into();
+    config["requests_per_second"] = 50.into();
     let dir = tempfile::tempdir().unwrap();
+    // Contact reports read only the contacts the config names.
+    let (contact_ids, mut config) = sandbox.contact_ids(dir.path(), &config, 3);
+    config["contact_ids"] = contact_ids.clone().into();
     let names = all_streams();
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
     let run = read(dir.path(), &config, &catalog(&names, false), None);
     run.assert_ok();
 
-    let expected = sandbox.expected_counts();
+    let mut expected = sandbox.expected_counts();
+    expected.extend(sandbox.contact_report_counts(&contact_ids));
     for name in &names {
         let records = run.records(name);
         assert_eq!(

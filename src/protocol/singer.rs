@@ -172,9 +172,18 @@ impl<W: Write + Send> Output for SingerWriter<W> {
     }
 }
 
-/// Engine state → Singer bookmark: the cursor as `replication_key_value`.
+/// Engine state → Singer bookmark. A stream with its own cursor gets the
+/// standard `replication_key_value`; other incremental streams (children)
+/// keep their engine state in the bookmark as is.
 fn to_bookmark(stream: &str, state: &Value) -> Option<Value> {
-    let cursor = streams::find(stream)?.cursor?;
+    let def = streams::find(stream).filter(|d| d.supports_incremental())?;
+    let Some(cursor) = def.cursor else {
+        let mut bookmark = state.clone();
+        if let (Some(field), Value::Object(map)) = (def.cursor_field(), &mut bookmark) {
+            map.insert("replication_key".into(), Value::from(field));
+        }
+        return Some(bookmark);
+    };
     let mut bookmark = json!({"replication_key": cursor.field});
     if let Some(value) = state.get(cursor.field) {
         bookmark["replication_key_value"] = value.clone();
@@ -203,18 +212,20 @@ pub fn parse_state(state: &Value) -> Result<(StreamStates, Map<String, Value>)> 
     };
     let mut states = StreamStates::new();
     for (stream, bookmark) in &bookmarks {
-        let Some(cursor) = streams::find(stream).and_then(|d| d.cursor) else {
+        let Some(def) = streams::find(stream).filter(|d| d.supports_incremental()) else {
             continue;
         };
-        let mut blob = Map::new();
-        if let Some(value) = bookmark
-            .get("replication_key_value")
-            .filter(|v| !v.is_null())
-        {
-            blob.insert(cursor.field.into(), value.clone());
-        }
-        if let Some(resume) = bookmark.get(RESUME) {
-            blob.insert(RESUME.into(), resume.clone());
+        let Value::Object(fields) = bookmark else {
+            return Err(Error::config(format!(
+                "state: the bookmark of {stream} must be an object, not {bookmark}"
+            )));
+        };
+        let mut blob = fields.clone();
+        blob.remove("replication_key");
+        if let Some(value) = blob.remove("replication_key_value") {
+            if let (Some(cursor), false) = (def.cursor, value.is_null()) {
+                blob.insert(cursor.field.into(), value);
+            }
         }
         states.insert(stream.clone(), Value::Object(blob));
     }

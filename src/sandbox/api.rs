@@ -5,10 +5,10 @@ use super::data::{Contact, Data, PRIVILEGES, SMS_PERMISSIONS};
 use super::error::ApiError;
 use super::paging::{ListQuery, ListSpec, Params};
 use super::render::{self, ACCOUNT_EXTRAS, ACTIVITY_INCLUDES, CONTACT_INCLUDES};
-use super::Shared;
+use super::{reports, Shared};
 use axum::{
     extract::{Path, RawQuery, State},
-    http::Uri,
+    http::{StatusCode, Uri},
     routing::{get, MethodRouter},
     Json,
 };
@@ -42,6 +42,9 @@ pub(crate) fn routes() -> Vec<(&'static str, MethodRouter<Arc<Shared>>)> {
         ("/v3/account/emails", get(account_emails)),
         ("/v3/account/user/privileges", get(privileges)),
     ]
+    .into_iter()
+    .chain(reports::routes())
+    .collect()
 }
 
 /// 404 for paths no route matches.
@@ -126,9 +129,6 @@ struct ContactFilter {
 
 impl ContactFilter {
     fn parse(p: &Params, data: &Data) -> Result<Self, ApiError> {
-        if p.get("segment_id").is_some() {
-            return Err(ApiError::bad("segment_id is not supported by the sandbox"));
-        }
         let range = |key: &str| -> Result<_, ApiError> {
             Ok((
                 p.instant(&format!("{key}_after"), true)?,
@@ -172,18 +172,65 @@ impl ContactFilter {
     }
 }
 
-async fn contacts(State(s): St, RawQuery(raw): RawQuery) -> Reply {
+/// `GET /contacts?segment_id=`: only `limit` may come with it. The first request for a
+/// segment is answered 202 with no contacts while the result is prepared (as the API
+/// documents); later ones (and their pages) get the segment's contacts.
+fn segment_contacts(
+    s: &Shared,
+    q: &ListQuery,
+    id: &str,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    if let Some((key, _)) = q
+        .params
+        .pairs()
+        .find(|(k, _)| !matches!(*k, "segment_id" | "limit"))
+    {
+        return Err(ApiError::bad(format!(
+            "segment_id can only be combined with limit, got {key}"
+        )));
+    }
+    let id: i64 = id
+        .parse()
+        .map_err(|_| ApiError::bad(format!("segment_id must be an integer, got '{id}'")))?;
+    let mut data = s.data_mut();
+    let Some(segment) = data.segments.iter().position(|seg| seg.id == id) else {
+        return Err(ApiError::NotFound(format!("Segment {id} not found")));
+    };
+    if data.prepared_segments.insert(id) {
+        return Ok((
+            StatusCode::ACCEPTED,
+            Json(serde_json::json!({"contacts": []})),
+        ));
+    }
+    let segment = &data.segments[segment];
+    let page = q.page(
+        data.contacts.iter(),
+        |c| segment.contains(c),
+        |c| render::contact(&data, c, &[]),
+        None,
+    )?;
+    Ok((StatusCode::OK, page))
+}
+
+async fn contacts(
+    State(s): St,
+    RawQuery(raw): RawQuery,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
     let q = ListQuery::parse(&CONTACTS, raw.as_deref())?;
+    if let Some(id) = q.params.get("segment_id") {
+        return segment_contacts(&s, &q, id);
+    }
     let data = s.data();
     let filter = ContactFilter::parse(&q.params, &data)?;
     let include = q.params.csv("include", CONTACT_INCLUDES)?;
     let count = q.params.flag("include_count")?.then_some("contacts_count");
-    q.page(
+    let page = q.page(
         data.contacts.iter(),
         |c| filter.matches(c),
         |c| render::contact(&data, c, &include),
         count,
-    )
+    )?;
+    Ok((StatusCode::OK, page))
 }
 
 /// Position of `item` in `items` (records are matched to per-index counts by identity).
@@ -255,10 +302,15 @@ async fn segments(State(s): St, RawQuery(raw): RawQuery) -> Reply {
 }
 
 async fn segment(State(s): St, Path(id): Path<String>) -> Reply {
+    let Ok(number) = id.parse::<i64>() else {
+        return Err(ApiError::bad(format!(
+            "segment_id must be an integer, got '{id}'"
+        )));
+    };
     let data = s.data();
     data.segments
         .iter()
-        .find(|seg| seg.id.to_string() == id)
+        .find(|seg| seg.id == number)
         .map(|seg| Json(render::segment(seg, true)))
         .ok_or_else(|| ApiError::NotFound(format!("Segment {id} not found")))
 }
@@ -299,10 +351,7 @@ async fn campaign(State(s): St, Path(id): Path<String>) -> Reply {
 async fn activity(State(s): St, Path(id): Path<String>, RawQuery(raw): RawQuery) -> Reply {
     let include = Params::parse(raw.as_deref().unwrap_or("")).csv("include", ACTIVITY_INCLUDES)?;
     let data = s.data();
-    data.campaigns
-        .iter()
-        .flat_map(|c| c.activities.iter().map(move |a| (c, a)))
-        .find(|(_, a)| a.id.to_string() == id)
+    data.activity(&id)
         .map(|(c, a)| Json(render::activity(&data, c, a, &include)))
         .ok_or_else(|| ApiError::NotFound(format!("Campaign activity {id} not found")))
 }
@@ -310,10 +359,11 @@ async fn activity(State(s): St, Path(id): Path<String>, RawQuery(raw): RawQuery)
 async fn summaries(State(s): St, RawQuery(raw): RawQuery) -> Reply {
     let q = ListQuery::parse(&SUMMARIES, raw.as_deref())?;
     let data = s.data();
+    let sent = data.summaries();
     q.page(
-        data.summaries.iter(),
+        sent.iter(),
         |_| true,
-        render::campaign_summary,
+        |&(c, last_sent)| render::campaign_summary(c, last_sent),
         None,
     )
 }

@@ -1,9 +1,11 @@
 //! OAuth2 token endpoint (refresh-token grant with rotating refresh tokens, as the
-//! Okta-based Constant Contact server does) and bearer-token lookup.
+//! Okta-based Constant Contact server does; authorization-code and device-code grants
+//! from `oauth_flows`) and bearer-token lookup.
 
 use super::limits::RateWindow;
+use super::oauth_flows::{self, Flows};
 use super::paging::Params;
-use super::Shared;
+use super::{RefreshTokens, Shared};
 use axum::{
     body::Bytes,
     extract::State,
@@ -42,6 +44,8 @@ pub(crate) struct AuthState {
     pub refresh_token: String,
     access: HashMap<String, AccessToken>,
     pub token_requests: usize,
+    /// Authorization and device codes awaiting redemption.
+    pub flows: Flows,
 }
 
 impl AuthState {
@@ -55,6 +59,7 @@ impl AuthState {
             refresh_token,
             access: HashMap::new(),
             token_requests: 0,
+            flows: Flows::default(),
         }
     }
 
@@ -106,7 +111,7 @@ fn form_decode(part: &str) -> String {
 }
 
 /// Client id and secret from an HTTP Basic header (each form-encoded, per RFC 6749).
-fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
+pub(super) fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, encoded) = value.split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("basic") {
@@ -117,7 +122,7 @@ fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
     Some((form_decode(id), form_decode(secret)))
 }
 
-fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
+pub(super) fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
     let body = json!({"error": error, "error_description": description});
     no_store((status, Json(body)).into_response())
 }
@@ -174,6 +179,12 @@ pub(crate) async fn token(
     }
     match form.get("grant_type") {
         Some("refresh_token") => {}
+        Some(grant @ (oauth_flows::AUTHORIZATION_CODE | oauth_flows::DEVICE_CODE)) => {
+            return match auth.flows.redeem(grant, &form) {
+                Ok(scope) => issue_tokens(&mut auth, s.opts.token_ttl_secs, &scope, true),
+                Err((error, msg)) => oauth_error(StatusCode::BAD_REQUEST, error, msg),
+            };
+        }
         Some(_) => {
             let msg = "The authorization grant type is not supported by the authorization server.";
             return oauth_error(StatusCode::BAD_REQUEST, "unsupported_grant_type", msg);
@@ -191,16 +202,31 @@ pub(crate) async fn token(
         let msg = "The refresh token is invalid or expired.";
         return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", msg);
     }
-    let refresh_token = auth.rotate_refresh_token();
-    let access_token = auth.issue_access_token(Duration::from_secs(s.opts.token_ttl_secs));
-    no_store(
-        Json(json!({
-            "access_token": access_token,
-            "token_type": "Bearer",
-            "expires_in": s.opts.token_ttl_secs,
-            "refresh_token": refresh_token,
-            "scope": SCOPE,
-        }))
-        .into_response(),
-    )
+    let rotate = s.opts.refresh_tokens == RefreshTokens::Rotating;
+    issue_tokens(&mut auth, s.opts.token_ttl_secs, SCOPE, rotate)
+}
+
+/// A token response: a new access token and, when the scope includes `offline_access`,
+/// a refresh token: a new one that replaces every earlier one when `rotate`, else the
+/// current one (`--refresh-tokens long-lived`).
+fn issue_tokens(auth: &mut AuthState, ttl_secs: u64, scope: &str, rotate: bool) -> Response {
+    let offline = scope.split(' ').any(|s| s == "offline_access");
+    let refresh_token = offline.then(|| {
+        if rotate {
+            auth.rotate_refresh_token()
+        } else {
+            auth.refresh_token.clone()
+        }
+    });
+    let access_token = auth.issue_access_token(Duration::from_secs(ttl_secs));
+    let mut body = json!({
+        "access_token": access_token,
+        "token_type": "Bearer",
+        "expires_in": ttl_secs,
+    });
+    if let Some(refresh_token) = refresh_token {
+        body["refresh_token"] = refresh_token.into();
+    }
+    body["scope"] = scope.into();
+    no_store(Json(body).into_response())
 }

@@ -1,16 +1,21 @@
 //! `/__sandbox/*`: unauthenticated routes that let tests change data, script failures,
 //! revoke credentials and inspect the sandbox.
 
+use super::data::MutationRequest;
+use super::error::ApiError;
 use super::limits::Fault;
+use super::paging::Params;
+use super::reports;
+use super::tracking::CONTACT_ACTIVITY_TYPES;
 use super::Shared;
 use axum::{
-    extract::State,
+    extract::{RawQuery, State},
     http::StatusCode,
     routing::{get, post},
     Json, Router,
 };
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 use std::sync::Arc;
 
 pub(crate) fn routes() -> Router<Arc<Shared>> {
@@ -23,6 +28,7 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
             post(expire_access_tokens),
         )
         .route("/__sandbox/state", get(state))
+        .route("/__sandbox/contact_reports", get(contact_reports))
 }
 
 #[derive(Deserialize)]
@@ -34,18 +40,83 @@ struct MutateRequest {
     campaigns: usize,
     #[serde(default)]
     delete_contacts: usize,
+    /// Opens (each followed by a click) to add to the most recently sent activity.
+    #[serde(default)]
+    tracking: usize,
+    /// Send the newest draft campaign now.
+    #[serde(default)]
+    send_campaign: bool,
 }
 
-async fn mutate(State(s): State<Arc<Shared>>, Json(req): Json<MutateRequest>) -> Json<Value> {
+async fn mutate(
+    State(s): State<Arc<Shared>>,
+    Json(req): Json<MutateRequest>,
+) -> Result<Json<Value>, (StatusCode, String)> {
     let now = chrono::Utc::now().timestamp_millis();
+    let request = MutationRequest {
+        contacts: req.contacts,
+        campaigns: req.campaigns,
+        deletes: req.delete_contacts,
+        send_campaign: req.send_campaign,
+        tracking: req.tracking,
+    };
     let m = s
         .data_mut()
-        .mutate(now, req.contacts, req.campaigns, req.delete_contacts);
-    Json(json!({
+        .mutate(now, &request)
+        .map_err(|e| (StatusCode::CONFLICT, e))?;
+    let mut body = json!({
         "contacts": m.contacts,
         "campaigns": m.campaigns,
         "deleted_contacts": m.deleted_contacts,
-    }))
+    });
+    if let Some((campaign, activity)) = m.sent_campaign {
+        body["sent_campaign"] = json!({"campaign_id": campaign, "campaign_activity_id": activity});
+    }
+    if let Some(activity) = m.tracking_activity {
+        body["tracking_activity"] = json!(activity);
+    }
+    Ok(Json(body))
+}
+
+/// Expected counts of the contact report streams for the given contacts:
+/// `?contact_ids=a,b&start=…&end=…[&tracking_activities_list=…]` (details default to
+/// every activity type). `contact_activity_summary` counts `campaign_activities` entries.
+async fn contact_reports(
+    State(s): State<Arc<Shared>>,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<Value>, (StatusCode, String)> {
+    let bad = |e: ApiError| (StatusCode::BAD_REQUEST, format!("{e:?}"));
+    let p = Params::parse(raw.as_deref().unwrap_or(""));
+    let (start, end) = (
+        p.iso8601("start").map_err(bad)?,
+        p.iso8601("end").map_err(bad)?,
+    );
+    let kinds = reports::activity_kinds(&p)
+        .map_err(bad)?
+        .unwrap_or_else(|| CONTACT_ACTIVITY_TYPES.iter().map(|(_, k)| *k).collect());
+    let data = s.data();
+    let mut per_contact = Map::new();
+    let (mut summary, mut details) = (0, 0);
+    for id in p.required("contact_ids").map_err(bad)?.split(',') {
+        let Some(c) = data.contact_index(id.trim()) else {
+            return Err((StatusCode::NOT_FOUND, format!("unknown contact {id}")));
+        };
+        let sent = reports::contact_activities(&data, c, start, end).len();
+        let events = reports::contact_events(&data, c, &kinds).len();
+        (summary, details) = (summary + sent, details + events);
+        per_contact.insert(
+            id.trim().to_owned(),
+            json!({"campaign_activities": sent, "tracking_activities": events}),
+        );
+    }
+    Ok(Json(json!({
+        "expected_counts": {
+            "contact_activity_summary": summary,
+            "contact_activity_details": details,
+            "contact_open_and_click_rates": per_contact.len(),
+        },
+        "contacts": per_contact,
+    })))
 }
 
 async fn add_fault(

@@ -1,10 +1,12 @@
 //! Deterministic fake account data. Everything derives from the seed; timestamps are
 //! offsets from the sandbox start, stored as Unix milliseconds.
 
+use super::reports::REPORTS;
+use super::tracking::{self, is_sendable, Link, Stats, Tracking};
 use chrono::{DateTime, SecondsFormat, Utc};
 use rand::{seq::SliceRandom, Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use uuid::Uuid;
 
 pub(crate) const DAY_MS: i64 = 86_400_000;
@@ -285,6 +287,14 @@ impl Contact {
         .to_lowercase()
     }
 
+    pub(crate) fn first_name(&self) -> &'static str {
+        FIRST_NAMES[self.first as usize]
+    }
+
+    pub(crate) fn last_name(&self) -> &'static str {
+        LAST_NAMES[self.last as usize]
+    }
+
     pub(crate) fn is_active(&self) -> bool {
         self.deleted_at.is_none()
             && matches!(self.permission, Permission::Implicit | Permission::Explicit)
@@ -323,6 +333,15 @@ pub(crate) struct Segment {
     pub edited_at: i64,
 }
 
+impl Segment {
+    /// Whether the contact meets the segment's criteria. The sandbox does not evaluate
+    /// criteria: a fixed quarter of the live contacts, chosen by hash, meet each segment.
+    pub(crate) fn contains(&self, c: &Contact) -> bool {
+        let mixed = (c.seed ^ self.id as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        c.deleted_at.is_none() && mixed >> 62 == 0
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum CampaignStatus {
     Draft,
@@ -354,6 +373,29 @@ pub(crate) struct Activity {
     pub segment_id: Option<i64>,
     pub template_id: u64,
     pub permalink: String,
+    /// Links in the content (sendable roles only).
+    pub links: Vec<Link>,
+    /// Set once the activity was sent.
+    pub tracking: Option<Tracking>,
+    /// When a scheduled activity goes out.
+    pub scheduled_at: Option<i64>,
+    /// Failed send attempt: (run date, `reason_code`).
+    pub failed: Option<(i64, u8)>,
+}
+
+impl Activity {
+    /// `EmailSendHistory` entries, oldest first: (run date, contacts sent to, reason code).
+    pub(crate) fn send_history(&self) -> Vec<(i64, usize, u8)> {
+        let sent = self
+            .tracking
+            .as_ref()
+            .map(|t| (t.sent_at, t.recipients().count(), 0));
+        self.failed
+            .map(|(at, reason)| (at, 0, reason))
+            .into_iter()
+            .chain(sent)
+            .collect()
+    }
 }
 
 pub(crate) struct Campaign {
@@ -367,19 +409,60 @@ pub(crate) struct Campaign {
     pub activities: Vec<Activity>,
 }
 
-/// Send report of a sent campaign (`BulkEmailCampaignSummary`).
-pub(crate) struct Summary {
-    pub campaign_id: Uuid,
-    pub kind: usize,
-    pub last_sent: i64,
-    pub sends: i64,
-    pub opens: i64,
-    pub clicks: i64,
-    pub forwards: i64,
-    pub optouts: i64,
-    pub abuse: i64,
-    pub bounces: i64,
+impl Campaign {
+    fn sent(&self) -> impl Iterator<Item = &Tracking> + '_ {
+        self.activities.iter().filter_map(|a| a.tracking.as_ref())
+    }
+
+    /// Latest send of any of its activities.
+    pub(crate) fn last_sent(&self) -> Option<i64> {
+        self.sent().map(|t| t.sent_at).max()
+    }
+
+    /// Unique counts of each sent activity, added up.
+    pub(crate) fn stats(&self) -> Stats {
+        self.sent().fold(Stats::default(), |mut total, t| {
+            total.add(&t.stats());
+            total
+        })
+    }
 }
+
+/// A bulk activity (`/activities`), e.g. a contact import or export.
+pub(crate) struct BulkActivity {
+    pub id: Uuid,
+    /// Index into `BULK_KINDS`.
+    pub kind: usize,
+    pub state: &'static str,
+    pub created_at: i64,
+    pub started_at: i64,
+    /// Set for every state but `processing`.
+    pub finished_at: Option<i64>,
+    pub items: u32,
+    pub errors: u32,
+}
+
+/// Bulk activity kinds: (name, source file name when it is an import).
+pub(crate) const BULK_KINDS: &[(&str, Option<&str>)] = &[
+    ("file_import", Some("spring-open-house-signups.csv")),
+    ("add_list_memberships", None),
+    ("export_contacts", None),
+    ("add_tags", None),
+    ("delete_contacts", None),
+    ("json_import", None),
+    ("remove_list_memberships", None),
+];
+/// (kind, state) of the generated bulk activities, oldest first.
+const BULK_ACTIVITIES: &[(usize, &str)] = &[
+    (0, "completed"),
+    (1, "completed"),
+    (2, "completed"),
+    (3, "completed"),
+    (4, "completed"),
+    (5, "failed"),
+    (6, "cancelled"),
+    (0, "processing"),
+];
 
 pub(crate) struct AccountEmail {
     pub id: i64,
@@ -403,10 +486,12 @@ pub(crate) struct Data {
     pub custom_fields: Vec<CustomField>,
     pub segments: Vec<Segment>,
     pub campaigns: Vec<Campaign>,
-    /// Newest send first.
-    pub summaries: Vec<Summary>,
     pub account: Account,
     pub account_emails: Vec<AccountEmail>,
+    /// Newest first.
+    pub bulk_activities: Vec<BulkActivity>,
+    /// Segments whose `/contacts?segment_id=` result was already prepared (answered 202).
+    pub prepared_segments: BTreeSet<i64>,
     rng: ChaCha8Rng,
 }
 
@@ -415,6 +500,20 @@ pub(crate) struct Mutation {
     pub contacts: Vec<Uuid>,
     pub campaigns: Vec<Uuid>,
     pub deleted_contacts: Vec<Uuid>,
+    /// (campaign id, primary activity id) of the campaign `send_campaign` sent.
+    pub sent_campaign: Option<(Uuid, Uuid)>,
+    /// Activity that `tracking` added opens and clicks to.
+    pub tracking_activity: Option<Uuid>,
+}
+
+/// What one `/__sandbox/mutate` call asks for.
+#[derive(Default)]
+pub(crate) struct MutationRequest {
+    pub contacts: usize,
+    pub campaigns: usize,
+    pub deletes: usize,
+    pub send_campaign: bool,
+    pub tracking: usize,
 }
 
 pub(crate) fn new_uuid(rng: &mut impl Rng) -> Uuid {
@@ -516,8 +615,7 @@ impl Data {
             })
             .collect();
         let contacts = generate_contacts(&mut rng, contacts, now);
-        let (campaigns, summaries) =
-            generate_campaigns(&mut rng, now, contacts.len(), segments[0].id);
+        let mut campaigns = generate_campaigns(&mut rng, now, segments[0].id);
         let account = Account {
             encoded_id: (0..14)
                 .map(|_| char::from(b"abcdefghijklmnopqrstuvwxyz0123456789"[rng.gen_range(0..36)]))
@@ -526,6 +624,17 @@ impl Data {
             domain: "harborviewflorists.example.com",
         };
         let account_emails = generate_account_emails(&mut rng, &account, epoch);
+        let bulk_activities = generate_bulk_activities(&mut rng, now);
+        // Tracking draws from its own stream so it leaves the data above unchanged.
+        let mut tracking_rng = ChaCha8Rng::seed_from_u64(seed ^ 0x7EAC_0A11_5E4D);
+        tracking::populate(
+            &mut tracking_rng,
+            &mut campaigns,
+            &contacts,
+            account.domain,
+            lists.len(),
+            now,
+        );
         Data {
             contacts,
             lists,
@@ -533,9 +642,10 @@ impl Data {
             custom_fields,
             segments,
             campaigns,
-            summaries,
             account,
             account_emails,
+            bulk_activities,
+            prepared_segments: BTreeSet::new(),
             rng,
         }
     }
@@ -549,14 +659,83 @@ impl Data {
             ("segments", self.segments.len()),
             ("custom_fields", self.custom_fields.len()),
             ("email_campaigns", self.campaigns.len()),
-            ("email_campaign_summaries", self.summaries.len()),
+            ("email_campaign_summaries", self.summaries().len()),
             ("account_summary", 1),
             ("account_emails", self.account_emails.len()),
             ("user_privileges", PRIVILEGES.len()),
+            ("email_campaign_activities", self.live_activities().count()),
+            (
+                "campaign_activity_schedules",
+                self.live_sendable()
+                    .filter(|a| a.scheduled_at.is_some())
+                    .count(),
+            ),
+            (
+                "campaign_activity_send_history",
+                self.live_sendable().map(|a| a.send_history().len()).sum(),
+            ),
+            ("campaign_activity_previews", self.live_sendable().count()),
+            ("email_links", self.live_sendable().count()),
+            ("email_campaign_stats", self.campaigns.len()),
+            (
+                "email_campaign_activity_stats",
+                self.live_sendable().count(),
+            ),
+            ("bulk_activities", self.bulk_activities.len()),
         ]
         .into_iter()
+        .chain(REPORTS.iter().map(|r| {
+            let rows = self.sent().map(|(_, _, t)| t.rows(r.view).len()).sum();
+            (r.stream, rows)
+        }))
         .map(|(k, v)| (k.to_string(), v))
         .collect()
+    }
+
+    /// Every activity `GET /emails/activities/{id}` serves (not those of removed campaigns).
+    pub(crate) fn live_activities(&self) -> impl Iterator<Item = (&Campaign, &Activity)> + '_ {
+        self.campaigns
+            .iter()
+            .filter(|c| c.status != CampaignStatus::Removed)
+            .flat_map(|c| c.activities.iter().map(move |a| (c, a)))
+    }
+
+    fn live_sendable(&self) -> impl Iterator<Item = &Activity> + '_ {
+        self.live_activities()
+            .map(|(_, a)| a)
+            .filter(|a| is_sendable(a.role))
+    }
+
+    /// A served activity by id.
+    pub(crate) fn activity(&self, id: &str) -> Option<(&Campaign, &Activity)> {
+        self.live_activities().find(|(_, a)| a.id.to_string() == id)
+    }
+
+    /// Every sent activity with its tracking.
+    pub(crate) fn sent(&self) -> impl Iterator<Item = (&Campaign, &Activity, &Tracking)> + '_ {
+        self.campaigns.iter().flat_map(|c| {
+            c.activities
+                .iter()
+                .filter_map(move |a| a.tracking.as_ref().map(|t| (c, a, t)))
+        })
+    }
+
+    /// Sent campaigns, most recent send first, with their last send.
+    pub(crate) fn summaries(&self) -> Vec<(&Campaign, i64)> {
+        let mut sent: Vec<(&Campaign, i64)> = self
+            .campaigns
+            .iter()
+            .filter_map(|c| c.last_sent().map(|at| (c, at)))
+            .collect();
+        sent.sort_by_key(|&(c, at)| (std::cmp::Reverse(at), c.id));
+        sent
+    }
+
+    /// Index of the contact with this id.
+    pub(crate) fn contact_index(&self, id: &str) -> Option<u32> {
+        let id = Uuid::parse_str(id).ok()?;
+        let i = self.contacts.binary_search_by_key(&id, |c| c.id).ok()?;
+        Some(i as u32)
     }
 
     /// Per-bit totals of `field` over all contacts (list memberships or taggings).
@@ -573,13 +752,24 @@ impl Data {
 
     /// Updates `contacts` live contacts, deletes `deletes` other live contacts and touches
     /// `campaigns` campaigns. Changed records get `updated_at` strictly after `now`.
-    pub(crate) fn mutate(
-        &mut self,
-        now: i64,
-        contacts: usize,
-        campaigns: usize,
-        deletes: usize,
-    ) -> Mutation {
+    ///
+    /// Then `send_campaign` sends the newest draft campaign at `now + 1` (sends only: nobody
+    /// has opened it yet) and `tracking` appends that many opens, each followed by a click,
+    /// to the most recently sent activity, after every earlier event.
+    pub(crate) fn mutate(&mut self, now: i64, req: &MutationRequest) -> Result<Mutation, String> {
+        let MutationRequest {
+            contacts,
+            campaigns,
+            deletes,
+            ..
+        } = *req;
+        let draft = self
+            .campaigns
+            .iter()
+            .position(|c| c.status == CampaignStatus::Draft);
+        if req.send_campaign && draft.is_none() {
+            return Err("send_campaign: no draft campaign is left to send".into());
+        }
         let stamp = now + 1;
         let live: Vec<usize> = (0..self.contacts.len())
             .filter(|&i| self.contacts[i].deleted_at.is_none())
@@ -614,12 +804,53 @@ impl Data {
         for &i in &touched {
             self.campaigns[i].updated_at = stamp;
         }
+        let sent_campaign = match draft {
+            Some(i) if req.send_campaign => Some(self.send_campaign(i, stamp)),
+            _ => None,
+        };
+        let tracking_activity = match req.tracking {
+            0 => None,
+            n => Some(self.add_engagement(now, n)?),
+        };
         let ids = |idx: &[usize]| idx.iter().map(|&i| self.contacts[i].id).collect::<Vec<_>>();
-        Mutation {
+        Ok(Mutation {
             contacts: ids(updated),
             deleted_contacts: ids(deleted),
             campaigns: touched.iter().map(|&i| self.campaigns[i].id).collect(),
+            sent_campaign,
+            tracking_activity,
+        })
+    }
+
+    /// Sends campaign `i` (a draft) at `at`; returns its id and its primary activity's.
+    fn send_campaign(&mut self, i: usize, at: i64) -> (Uuid, Uuid) {
+        let to = tracking::audience(&mut self.rng, &self.contacts, at);
+        let c = &mut self.campaigns[i];
+        c.status = CampaignStatus::Done;
+        c.updated_at = at;
+        let primary = &mut c.activities[0];
+        let links = primary.links.len();
+        primary.tracking = Some(tracking::simulate(&mut self.rng, &to, at, at, links));
+        (c.id, primary.id)
+    }
+
+    /// Appends `n` opens and `n` clicks to the most recently sent activity.
+    fn add_engagement(&mut self, now: i64, n: usize) -> Result<Uuid, String> {
+        let latest = self
+            .campaigns
+            .iter_mut()
+            .flat_map(|c| c.activities.iter_mut())
+            .filter(|a| a.tracking.is_some())
+            .max_by_key(|a| a.tracking.as_ref().map(|t| t.sent_at));
+        let Some(a) = latest else {
+            return Err("tracking: no activity has been sent".into());
+        };
+        let links = a.links.len();
+        let t = a.tracking.as_mut().expect("filtered on tracking");
+        if !t.add_engagement(&mut self.rng, links, now, n) {
+            return Err("tracking: the last sent activity reached no contact".into());
         }
+        Ok(a.id)
     }
 }
 
@@ -683,12 +914,7 @@ fn generate_contacts(rng: &mut ChaCha8Rng, n: usize, now: i64) -> Vec<Contact> {
     contacts
 }
 
-fn generate_campaigns(
-    rng: &mut ChaCha8Rng,
-    now: i64,
-    audience: usize,
-    segment_id: i64,
-) -> (Vec<Campaign>, Vec<Summary>) {
+fn generate_campaigns(rng: &mut ChaCha8Rng, now: i64, segment_id: i64) -> Vec<Campaign> {
     use CampaignStatus::*;
     let statuses = [
         [Done; 18].as_slice(),
@@ -698,7 +924,6 @@ fn generate_campaigns(
         &[Executing, Error],
     ]
     .concat();
-    let mut summaries = Vec::new();
     let mut campaigns: Vec<Campaign> = statuses
         .iter()
         .enumerate()
@@ -708,23 +933,6 @@ fn generate_campaigns(
             let created_at = between(rng, now - YEAR_MS, now - 2 * DAY_MS);
             let updated_at = between(rng, created_at, now - DAY_MS);
             let id = new_uuid(rng);
-            if status == Done {
-                let sends = rng.gen_range(audience / 4..=audience.max(1)).max(1) as i64;
-                let bounces = sends * rng.gen_range(1..6) / 100;
-                let opens = (sends - bounces) * rng.gen_range(15..55) / 100;
-                summaries.push(Summary {
-                    campaign_id: id,
-                    kind,
-                    last_sent: between(rng, created_at, updated_at),
-                    sends,
-                    opens,
-                    clicks: opens * rng.gen_range(5..30) / 100,
-                    forwards: opens * rng.gen_range(0..4) / 100,
-                    optouts: sends * rng.gen_range(0..2) / 100,
-                    abuse: rng.gen_range(0..3).min(sends),
-                    bounces,
-                });
-            }
             let mut roles = vec!["primary_email", "permalink"];
             if status == Done && rng.gen_bool(0.3) {
                 roles.push("resend");
@@ -749,6 +957,10 @@ fn generate_campaigns(
                             )
                         })
                         .collect(),
+                    links: Vec::new(),
+                    tracking: None,
+                    scheduled_at: None,
+                    failed: None,
                 })
                 .collect();
             Campaign {
@@ -769,12 +981,31 @@ fn generate_campaigns(
         c.activities[0].segment_id = Some(segment_id);
     }
     campaigns.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(a.id.cmp(&b.id)));
-    summaries.sort_by(|a, b| {
-        b.last_sent
-            .cmp(&a.last_sent)
-            .then(a.campaign_id.cmp(&b.campaign_id))
-    });
-    (campaigns, summaries)
+    campaigns
+}
+
+fn generate_bulk_activities(rng: &mut ChaCha8Rng, now: i64) -> Vec<BulkActivity> {
+    let mut at = now - 10 * DAY_MS;
+    let mut activities: Vec<BulkActivity> = BULK_ACTIVITIES
+        .iter()
+        .map(|&(kind, state)| {
+            at = between(rng, at + 60_000, at + DAY_MS);
+            let started_at = at + 1000 * rng.gen_range(1..30);
+            BulkActivity {
+                id: new_uuid(rng),
+                kind,
+                state,
+                created_at: at,
+                started_at,
+                finished_at: (state != "processing")
+                    .then(|| started_at + 1000 * rng.gen_range(2..600)),
+                items: rng.gen_range(5..400),
+                errors: if state == "failed" { 1 } else { 0 },
+            }
+        })
+        .collect();
+    activities.reverse();
+    activities
 }
 
 fn generate_account_emails(

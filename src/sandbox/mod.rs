@@ -7,10 +7,15 @@ mod control;
 mod data;
 mod error;
 mod limits;
+mod oauth_flows;
 mod paging;
 mod render;
 #[cfg(test)]
+mod report_tests;
+mod reports;
+#[cfg(test)]
 mod tests;
+mod tracking;
 
 use anyhow::Context;
 use axum::{extract::Request, middleware::from_fn_with_state, routing::post, Router};
@@ -55,6 +60,29 @@ pub struct SandboxOptions {
     /// Lifetime of issued access tokens.
     #[arg(long = "token-ttl-secs", default_value_t = 86_400)]
     pub token_ttl_secs: u64,
+    /// Whether a refresh rotates the refresh token (Constant Contact's default:
+    /// every earlier one dies) or returns the same long-lived one.
+    #[arg(long = "refresh-tokens", value_enum, default_value_t = RefreshTokens::Rotating)]
+    pub refresh_tokens: RefreshTokens,
+    /// Redirect URI registered for the OAuth client (repeatable), besides loopback
+    /// `http://127.0.0.1:<any port>/callback`.
+    #[arg(long = "redirect-uri")]
+    pub redirect_uris: Vec<String>,
+    /// Polling interval the device flow asks clients to keep.
+    #[arg(long = "device-interval-secs", default_value_t = 5)]
+    pub device_interval_secs: u64,
+    /// Lifetime of device codes.
+    #[arg(long = "device-code-ttl-secs", default_value_t = 600)]
+    pub device_code_ttl_secs: u64,
+}
+
+/// What the token endpoint's refresh-token grant does with the refresh token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RefreshTokens {
+    /// Each refresh returns a new refresh token and invalidates every earlier one.
+    Rotating,
+    /// Each refresh returns the same refresh token, which stays valid.
+    LongLived,
 }
 
 impl Default for SandboxOptions {
@@ -67,6 +95,10 @@ impl Default for SandboxOptions {
             rps: 4,
             daily_limit: 10_000,
             token_ttl_secs: 86_400,
+            refresh_tokens: RefreshTokens::Rotating,
+            redirect_uris: Vec::new(),
+            device_interval_secs: 5,
+            device_code_ttl_secs: 600,
         }
     }
 }
@@ -237,6 +269,7 @@ fn router(shared: Arc<Shared>) -> Router {
     }
     router
         .merge(control::routes())
+        .merge(oauth_flows::routes())
         .fallback(api::unknown_route)
         .with_state(shared)
 }

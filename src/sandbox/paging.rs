@@ -32,6 +32,42 @@ impl Params {
             .map(|(_, v)| v.as_str())
     }
 
+    /// Every (name, value), in order.
+    pub(crate) fn pairs(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
+        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
+    /// Every value of a repeated parameter, in order.
+    pub(crate) fn all(&self, key: &str) -> impl Iterator<Item = &str> + '_ {
+        let key = key.to_owned();
+        self.0
+            .iter()
+            .filter(move |(k, _)| *k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub(crate) fn required(&self, key: &str) -> Result<&str, ApiError> {
+        self.get(key)
+            .ok_or_else(|| ApiError::bad(format!("{key} is required")))
+    }
+
+    /// Required ISO-8601 instant as Unix ms: RFC 3339, an offset without a colon
+    /// (`2019-01-01T00:00:00-0500`) or a bare date (midnight UTC).
+    pub(crate) fn iso8601(&self, key: &str) -> Result<i64, ApiError> {
+        let v = self.required(key)?;
+        DateTime::parse_from_rfc3339(v)
+            .or_else(|_| DateTime::parse_from_str(v, "%Y-%m-%dT%H:%M:%S%.f%z"))
+            .map(|t| t.timestamp_millis())
+            .or_else(|_| {
+                NaiveDate::parse_from_str(v, "%Y-%m-%d").map(|d| {
+                    d.and_time(chrono::NaiveTime::MIN)
+                        .and_utc()
+                        .timestamp_millis()
+                })
+            })
+            .map_err(|_| ApiError::bad(format!("{key} must be an ISO-8601 date-time, got '{v}'")))
+    }
+
     fn take(&mut self, key: &str) -> Option<String> {
         let value = self.get(key).map(str::to_owned);
         self.0.retain(|(k, _)| k != key);
@@ -156,6 +192,8 @@ const RESERVED: [&str; 3] = ["cursor", "path", "next"];
 /// A resolved collection request: effective parameters, start position and page size.
 pub(crate) struct ListQuery {
     spec: &'static ListSpec,
+    /// Request path the cursor belongs to (the route with its path parameters filled in).
+    path: String,
     pub params: Params,
     start: usize,
     limit: usize,
@@ -163,14 +201,24 @@ pub(crate) struct ListQuery {
 
 impl ListQuery {
     pub(crate) fn parse(spec: &'static ListSpec, raw: Option<&str>) -> Result<Self, ApiError> {
+        Self::parse_at(spec, spec.path.to_owned(), raw)
+    }
+
+    /// Like `parse`, for a route with path parameters: `path` is the concrete path.
+    pub(crate) fn parse_at(
+        spec: &'static ListSpec,
+        path: String,
+        raw: Option<&str>,
+    ) -> Result<Self, ApiError> {
         let mut params = Params::parse(raw.unwrap_or(""));
         let mut start = 0;
         if let Some(cursor) = params.get("cursor") {
-            (params, start) = decode_cursor(spec, cursor)?;
+            (params, start) = decode_cursor(&path, cursor)?;
         }
         let limit = params.int("limit", spec.default_limit, spec.max_limit)?;
         Ok(Self {
             spec,
+            path,
             params,
             start,
             limit,
@@ -210,7 +258,7 @@ impl ListQuery {
             body.insert(key.into(), items.filter(|t| keep(t)).count().into());
         }
         if let Some(pos) = next {
-            let href = format!("{}?cursor={}", self.spec.path, self.cursor(pos));
+            let href = format!("{}?cursor={}", self.path, self.cursor(pos));
             body.insert("_links".into(), json!({"next": {"href": href}}));
         } else if self.spec.links_always {
             body.insert("_links".into(), json!({}));
@@ -220,7 +268,7 @@ impl ListQuery {
 
     fn cursor(&self, next: usize) -> String {
         let mut s = form_urlencoded::Serializer::new(String::new());
-        s.append_pair("path", self.spec.path);
+        s.append_pair("path", &self.path);
         for (k, v) in self
             .params
             .0
@@ -238,13 +286,13 @@ fn invalid_cursor() -> ApiError {
     ApiError::bad("cursor is invalid or expired")
 }
 
-fn decode_cursor(spec: &ListSpec, cursor: &str) -> Result<(Params, usize), ApiError> {
+fn decode_cursor(path: &str, cursor: &str) -> Result<(Params, usize), ApiError> {
     let bytes = URL_SAFE_NO_PAD
         .decode(cursor)
         .map_err(|_| invalid_cursor())?;
     let text = String::from_utf8(bytes).map_err(|_| invalid_cursor())?;
     let mut params = Params::parse(&text);
-    if params.take("path").as_deref() != Some(spec.path) {
+    if params.take("path").as_deref() != Some(path) {
         return Err(invalid_cursor());
     }
     let next = params

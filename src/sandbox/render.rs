@@ -5,9 +5,9 @@
 
 use super::data::{
     between, date, new_uuid, timestamp, Account, AccountEmail, Activity, Campaign, CampaignStatus,
-    Contact, ContactList, CustomField, Data, Permission, Segment, Summary, Tag, CAMPAIGN_TYPES,
-    CITIES, COMPANIES, DAY_MS, FIRST_NAMES, JOB_TITLES, LAST_NAMES, NOTES, SMS_PERMISSIONS,
-    STREETS, YEAR_MS,
+    Contact, ContactList, CustomField, Data, Permission, Segment, Tag, CAMPAIGN_TYPES, CITIES,
+    COMPANIES, DAY_MS, FIRST_NAMES, JOB_TITLES, LAST_NAMES, NOTES, SMS_PERMISSIONS, STREETS,
+    YEAR_MS,
 };
 use rand::{seq::index::sample, Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -386,11 +386,13 @@ fn footer_address(a: &Account) -> Value {
     })
 }
 
-pub(crate) fn campaign_summary(s: &Summary) -> Value {
+/// Unique counts of every sent activity of the campaign, added up.
+pub(crate) fn campaign_summary(c: &Campaign, last_sent: i64) -> Value {
+    let s = c.stats();
     json!({
-        "campaign_id": s.campaign_id,
-        "campaign_type": CAMPAIGN_TYPES[s.kind].0,
-        "last_sent_date": timestamp(s.last_sent),
+        "campaign_id": c.id,
+        "campaign_type": CAMPAIGN_TYPES[c.kind].0,
+        "last_sent_date": timestamp(last_sent),
         "unique_counts": {
             "sends": s.sends,
             "opens": s.opens,
@@ -398,8 +400,8 @@ pub(crate) fn campaign_summary(s: &Summary) -> Value {
             "forwards": s.forwards,
             "optouts": s.optouts,
             "abuse": s.abuse,
-            "bounces": s.bounces,
-            "not_opened": s.sends - s.bounces - s.opens,
+            "bounces": s.bounced(),
+            "not_opened": s.not_opened(),
         },
     })
 }

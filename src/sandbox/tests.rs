@@ -3,7 +3,7 @@ use reqwest::{Client, StatusCode};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
 
-fn opts() -> SandboxOptions {
+pub(super) fn opts() -> SandboxOptions {
     SandboxOptions {
         contacts: 600,
         rps: 1000,
@@ -11,9 +11,9 @@ fn opts() -> SandboxOptions {
     }
 }
 
-struct Harness {
-    sandbox: Sandbox,
-    http: Client,
+pub(super) struct Harness {
+    pub sandbox: Sandbox,
+    pub http: Client,
     token: String,
 }
 
@@ -33,7 +33,7 @@ async fn refresh(sandbox: &Sandbox, http: &Client, refresh_token: &str) -> reqwe
         .unwrap()
 }
 
-async fn start(opts: SandboxOptions) -> Harness {
+pub(super) async fn start(opts: SandboxOptions) -> Harness {
     let sandbox = Sandbox::start(opts).await.unwrap();
     let http = Client::new();
     let rt = sandbox.connector_config()["credentials"]["refresh_token"]
@@ -50,12 +50,12 @@ async fn start(opts: SandboxOptions) -> Harness {
 }
 
 impl Harness {
-    fn origin(&self) -> String {
+    pub fn origin(&self) -> String {
         self.sandbox.base_url().trim_end_matches("/v3").to_owned()
     }
 
     /// GET a host-relative path such as `/v3/contacts?limit=5`.
-    async fn get(&self, path: &str) -> (StatusCode, Value) {
+    pub async fn get(&self, path: &str) -> (StatusCode, Value) {
         let res = self
             .http
             .get(format!("{}{path}", self.origin()))
@@ -67,7 +67,7 @@ impl Harness {
         (status, res.json().await.unwrap_or(Value::Null))
     }
 
-    async fn control(&self, route: &str, body: Value) -> Value {
+    pub async fn control(&self, route: &str, body: Value) -> Value {
         let url = format!("{}/__sandbox/{route}", self.origin());
         let res = self.http.post(url).json(&body).send().await.unwrap();
         assert!(res.status().is_success(), "{route}: {}", res.status());
@@ -75,7 +75,7 @@ impl Harness {
     }
 
     /// Follows `_links.next` from `path`, returning every record under `key`.
-    async fn read_all(&self, path: &str, key: &str) -> Vec<Value> {
+    pub async fn read_all(&self, path: &str, key: &str) -> Vec<Value> {
         let mut records = Vec::new();
         let mut next = Some(path.to_owned());
         while let Some(path) = next {

@@ -74,6 +74,37 @@ impl Sandbox {
     pub fn expected_counts(&self) -> BTreeMap<String, usize> {
         serde_json::from_value(self.state()["expected_counts"].clone()).unwrap()
     }
+
+    /// Request counts per route template, e.g. "GET /v3/emails/{campaign_id}".
+    pub fn request_counts(&self) -> BTreeMap<String, usize> {
+        serde_json::from_value(self.state()["request_counts"].clone()).unwrap()
+    }
+
+    /// The first `n` contact ids, read through the connector itself (it
+    /// rotates the refresh token: the returned config is the one to use next).
+    pub fn contact_ids(&self, dir: &Path, config: &Value, n: usize) -> (Vec<String>, Value) {
+        let run = read(dir, config, &catalog(&["contacts"], false), None);
+        run.assert_ok();
+        let ids = run
+            .records("contacts")
+            .iter()
+            .filter(|c| c["deleted_at"].is_null())
+            .take(n)
+            .map(|c| c["contact_id"].as_str().unwrap().to_string())
+            .collect();
+        (ids, run.next_config(config))
+    }
+
+    /// What the contact report streams must return for `ids` over all time.
+    pub fn contact_report_counts(&self, ids: &[String]) -> BTreeMap<String, usize> {
+        let url = format!(
+            "{}/__sandbox/contact_reports?contact_ids={}&start=2000-01-01T00:00:00Z&end=2100-01-01T00:00:00Z",
+            self.origin(),
+            ids.join(",")
+        );
+        let body: Value = ureq::get(&url).call().unwrap().into_json().unwrap();
+        serde_json::from_value(body["expected_counts"].clone()).unwrap()
+    }
 }
 
 impl Drop for Sandbox {
@@ -131,6 +162,17 @@ fn discover() -> Vec<Value> {
     catalog[0]["catalog"]["streams"].as_array().unwrap().clone()
 }
 
+/// Where the connector keeps its token cache when the config has no
+/// `token_cache_path`.
+pub const TOKEN_CACHE_ENV: &str = "SOURCE_CONSTANT_CONTACT_TOKEN_CACHE";
+
+/// The connector with `args` and its token cache at `token_cache`.
+pub fn connector(args: &[&str], token_cache: &Path) -> Command {
+    let mut command = Command::new(BIN);
+    command.args(args).env(TOKEN_CACHE_ENV, token_cache);
+    command
+}
+
 /// One finished run of the connector.
 pub struct Run {
     pub code: i32,
@@ -140,7 +182,12 @@ pub struct Run {
 }
 
 pub fn run(args: &[&str]) -> Run {
-    let output = Command::new(BIN).args(args).output().unwrap();
+    // Each run has an empty token cache of its own: tests never touch the
+    // user's, and runs share tokens only through what a test hands on.
+    let cache = tempfile::tempdir().unwrap();
+    let output = connector(args, &cache.path().join("tokens.json"))
+        .output()
+        .unwrap();
     Run::from_output(
         output.status.code().unwrap_or(-1),
         &output.stdout,

@@ -10,20 +10,24 @@
 //! until then a checkpoint records the next page instead, and a killed run
 //! resumes from it.
 
+mod children;
+mod pages;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use futures::StreamExt;
 use serde_json::{json, Map, Value};
-use url::Url;
 
 use crate::catalog::Selected;
 use crate::error::{Error, Result};
 use crate::http::ApiClient;
 use crate::protocol::{Level, Output, StreamStatus};
 use crate::state::StreamStates;
-use crate::streams::{Records, StreamDef};
+use crate::config::LoadedConfig;
+use crate::streams::{Filter, StreamDef};
+use pages::{first_page, records_of, Pages};
 
 /// How far before the saved cursor an incremental read starts again.
 pub const CURSOR_OVERLAP: chrono::Duration = chrono::Duration::minutes(5);
@@ -38,6 +42,58 @@ pub struct Context {
     /// Cursors never advance past this: a record changed during the run may
     /// have moved to a page already read.
     pub run_started: DateTime<Utc>,
+    /// From the config: no change after this is read; `None` is "now".
+    pub end_date: Option<DateTime<Utc>>,
+    /// Tracking reports are read again only for activities of campaigns
+    /// changed within this many days.
+    pub report_lookback_days: i64,
+    pub filters: Filters,
+    /// Parent records, read once per run however many children need them.
+    parents: children::ParentCache,
+}
+
+/// What the config narrows reads to.
+#[derive(Debug, Clone, Default)]
+pub struct Filters {
+    pub contact_status: Vec<String>,
+    pub list_ids: Vec<String>,
+    pub tag_ids: Vec<String>,
+    /// Campaigns whose children and reports are read; empty: all.
+    pub campaign_ids: Vec<String>,
+    /// Contacts whose contact reports are read.
+    pub contact_ids: Vec<String>,
+}
+
+impl Filters {
+    pub fn values(&self, filter: Filter) -> &[String] {
+        match filter {
+            Filter::ContactStatus => &self.contact_status,
+            Filter::ListIds => &self.list_ids,
+            Filter::TagIds => &self.tag_ids,
+        }
+    }
+}
+
+impl Context {
+    pub fn new(api: Arc<ApiClient>, output: Arc<dyn Output>, config: &LoadedConfig) -> Self {
+        let settings = &config.config;
+        Context {
+            api,
+            output,
+            start_date: config.start_date,
+            run_started: Utc::now(),
+            end_date: config.end_date,
+            report_lookback_days: i64::from(settings.report_lookback_days),
+            filters: Filters {
+                contact_status: settings.contact_status.clone(),
+                list_ids: settings.list_ids.clone(),
+                tag_ids: settings.tag_ids.clone(),
+                campaign_ids: settings.campaign_ids.clone(),
+                contact_ids: settings.contact_ids.clone(),
+            },
+            parents: children::ParentCache::default(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -46,6 +102,8 @@ pub struct StreamReport {
     pub pages: u64,
     pub requests: u64,
     pub elapsed: Duration,
+    /// RUNNING was reported (with the stream's first page).
+    running: bool,
 }
 
 /// Reads the selected streams concurrently; one stream failing does not stop
@@ -87,8 +145,11 @@ pub async fn read_stream(
     ctx.output.stream_status(def.name, StreamStatus::Started);
     let started = Instant::now();
     let mut report = StreamReport::default();
-    let result = match (stream.incremental, def.cursor) {
-        (true, Some(_)) => read_incremental(ctx, def, state, &mut report).await,
+    let result = match (stream.incremental, def.cursor, def.parent) {
+        (_, _, Some(parent)) => {
+            children::read(ctx, def, parent, stream.incremental, state, &mut report).await
+        }
+        (true, Some(_), None) => read_incremental(ctx, def, state, &mut report).await,
         _ => read_full(ctx, def, &mut report).await,
     };
     report.elapsed = started.elapsed();
@@ -105,9 +166,9 @@ pub async fn read_stream(
 }
 
 async fn read_full(ctx: &Context, def: &StreamDef, report: &mut StreamReport) -> Result<()> {
-    let mut pages = Pages::new(first_page(ctx, def, None));
-    while let Some(page) = pages.next(ctx, def, report).await? {
-        let records = emit(ctx, def, &page, report, |_| {})?;
+    let mut pages = Pages::new(first_page(ctx, def, def.path, None));
+    while let Some(page) = pages.next(ctx, report).await? {
+        let records = emit(ctx, def, records_of(def, &page)?, report, |_| {});
         ctx.output.state(def.name, &json!({}), records);
     }
     Ok(())
@@ -194,7 +255,7 @@ async fn read_incremental(
         .cursor
         .map(|c| (c - CURSOR_OVERLAP).max(ctx.start_date))
         .unwrap_or(ctx.start_date);
-    let fresh = first_page(ctx, def, Some((cursor.param, lower_bound)));
+    let fresh = first_page(ctx, def, def.path, Some(lower_bound));
 
     let mut max_cursor = None;
     let mut resuming = false;
@@ -218,7 +279,7 @@ async fn read_incremental(
 
     let mut unparsable = 0u64;
     loop {
-        let page = match pages.next(ctx, def, report).await {
+        let page = match pages.next(ctx, report).await {
             Err(error) if resuming => {
                 // The saved page link may have expired; the cursor is still safe.
                 ctx.output.log(
@@ -237,7 +298,7 @@ async fn read_incremental(
         };
         resuming = false;
         let Some(page) = page else { break };
-        let records = emit(ctx, def, &page, report, |record| {
+        let records = emit(ctx, def, records_of(def, &page)?, report, |record| {
             match record
                 .get(cursor.field)
                 .and_then(Value::as_str)
@@ -246,7 +307,7 @@ async fn read_incremental(
                 Some(at) => max_cursor = max_cursor.max(Some(at)),
                 None => unparsable += 1,
             }
-        })?;
+        });
         let position = match pages.pending() {
             Some(next) => CursorState {
                 cursor: saved.cursor,
@@ -281,127 +342,27 @@ async fn read_incremental(
     Ok(())
 }
 
-/// The first page of a stream: its path, fixed parameters, page size and,
-/// for incremental reads, the lower bound.
-fn first_page(ctx: &Context, def: &StreamDef, since: Option<(&str, DateTime<Utc>)>) -> Url {
-    let mut params: Vec<(&str, String)> = def
-        .params
-        .iter()
-        .map(|(k, v)| (*k, v.to_string()))
-        .collect();
-    if let Some(size) = def.page_size {
-        params.push(("limit", size.to_string()));
-    }
-    if let Some((param, at)) = since {
-        params.push((param, format_time(at)));
-    }
-    ctx.api.endpoint(def.path, &params)
-}
-
-/// A chain of pages linked by `_links.next.href`.
-struct Pages {
-    next: Option<Url>,
-    /// The link after the page last returned, as the API gave it.
-    pending: Option<String>,
-}
-
-impl Pages {
-    fn new(first: Url) -> Self {
-        Pages {
-            next: Some(first),
-            pending: None,
-        }
-    }
-
-    fn pending(&self) -> Option<&str> {
-        self.pending.as_deref()
-    }
-
-    async fn next(
-        &mut self,
-        ctx: &Context,
-        def: &StreamDef,
-        report: &mut StreamReport,
-    ) -> Result<Option<Value>> {
-        let Some(url) = self.next.take() else {
-            return Ok(None);
-        };
-        let response = ctx.api.get_json(&url).await?;
-        report.requests += u64::from(response.requests);
-        report.pages += 1;
-        if report.pages == 1 {
-            ctx.output.stream_status(def.name, StreamStatus::Running);
-        }
-        let body = response.body;
-        self.pending = match body.pointer("/_links/next/href") {
-            None | Some(Value::Null) => None,
-            Some(Value::String(href)) if def.page_size.is_some() => Some(href.clone()),
-            Some(Value::String(_)) => None,
-            Some(other) => {
-                return Err(Error::system(format!(
-                    "GET {}: _links.next.href is {other}, not a link",
-                    url.path()
-                )))
-            }
-        };
-        if let Some(href) = &self.pending {
-            let next = ctx.api.resolve_link(href)?;
-            if next == url {
-                return Err(Error::system(format!(
-                    "GET {}: the API linked a page to itself; stopping to avoid a loop",
-                    url.path()
-                )));
-            }
-            self.next = Some(next);
-        }
-        Ok(Some(body))
-    }
-}
-
-/// Emits a page's records, showing each to `observe`; returns how many.
-fn emit(
+/// Emits a page's records of the stream (RUNNING goes out with the first
+/// page), showing each to `observe`; returns how many.
+fn emit<'a>(
     ctx: &Context,
     def: &StreamDef,
-    page: &Value,
+    records: impl IntoIterator<Item = &'a Value>,
     report: &mut StreamReport,
     mut observe: impl FnMut(&Value),
-) -> Result<u64> {
-    let shape_error = |expected: &str| {
-        Error::system(format!(
-            "GET {}: expected {expected} in the response, got {}",
-            def.path,
-            truncate(&page.to_string())
-        ))
-    };
-    let records: &[Value] = match def.records {
-        Records::Key(key) => match page.get(key) {
-            Some(Value::Array(items)) => items,
-            // The API leaves the key out of an empty result.
-            None | Some(Value::Null) if page.is_object() => &[],
-            _ => return Err(shape_error(&format!("an array `{key}`"))),
-        },
-        Records::Array => page.as_array().ok_or_else(|| shape_error("an array"))?,
-        Records::Object if page.is_object() => std::slice::from_ref(page),
-        Records::Object => return Err(shape_error("an object")),
-    };
+) -> u64 {
+    if !report.running {
+        report.running = true;
+        ctx.output.stream_status(def.name, StreamStatus::Running);
+    }
+    let mut count = 0;
     for record in records {
-        if !record.is_object() {
-            return Err(shape_error("records that are objects"));
-        }
         observe(record);
         ctx.output.record(def.name, record);
+        count += 1;
     }
-    let count = records.len() as u64;
     report.records += count;
-    Ok(count)
-}
-
-fn truncate(text: &str) -> String {
-    const LIMIT: usize = 300;
-    match text.char_indices().nth(LIMIT) {
-        Some((cut, _)) => format!("{}…", &text[..cut]),
-        None => text.to_string(),
-    }
+    count
 }
 
 pub fn parse_time(text: &str) -> Option<DateTime<Utc>> {

@@ -1,0 +1,177 @@
+"""Item 8: Meltano runs the binary as the Singer tap `tap-constant-contact`
+(plugin definition from the repository's meltano.yml, `executable` pointed at
+the built binary) into `target-jsonl` twice; between the runs the sandbox
+changes some records, and the second run starts from the state Meltano stored
+and brings only the changed records (plus the documented boundary overlap)."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+
+from support import (
+    INCREMENTAL,
+    REPO,
+    AirbyteConfigStore,
+    binary,
+    diff_sets,
+    expected_incremental_ids,
+    parse_ts,
+    require_env,
+    require_executable,
+    run,
+    run_airbyte,
+    tool_env,
+)
+
+TAP = "tap-constant-contact"
+STATE_ID = f"dev:{TAP}-to-target-jsonl"
+# target-jsonl and its dependencies, pinned (Meltano installs them in its own
+# venv inside the throwaway project).
+TARGET_JSONL_PIP_URL = (
+    "target-jsonl==0.1.4 singer-python==5.8.0 jsonschema==2.6.0 adjust-precision-for-schema==0.3.3 "
+    "backoff==1.8.0 ciso8601==2.4.1 python-dateutil==4.0.0 pytz==2018.4 simplejson==3.11.1 tzdata==2026.6"
+)
+
+
+def tap_definition() -> dict:
+    """The extractor entry of the repository's example meltano.yml."""
+    path = REPO / "meltano.yml"
+    if not path.is_file():
+        pytest.fail(f"{path} (the Meltano plugin definition of the tap) does not exist")
+    project = yaml.safe_load(path.read_text())
+    found = [p for p in (project.get("plugins") or {}).get("extractors") or [] if p.get("name") == TAP]
+    if len(found) != 1:
+        pytest.fail(f"{path} has no single extractor named {TAP}")
+    tap = copy.deepcopy(found[0])
+    assert tap.get("namespace") == "tap_constant_contact", tap.get("namespace")
+    missing = {"catalog", "discover", "state"} - set(tap.get("capabilities") or [])
+    assert not missing, f"{TAP} lacks capabilities {missing} that `meltano run` with state needs"
+    return tap
+
+
+class Project:
+    def __init__(self, root: Path, meltano: Path):
+        self.root = root
+        self.meltano = meltano
+        self.env = tool_env(PATH=f"{meltano.parent}{os.pathsep}{os.environ.get('PATH', '')}")
+
+    def __call__(self, *args: str, check: bool = True, timeout: float = 600, **env: str):
+        e = dict(self.env)
+        e.update(env)
+        r = run([self.meltano, *args], cwd=self.root, env=e, timeout=timeout, check=False)
+        if check and r.returncode != 0:
+            pytest.fail(f"meltano {' '.join(args)} failed\n{r.describe(8000)}")
+        return r
+
+
+def read_jsonl_dir(d: Path) -> dict[str, list[dict]]:
+    out: dict[str, list[dict]] = {}
+    for f in sorted(d.glob("*.jsonl")):
+        out[f.stem] = [json.loads(line) for line in f.read_text().splitlines() if line.strip()]
+    return out
+
+
+def test_meltano_run_twice_resumes_from_stored_state(sandbox, tmp_path: Path):
+    meltano = require_executable(require_env("INTEROP_MELTANO", "the meltano executable of the Meltano venv"), "meltano")
+
+    # Meltano writes a fresh config file for every run from meltano.yml, so a
+    # rotated refresh token would be lost: give it an access token (and its
+    # expiry) that needs no refresh, obtained from a first Airbyte-mode run.
+    store = AirbyteConfigStore(sandbox.config, tmp_path)
+    run_airbyte(store, "check")
+    tap_config = store.config
+    assert tap_config["credentials"].get("access_token"), tap_config["credentials"].keys()
+
+    tap = tap_definition()
+    tap["executable"] = str(binary())
+    tap.pop("pip_url", None)
+    tap["config"] = tap_config
+    root = tmp_path / "meltano-project"
+    root.mkdir()
+    (root / "meltano.yml").write_text(
+        yaml.safe_dump(
+            {
+                "default_environment": "dev",
+                "project_id": "source-constant-contact-interop",
+                "send_anonymous_usage_stats": False,
+                "environments": [{"name": "dev"}],
+                "plugins": {
+                    "extractors": [tap],
+                    "loaders": [
+                        {
+                            "name": "target-jsonl",
+                            "namespace": "target_jsonl",
+                            "pip_url": TARGET_JSONL_PIP_URL,
+                            "executable": "target-jsonl",
+                            "settings": [
+                                {"name": "destination_path", "kind": "string"},
+                                {"name": "do_timestamp_file", "kind": "boolean"},
+                            ],
+                            "config": {"destination_path": "output", "do_timestamp_file": False},
+                        }
+                    ],
+                },
+            },
+            sort_keys=False,
+        )
+    )
+    project = Project(root, meltano)
+    project("install", timeout=900)
+
+    token_requests = sandbox.state()["token_requests"]
+
+    # --- first run: everything
+    expected1 = sandbox.expected_counts()
+    out1 = root / "out1"
+    out1.mkdir()
+    project("run", TAP, "target-jsonl", TARGET_JSONL_DESTINATION_PATH=str(out1))
+    got1 = read_jsonl_dir(out1)
+    counts1 = {k: len(v) for k, v in got1.items()}
+    assert counts1 == expected1, f"first meltano run: {counts1} != the sandbox's {expected1}"
+
+    state1 = json.loads(project("state", "get", STATE_ID).stdout.strip() or "null")
+    assert state1, f"meltano stored no state under {STATE_ID}"
+    bookmarks1 = state1["singer_state"]["bookmarks"]
+    for name, (cursor, _) in INCREMENTAL.items():
+        b = bookmarks1.get(name) or {}
+        assert b.get("replication_key") == cursor, f"{name}: bookmark {b}"
+        newest = max(parse_ts(r[cursor]) for r in got1[name])
+        assert parse_ts(b["replication_key_value"]) >= newest, f"{name}: bookmark {b} is before the newest record {newest}"
+
+    # --- change some records, second run from the stored state
+    changed = sandbox.mutate(contacts=5, campaigns=2, delete_contacts=2)
+    expected2 = sandbox.expected_counts()
+    out2 = root / "out2"
+    out2.mkdir()
+    project("run", TAP, "target-jsonl", TARGET_JSONL_DESTINATION_PATH=str(out2))
+    got2 = read_jsonl_dir(out2)
+    want = {
+        "contacts": expected_incremental_ids(got1["contacts"], "updated_at", "contact_id",
+                                             bookmarks1["contacts"]["replication_key_value"],
+                                             changed["contacts"] + changed["deleted_contacts"]),
+        "email_campaigns": expected_incremental_ids(got1["email_campaigns"], "updated_at", "campaign_id",
+                                                    bookmarks1["email_campaigns"]["replication_key_value"],
+                                                    changed["campaigns"]),
+    }
+    for name, (_, pk) in INCREMENTAL.items():
+        ids = {r[pk] for r in got2.get(name, [])}
+        assert ids == want[name], f"second meltano run, {name}: {diff_sets(want[name], ids)}"
+        assert len(got2[name]) == len(ids), f"second meltano run, {name}: a record came twice"
+    for name, n in expected2.items():
+        if name not in INCREMENTAL:
+            assert len(got2.get(name, [])) == n, f"second meltano run, full-table {name}: {len(got2.get(name, []))} != {n}"
+
+    state2 = json.loads(project("state", "get", STATE_ID).stdout.strip())
+    for name, (cursor, _) in INCREMENTAL.items():
+        before = bookmarks1[name]["replication_key_value"]
+        after = state2["singer_state"]["bookmarks"][name]["replication_key_value"]
+        newest = max(parse_ts(r[cursor]) for r in got2[name])
+        assert parse_ts(after) >= max(parse_ts(before), newest), f"{name}: bookmark {before} -> {after}, newest record {newest}"
+
+    assert sandbox.state()["token_requests"] == token_requests, "the tap refreshed its token although the config held a valid access token"

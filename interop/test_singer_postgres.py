@@ -1,0 +1,150 @@
+"""Item 9: `source-constant-contact --config … --catalog … | target-postgres
+--config …` loads a real PostgreSQL (started by .ci/interop.sh); each table's
+row count equals the sandbox's, and every value, nested objects and arrays
+(contacts' email_address, custom_fields, …) included, reads back as the tap
+emitted it."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import uuid
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from support import (
+    binary,
+    parse_ts,
+    require_env,
+    require_executable,
+    run,
+    select_streams,
+    singer_discover,
+    tool_env,
+    validate_singer_stdout,
+    Run,
+    write_json,
+)
+
+SCHEMA = "constant_contact"
+
+
+def pg_params() -> dict[str, Any]:
+    return {
+        "host": require_env("INTEROP_PG_HOST", "the PostgreSQL host"),
+        "port": int(require_env("INTEROP_PG_PORT", "the PostgreSQL port")),
+        "user": require_env("INTEROP_PG_USER", "a PostgreSQL superuser"),
+        "password": __import__("os").environ.get("INTEROP_PG_PASSWORD", ""),
+    }
+
+
+@pytest.fixture
+def database():
+    import psycopg
+
+    params = pg_params()
+    name = f"interop_{uuid.uuid4().hex[:12]}"
+    try:
+        admin = psycopg.connect(dbname="postgres", autocommit=True, connect_timeout=10, **params)
+    except psycopg.Error as e:
+        pytest.fail(f"cannot reach PostgreSQL at {params['host']}:{params['port']}: {e}")
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    yield name
+    with psycopg.connect(dbname="postgres", autocommit=True, **params) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def property_type(schema: dict, prop: str) -> tuple[set[str], str | None]:
+    p = (schema.get("properties") or {}).get(prop) or {}
+    t = p.get("type", [])
+    return (set([t] if isinstance(t, str) else t), p.get("format"))
+
+
+def same(value: Any, stored: Any, types: set[str], fmt: str | None) -> bool:
+    if value is None:
+        return stored is None
+    if fmt == "date-time" and isinstance(value, str):
+        return stored is not None and parse_ts(value) == parse_ts(str(stored))
+    if fmt == "date" and isinstance(value, str):
+        return stored is not None and date.fromisoformat(value) == date.fromisoformat(str(stored)[:10])
+    if isinstance(value, float) or isinstance(stored, float):
+        return isinstance(stored, (int, float)) and abs(float(value) - float(stored)) <= 1e-9 * max(1.0, abs(float(value)))
+    # Objects and arrays must come back exactly: same keys, same values, same order of items.
+    return value == stored
+
+
+def test_tap_pipe_target_postgres(sandbox, database, tmp_path: Path):
+    import psycopg
+
+    target = require_executable(require_env("INTEROP_TARGET_POSTGRES", "the target-postgres executable"), "target-postgres")
+    params = pg_params()
+    tap_config = write_json(tmp_path / "tap-config.json", sandbox.config)
+    catalog = write_json(tmp_path / "catalog.json", select_streams(singer_discover(tap_config)))
+    target_config = write_json(
+        tmp_path / "target-config.json",
+        {
+            **params,
+            "database": database,
+            "default_target_schema": SCHEMA,
+            "load_method": "upsert",
+            "validate_records": True,
+        },
+    )
+    tap_out = tmp_path / "tap.jsonl"
+    pipeline = (
+        f"set -o pipefail; {shlex.quote(str(binary()))} --config {shlex.quote(str(tap_config))} "
+        f"--catalog {shlex.quote(str(catalog))} | tee {shlex.quote(str(tap_out))} | "
+        f"{shlex.quote(str(target))} --config {shlex.quote(str(target_config))}"
+    )
+    r = run(["bash", "-c", pipeline], env=tool_env(), timeout=900, check=False)
+    assert r.returncode == 0, f"tap | target-postgres failed\n{r.describe(8000)}"
+
+    text = tap_out.read_text()
+    body = text[:-1] if text.endswith("\n") else text
+    tap = validate_singer_stdout(Run(["tap"], 0, text, "", body.split("\n") if body else []))
+    expected = sandbox.expected_counts()
+    assert {k: len(v) for k, v in tap.records.items()} == expected
+
+    problems: list[str] = []
+    with psycopg.connect(dbname=database, **params) as conn:
+        tables = {row[0] for row in conn.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = %s", (SCHEMA,))}
+        assert tables >= set(expected), f"tables in {SCHEMA}: {sorted(tables)}, want {sorted(expected)}"
+        for stream, n in expected.items():
+            count = conn.execute(f'SELECT count(*) FROM "{SCHEMA}"."{stream}"').fetchone()[0]
+            if count != n:
+                problems.append(f"{stream}: {count} rows in PostgreSQL, the sandbox has {n}")
+            kp = tap.schema_messages[stream]["key_properties"]
+            rows = conn.execute(f'SELECT to_jsonb(t) FROM "{SCHEMA}"."{stream}" t').fetchall()
+            stored = {tuple(row[0].get(k) for k in kp): row[0] for row in rows}
+            schema = tap.schemas[stream]
+            for rec in tap.records[stream]:
+                key = tuple(rec.get(k) for k in kp)
+                row = stored.get(key)
+                if row is None:
+                    problems.append(f"{stream}: record {key} not in PostgreSQL")
+                    continue
+                for prop, value in rec.items():
+                    if prop not in row:
+                        problems.append(f"{stream} {key}: column {prop} missing")
+                        continue
+                    types, fmt = property_type(schema, prop)
+                    if not same(value, row[prop], types, fmt):
+                        problems.append(f"{stream} {key}: {prop}: tap {json.dumps(value)[:200]} != stored {json.dumps(row[prop], default=str)[:200]}")
+                if len(problems) > 50:
+                    break
+        # The nested objects the issue names, spelled out.
+        contacts = tap.records["contacts"]
+        with_fields = [c for c in contacts if c.get("custom_fields")]
+        assert with_fields, "no contact with custom_fields to compare"
+        c = with_fields[0]
+        row = conn.execute(
+            f'SELECT email_address, custom_fields FROM "{SCHEMA}".contacts WHERE contact_id = %s', (c["contact_id"],)
+        ).fetchone()
+        assert row[0] == c["email_address"], f"email_address: {row[0]!r} != {c['email_address']!r}"
+        assert row[1] == c["custom_fields"], f"custom_fields: {row[1]!r} != {c['custom_fields']!r}"
+    assert not problems, f"{len(problems)} difference(s) between the tap's records and PostgreSQL:\n" + "\n".join(problems[:30])

@@ -1,0 +1,153 @@
+"""Singer mode on its own, the ground items 8 and 9 stand on: `--about`,
+`--discover` (with and without `--state`, as Meltano calls it), reads of
+selected streams with records valid against their SCHEMA, STATE bookmarks,
+incremental reads from `--state`, and the refresh token rotated into the
+`--config` file in place."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+from jsonschema import Draft7Validator
+
+from support import (
+    INCREMENTAL,
+    binary,
+    check_records,
+    diff_sets,
+    expected_incremental_ids,
+    parse_ts,
+    run,
+    select_streams,
+    singer_discover,
+    singer_read,
+    write_json,
+)
+
+
+def test_about():
+    r = run([binary(), "--about", "--format", "json"])
+    about = json.loads(r.stdout)
+    assert about.get("name") == "tap-constant-contact", about.get("name")
+    assert {"catalog", "discover", "state", "about"} <= set(about.get("capabilities") or []), about.get("capabilities")
+    Draft7Validator.check_schema(about["settings"])
+    md = run([binary(), "--about", "--format", "markdown"]).stdout
+    assert md.strip() and not md.lstrip().startswith("{"), md[:200]
+    plain = run([binary(), "--about"]).stdout
+    assert plain.strip(), "--about without --format printed nothing"
+
+
+def test_discover_catalog_shape(sandbox, tmp_path: Path):
+    config = write_json(tmp_path / "config.json", sandbox.config)
+    catalog = singer_discover(config)
+    # Meltano passes --state along with --discover at times.
+    state = write_json(tmp_path / "state.json", {"bookmarks": {}})
+    assert singer_discover(config, "--state", state) == catalog
+
+    names = [s["tap_stream_id"] for s in catalog["streams"]]
+    assert sorted(names) == sorted(sandbox.expected_counts()), names
+    problems = []
+    for s in catalog["streams"]:
+        sid = s["tap_stream_id"]
+        Draft7Validator.check_schema(s["schema"])
+        props = s["schema"].get("properties") or {}
+        if s.get("stream") != sid:
+            problems.append(f"{sid}: stream {s.get('stream')!r}")
+        kp = s.get("key_properties")
+        if not isinstance(kp, list) or not all(k in props for k in kp):
+            problems.append(f"{sid}: key_properties {kp!r}")
+        tops = [m for m in s["metadata"] if m["breadcrumb"] == []]
+        if len(tops) != 1:
+            problems.append(f"{sid}: {len(tops)} [] breadcrumbs")
+            continue
+        top = tops[0]["metadata"]
+        if top.get("inclusion") != "available" or top.get("selected-by-default") is not True:
+            problems.append(f"{sid}: stream metadata {top}")
+        if top.get("table-key-properties") != kp:
+            problems.append(f"{sid}: table-key-properties {top.get('table-key-properties')} != key_properties {kp}")
+        rk = s.get("replication_key")
+        if sid in INCREMENTAL:
+            cursor = INCREMENTAL[sid][0]
+            if rk != cursor or s.get("replication_method") != "INCREMENTAL":
+                problems.append(f"{sid}: replication_key {rk!r}, replication_method {s.get('replication_method')!r}")
+            if top.get("valid-replication-keys") != [cursor] or top.get("forced-replication-method") != "INCREMENTAL":
+                problems.append(f"{sid}: metadata {top}")
+        elif top.get("forced-replication-method") not in (None, "FULL_TABLE") or rk:
+            problems.append(f"{sid}: a full-table stream with {top}, replication_key {rk!r}")
+        by_prop = {tuple(m["breadcrumb"]): m["metadata"] for m in s["metadata"] if m["breadcrumb"]}
+        for p in props:
+            m = by_prop.get(("properties", p))
+            if m is None:
+                problems.append(f"{sid}: no metadata for property {p}")
+                continue
+            must = p in (kp or []) or p == rk
+            if m.get("inclusion") != ("automatic" if must else "available"):
+                problems.append(f"{sid}.{p}: inclusion {m.get('inclusion')!r} (key or replication key: {must})")
+        stray = [b for b in by_prop if len(b) != 2 or b[0] != "properties" or b[1] not in props]
+        if stray:
+            problems.append(f"{sid}: metadata for unknown breadcrumbs {stray}")
+    assert not problems, "\n".join(problems)
+
+
+def test_read_selected_streams_and_resume_from_state(sandbox, tmp_path: Path):
+    config = write_json(tmp_path / "config.json", sandbox.config)
+    first_refresh_token = sandbox.config["credentials"]["refresh_token"]
+    catalog = singer_discover(config)
+    expected = sandbox.expected_counts()
+
+    # Selection: `selected: false` leaves a stream out; absent means selected-by-default.
+    partial = select_streams(catalog, ["contacts", "custom_fields"])
+    for s in partial["streams"]:
+        if s["tap_stream_id"] == "segments":
+            s["metadata"][[m["breadcrumb"] for m in s["metadata"]].index([])]["metadata"].pop("selected")
+    read = singer_read(config, write_json(tmp_path / "partial.json", partial), flag="--properties")
+    assert set(read.records) == {"contacts", "custom_fields", "segments"}, sorted(read.records)
+
+    # The refresh rotated the token, and the tap wrote the new one into --config.
+    rotated = json.loads(config.read_text())
+    current = sandbox.state()["current_refresh_token"]
+    assert current != first_refresh_token, "the sandbox did not rotate the refresh token"
+    assert rotated["credentials"]["refresh_token"] == current, "the tap did not write the rotated refresh token to --config"
+
+    # A full read of every stream.
+    full_catalog = write_json(tmp_path / "catalog.json", select_streams(catalog))
+    read = singer_read(config, full_catalog)
+    counts = {k: len(v) for k, v in read.records.items()}
+    assert counts == expected, f"singer full read {counts} != the sandbox's {expected}"
+    assert set(read.schemas) == set(expected)
+    discovered = {s["tap_stream_id"]: s["schema"] for s in catalog["streams"]}
+    for name, schema in read.schemas.items():
+        assert schema == discovered[name], f"{name}: the SCHEMA message differs from the discovered schema"
+    check_records(((s, r) for s, rs in read.records.items() for r in rs), read.schemas)
+    for name, rs in read.records.items():
+        kp = read.schema_messages[name]["key_properties"]
+        dupes = [k for k, n in Counter(tuple(r.get(p) for p in kp) for r in rs).items() if n > 1]
+        assert not dupes, f"{name}: duplicate keys {dupes[:5]}"
+    bookmarks = (read.last_state or {}).get("bookmarks") or {}
+    for name, (cursor, _) in INCREMENTAL.items():
+        b = bookmarks.get(name) or {}
+        assert b.get("replication_key") == cursor and b.get("replication_key_value"), f"{name}: bookmark {b}"
+        newest = max(parse_ts(r[cursor]) for r in read.records[name])
+        assert parse_ts(b["replication_key_value"]) >= newest, f"{name}: bookmark {b} before newest {newest}"
+
+    # Incremental: from the last STATE, only the changes (and the overlap).
+    changed = sandbox.mutate(contacts=4, campaigns=2, delete_contacts=1)
+    expected2 = sandbox.expected_counts()
+    state = write_json(tmp_path / "state.json", read.last_state)
+    read2 = singer_read(config, full_catalog, state)
+    want = {
+        "contacts": expected_incremental_ids(read.records["contacts"], "updated_at", "contact_id",
+                                             bookmarks["contacts"]["replication_key_value"],
+                                             changed["contacts"] + changed["deleted_contacts"]),
+        "email_campaigns": expected_incremental_ids(read.records["email_campaigns"], "updated_at", "campaign_id",
+                                                    bookmarks["email_campaigns"]["replication_key_value"], changed["campaigns"]),
+    }
+    for name, (_, pk) in INCREMENTAL.items():
+        ids = {r[pk] for r in read2.records.get(name, [])}
+        assert ids == want[name], f"singer incremental {name}: {diff_sets(want[name], ids)}"
+    for name, n in expected2.items():
+        if name not in INCREMENTAL:
+            assert len(read2.records.get(name, [])) == n, f"full-table {name}: {len(read2.records.get(name, []))} != {n}"
+    check_records(((s, r) for s, rs in read2.records.items() for r in rs), read2.schemas)

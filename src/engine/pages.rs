@@ -1,0 +1,144 @@
+//! Requests and pages: the URL of a stream's first page, the chain of
+//! pages linked by `_links.next.href`, and where a page keeps its records.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use url::Url;
+
+use super::{format_time, Context, StreamReport};
+use crate::error::{Error, Result};
+use crate::streams::{Records, StreamDef};
+
+/// The first page of a stream at `path` (its own, or with the parent values
+/// filled in): fixed parameters, config filters, page size, the sync window
+/// and, for incremental reads, the lower bound `since`.
+pub fn first_page(
+    ctx: &Context,
+    def: &StreamDef,
+    path: &str,
+    since: Option<DateTime<Utc>>,
+) -> Url {
+    let mut params: Vec<(&str, String)> = def
+        .params
+        .iter()
+        .map(|(k, v)| (*k, v.to_string()))
+        .collect();
+    for (param, filter) in def.filters {
+        let values = ctx.filters.values(*filter);
+        if !values.is_empty() {
+            params.retain(|(k, _)| k != param);
+            params.push((param, values.join(",")));
+        }
+    }
+    if let Some(size) = def.page_size {
+        params.push(("limit", size.to_string()));
+    }
+    if let Some(cursor) = def.cursor {
+        if let Some(at) = since {
+            params.push((cursor.param, format_time(at)));
+        }
+        if let Some(end) = ctx.end_date {
+            params.push((cursor.end_param, format_time(end)));
+        }
+    }
+    if let Some((start, end)) = def.window {
+        params.push((start, format_time(ctx.start_date)));
+        params.push((end, format_time(ctx.end_date.unwrap_or(ctx.run_started))));
+    }
+    ctx.api.endpoint(path, &params)
+}
+
+/// A chain of pages linked by `_links.next.href`.
+pub struct Pages {
+    next: Option<Url>,
+    /// The link after the page last returned, as the API gave it.
+    pending: Option<String>,
+}
+
+impl Pages {
+    pub fn new(first: Url) -> Self {
+        Pages {
+            next: Some(first),
+            pending: None,
+        }
+    }
+
+    pub fn pending(&self) -> Option<&str> {
+        self.pending.as_deref()
+    }
+
+    /// The next page, counting its requests in `report`.
+    pub async fn next(
+        &mut self,
+        ctx: &Context,
+        report: &mut StreamReport,
+    ) -> Result<Option<Value>> {
+        let Some(url) = self.next.take() else {
+            return Ok(None);
+        };
+        let response = ctx.api.get_json(&url).await?;
+        report.requests += u64::from(response.requests);
+        report.pages += 1;
+        let body = response.body;
+        self.pending = match body.pointer("/_links/next/href") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(href)) => Some(href.clone()),
+            Some(other) => {
+                return Err(Error::system(format!(
+                    "GET {}: _links.next.href is {other}, not a link",
+                    url.path()
+                )))
+            }
+        };
+        if let Some(href) = &self.pending {
+            let next = ctx.api.resolve_link(href)?;
+            if next == url {
+                return Err(Error::system(format!(
+                    "GET {}: the API linked a page to itself; stopping to avoid a loop",
+                    url.path()
+                )));
+            }
+            self.next = Some(next);
+        }
+        Ok(Some(body))
+    }
+}
+
+/// The records of a page, as the stream's definition places them.
+pub fn records_of<'a>(def: &StreamDef, page: &'a Value) -> Result<&'a [Value]> {
+    let shape_error = |expected: &str| {
+        Error::system(format!(
+            "GET {}: expected {expected} in the response, got {}",
+            def.path,
+            truncate(&page.to_string())
+        ))
+    };
+    let records: &[Value] = match def.records {
+        Records::Key(key) => match page.get(key) {
+            Some(Value::Array(items)) => items,
+            // The API leaves the key out of an empty result.
+            None | Some(Value::Null) if page.is_object() => &[],
+            _ => return Err(shape_error(&format!("an array `{key}`"))),
+        },
+        Records::Array => page.as_array().ok_or_else(|| shape_error("an array"))?,
+        Records::Auto => match page {
+            Value::Array(items) => items,
+            Value::Object(_) => std::slice::from_ref(page),
+            _ => return Err(shape_error("an array or an object")),
+        },
+        Records::Object if page.is_object() => std::slice::from_ref(page),
+        Records::Object => return Err(shape_error("an object")),
+    };
+    if records.iter().any(|record| !record.is_object()) {
+        return Err(shape_error("records that are objects"));
+    }
+    Ok(records)
+}
+
+fn truncate(text: &str) -> String {
+    const LIMIT: usize = 300;
+    match text.char_indices().nth(LIMIT) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_string(),
+    }
+}

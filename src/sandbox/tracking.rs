@@ -1,0 +1,477 @@
+//! Email tracking: whom each sent campaign activity reached and what they did with it.
+//!
+//! Each sent activity stores its events (sends, opens, clicks, forwards, opt-outs,
+//! bounces) in the order they were recorded. Every tracking report, link report, stats
+//! report, contact report, campaign summary and expected count is derived from them, so
+//! they always agree. Within one activity no contact has two events at the same instant.
+
+use super::data::{Campaign, CampaignStatus, Contact, Permission, DAY_MS};
+use rand::{seq::index::sample, Rng};
+use std::{
+    cmp::Reverse,
+    collections::{BTreeMap, BTreeSet},
+};
+
+/// `device_type` values; an event whose device is `DEVICES.len()` has none recorded.
+pub(crate) const DEVICES: &[&str] = &["computer", "mobile", "tablet", "other"];
+/// Relative weights of `DEVICES`, then of "not captured".
+const DEVICE_WEIGHTS: [u32; 5] = [45, 38, 10, 4, 3];
+/// `bounce_code` values.
+pub(crate) const BOUNCE_CODES: &[&str] = &["B", "D", "F", "S", "V", "X", "Z"];
+const BOUNCE_WEIGHTS: [u32; 7] = [30, 15, 12, 8, 15, 10, 10];
+/// `opt_out_reason` values; an opt-out whose detail is `OPT_OUT_REASONS.len()` gave none.
+pub(crate) const OPT_OUT_REASONS: &[&str] = &[
+    "I never signed up for this mailing list.",
+    "The emails are too frequent.",
+    "The content is not what I expected.",
+    "I am no longer interested in this service.",
+];
+/// Link paths used in campaign content.
+const LINK_PATHS: &[&str] = &[
+    "shop",
+    "events",
+    "blog/spring-arrangements",
+    "gift-cards",
+    "workshops",
+    "about",
+    "contact-us",
+    "sale",
+];
+/// Most recipients one activity is sent to, so reports stay small.
+pub(crate) const MAX_RECIPIENTS: usize = 300;
+/// Sends recorded per second while an activity goes out.
+const SENDS_PER_SECOND: i64 = 50;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum EventKind {
+    Send,
+    Open,
+    Click,
+    Forward,
+    Optout,
+    Bounce,
+}
+
+/// One tracked action of one contact.
+pub(crate) struct Event {
+    pub at: i64,
+    /// Index into `Data::contacts`.
+    pub contact: u32,
+    pub kind: EventKind,
+    /// Opens and clicks: index into `DEVICES` (or `DEVICES.len()` when not captured).
+    pub device: u8,
+    /// Clicks: index into `Activity::links`; bounces: into `BOUNCE_CODES`; opt-outs: into
+    /// `OPT_OUT_REASONS` (or its length when no reason was given).
+    pub detail: u8,
+}
+
+/// A link in an activity's content.
+pub(crate) struct Link {
+    pub url_id: u64,
+    pub url: String,
+    /// Click segmentation: index of the list a click adds the contact to.
+    pub list: Option<usize>,
+}
+
+/// The send of one activity and everything tracked since.
+pub(crate) struct Tracking {
+    pub sent_at: i64,
+    pub events: Vec<Event>,
+    pub abuse: u32,
+}
+
+/// Which events a tracking report lists.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum View {
+    /// Every event of the kind.
+    All(EventKind),
+    /// The latest open of each contact that opened.
+    LastOpen,
+    /// The send of each contact that neither opened nor bounced.
+    NotOpened,
+}
+
+/// `tracking_activities_list` values of the contact activity details report.
+pub(crate) const CONTACT_ACTIVITY_TYPES: &[(&str, EventKind)] = &[
+    ("em_sends", EventKind::Send),
+    ("em_opens", EventKind::Open),
+    ("em_clicks", EventKind::Click),
+    ("em_bounces", EventKind::Bounce),
+    ("em_optouts", EventKind::Optout),
+    ("em_forwards", EventKind::Forward),
+];
+
+/// Roles that are sent to contacts (and so have previews, send history and reports).
+pub(crate) fn is_sendable(role: &str) -> bool {
+    matches!(role, "primary_email" | "resend")
+}
+
+/// Events in report order: newest first, ties by contact id (contacts are sorted by id),
+/// then by link.
+pub(crate) fn newest_first(events: &mut [&Event]) {
+    events.sort_by_key(|e| (Reverse(e.at), e.contact, e.detail));
+}
+
+impl Tracking {
+    fn of(&self, kind: EventKind) -> impl Iterator<Item = &Event> + '_ {
+        self.events.iter().filter(move |e| e.kind == kind)
+    }
+
+    fn has(&self, contact: u32, kind: EventKind) -> bool {
+        self.of(kind).any(|e| e.contact == contact)
+    }
+
+    /// The rows of one report, newest first.
+    pub(crate) fn rows(&self, view: View) -> Vec<&Event> {
+        let mut rows: Vec<&Event> = match view {
+            View::All(kind) => self.of(kind).collect(),
+            View::LastOpen => {
+                let mut last: BTreeMap<u32, &Event> = BTreeMap::new();
+                for e in self.of(EventKind::Open) {
+                    let latest = last.entry(e.contact).or_insert(e);
+                    if latest.at < e.at {
+                        *latest = e;
+                    }
+                }
+                last.into_values().collect()
+            }
+            View::NotOpened => {
+                let engaged: BTreeSet<u32> = self
+                    .events
+                    .iter()
+                    .filter(|e| matches!(e.kind, EventKind::Open | EventKind::Bounce))
+                    .map(|e| e.contact)
+                    .collect();
+                self.of(EventKind::Send)
+                    .filter(|s| !engaged.contains(&s.contact))
+                    .collect()
+            }
+        };
+        newest_first(&mut rows);
+        rows
+    }
+
+    /// Contacts this activity went to, in send order.
+    pub(crate) fn recipients(&self) -> impl Iterator<Item = u32> + '_ {
+        self.of(EventKind::Send).map(|e| e.contact)
+    }
+
+    pub(crate) fn stats(&self) -> Stats {
+        let mut s = Stats {
+            abuse: u64::from(self.abuse),
+            ..Stats::default()
+        };
+        let unique = |kind| {
+            let mut contacts: Vec<u32> = self.of(kind).map(|e| e.contact).collect();
+            contacts.sort_unstable();
+            contacts.dedup();
+            contacts.len() as u64
+        };
+        s.sends = unique(EventKind::Send);
+        s.opens = unique(EventKind::Open);
+        s.clicks = unique(EventKind::Click);
+        s.forwards = unique(EventKind::Forward);
+        s.optouts = unique(EventKind::Optout);
+        for e in &self.events {
+            match e.kind {
+                EventKind::Open => s.opens_all[e.device as usize] += 1,
+                EventKind::Click => s.clicks_all[e.device as usize] += 1,
+                EventKind::Bounce => s.bounces[e.detail as usize] += 1,
+                _ => {}
+            }
+        }
+        s
+    }
+
+    /// Appends `n` opens, each followed by a click, by contacts the activity reached (and
+    /// that did not bounce), all after `now` and after every earlier event.
+    pub(crate) fn add_engagement(
+        &mut self,
+        rng: &mut impl Rng,
+        links: usize,
+        now: i64,
+        n: usize,
+    ) -> bool {
+        let reached: Vec<u32> = self
+            .recipients()
+            .filter(|&c| !self.has(c, EventKind::Bounce))
+            .collect();
+        if reached.is_empty() || links == 0 {
+            return false;
+        }
+        let latest = self.events.iter().map(|e| e.at).max().unwrap_or(now);
+        let start = now.max(latest) + 1;
+        for i in 0..n as i64 {
+            let contact = reached[rng.gen_range(0..reached.len())];
+            let device = pick(rng, &DEVICE_WEIGHTS) as u8;
+            let event = |at, kind, detail| Event {
+                at,
+                contact,
+                kind,
+                device,
+                detail,
+            };
+            let open = event(start + 2 * i, EventKind::Open, 0);
+            let click = event(
+                start + 2 * i + 1,
+                EventKind::Click,
+                rng.gen_range(0..links) as u8,
+            );
+            self.events.extend([open, click]);
+        }
+        true
+    }
+}
+
+/// Totals of one activity (or of several, added up).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Stats {
+    pub sends: u64,
+    pub opens: u64,
+    pub clicks: u64,
+    pub forwards: u64,
+    pub optouts: u64,
+    pub abuse: u64,
+    /// Non-unique opens and clicks by device (`DEVICES`, then not captured).
+    pub opens_all: [u64; 5],
+    pub clicks_all: [u64; 5],
+    /// Unique bounces by `BOUNCE_CODES`.
+    pub bounces: [u64; 7],
+}
+
+impl Stats {
+    pub(crate) fn bounced(&self) -> u64 {
+        self.bounces.iter().sum()
+    }
+
+    pub(crate) fn not_opened(&self) -> u64 {
+        self.sends.saturating_sub(self.opens + self.bounced())
+    }
+
+    pub(crate) fn add(&mut self, o: &Stats) {
+        self.sends += o.sends;
+        self.opens += o.opens;
+        self.clicks += o.clicks;
+        self.forwards += o.forwards;
+        self.optouts += o.optouts;
+        self.abuse += o.abuse;
+        for (a, b) in self.opens_all.iter_mut().zip(o.opens_all) {
+            *a += b;
+        }
+        for (a, b) in self.clicks_all.iter_mut().zip(o.clicks_all) {
+            *a += b;
+        }
+        for (a, b) in self.bounces.iter_mut().zip(o.bounces) {
+            *a += b;
+        }
+    }
+}
+
+/// Index drawn with the given relative weights.
+fn pick(rng: &mut impl Rng, weights: &[u32]) -> usize {
+    let mut draw = rng.gen_range(0..weights.iter().sum::<u32>());
+    weights
+        .iter()
+        .position(|&w| {
+            let hit = draw < w;
+            draw = draw.saturating_sub(w);
+            hit
+        })
+        .unwrap_or_default()
+}
+
+/// Links of a sendable activity's content.
+pub(crate) fn links(rng: &mut impl Rng, domain: &str, lists: usize) -> Vec<Link> {
+    let n = rng.gen_range(3..=5);
+    let mut links: Vec<Link> = sample(rng, LINK_PATHS.len(), n)
+        .iter()
+        .map(|i| Link {
+            url_id: rng.gen_range(1_100_000_000_000..1_200_000_000_000),
+            url: format!("https://{domain}/{}", LINK_PATHS[i]),
+            list: None,
+        })
+        .collect();
+    if rng.gen_bool(0.3) {
+        links[0].list = Some(rng.gen_range(0..lists));
+    }
+    links
+}
+
+/// Whether a contact could be sent email at `at`.
+fn reachable(c: &Contact, at: i64) -> bool {
+    c.created_at < at
+        && c.opt_out_at.is_none_or(|t| t > at)
+        && c.deleted_at.is_none_or(|t| t > at)
+        && !matches!(
+            c.permission,
+            Permission::PendingConfirmation | Permission::NotSet
+        )
+}
+
+/// A deterministic subset (at most `MAX_RECIPIENTS`) of the contacts reachable at `at`.
+pub(crate) fn audience(rng: &mut impl Rng, contacts: &[Contact], at: i64) -> Vec<u32> {
+    let reachable: Vec<u32> = (0..contacts.len() as u32)
+        .filter(|&i| reachable(&contacts[i as usize], at))
+        .collect();
+    let cap = reachable.len().min(MAX_RECIPIENTS);
+    let n = rng.gen_range(cap * 7 / 10..=cap);
+    let mut picked: Vec<u32> = sample(rng, reachable.len(), n)
+        .iter()
+        .map(|i| reachable[i])
+        .collect();
+    picked.sort_unstable();
+    picked
+}
+
+/// Sends to `recipients` from `sent_at`, then what they did up to `horizon`.
+pub(crate) fn simulate(
+    rng: &mut impl Rng,
+    recipients: &[u32],
+    sent_at: i64,
+    horizon: i64,
+    links: usize,
+) -> Tracking {
+    let mut events = Vec::new();
+    for (pos, &contact) in recipients.iter().enumerate() {
+        let sent = sent_at + pos as i64 / SENDS_PER_SECOND * 1000;
+        let mut last = sent;
+        // The next event of this contact, 1 s to `max_secs` after their previous one.
+        let mut next = |rng: &mut dyn rand::RngCore, min_secs: i64, max_secs: i64| {
+            let at = last + 1000 * rng.gen_range(min_secs..=max_secs);
+            (at <= horizon).then(|| {
+                last = at;
+                at
+            })
+        };
+        let event = |at, kind, device, detail| Event {
+            at,
+            contact,
+            kind,
+            device,
+            detail,
+        };
+        events.push(event(sent, EventKind::Send, 0, 0));
+        if rng.gen_ratio(3, 100) {
+            let code = pick(rng, &BOUNCE_WEIGHTS) as u8;
+            if let Some(at) = next(rng, 5, 3600) {
+                events.push(event(at, EventKind::Bounce, 0, code));
+            }
+            continue;
+        }
+        if !rng.gen_bool(0.45) {
+            continue;
+        }
+        let device = pick(rng, &DEVICE_WEIGHTS) as u8;
+        let mut opens = 0;
+        while opens == 0 || rng.gen_bool(0.35) {
+            opens += 1;
+            let Some(at) = next(rng, 60, 2 * DAY_MS / 1000) else {
+                break;
+            };
+            events.push(event(at, EventKind::Open, device, 0));
+            while links > 0 && rng.gen_bool(0.3) {
+                let link = rng.gen_range(0..links) as u8;
+                let Some(at) = next(rng, 5, 600) else { break };
+                events.push(event(at, EventKind::Click, device, link));
+            }
+            if rng.gen_ratio(2, 100) {
+                if let Some(at) = next(rng, 30, 1800) {
+                    events.push(event(at, EventKind::Forward, 0, 0));
+                }
+            }
+        }
+    }
+    Tracking {
+        sent_at,
+        abuse: rng.gen_range(0..=2).min(recipients.len() as u32),
+        events,
+    }
+}
+
+/// Sends every sent campaign: its primary email, then a resend to the non-openers.
+/// Contacts that unsubscribed themselves did so from the last email they got before.
+pub(crate) fn populate(
+    rng: &mut impl Rng,
+    campaigns: &mut [Campaign],
+    contacts: &[Contact],
+    domain: &str,
+    lists: usize,
+    now: i64,
+) {
+    let horizon = |sent: i64| (sent + 14 * DAY_MS).min(now - 60_000);
+    for c in campaigns.iter_mut() {
+        for a in c.activities.iter_mut().filter(|a| is_sendable(a.role)) {
+            a.links = links(rng, domain, lists);
+        }
+        match c.status {
+            CampaignStatus::Scheduled => {
+                c.activities[0].scheduled_at = Some(now + 1000 * rng.gen_range(3600..14 * 86_400));
+            }
+            CampaignStatus::Error => {
+                let at = super::data::between(rng, c.created_at, c.updated_at);
+                c.activities[0].failed = Some((at, [1, 2, 3, 6, 7][rng.gen_range(0..5)]));
+            }
+            CampaignStatus::Done => {
+                let sent = super::data::between(rng, c.created_at, c.updated_at);
+                let to = audience(rng, contacts, sent);
+                let primary = simulate(rng, &to, sent, horizon(sent), c.activities[0].links.len());
+                let Some(resend) = c.activities.iter_mut().find(|a| a.role == "resend") else {
+                    c.activities[0].tracking = Some(primary);
+                    continue;
+                };
+                let at = sent
+                    + 1000 * rng.gen_range(43_200..=(10 * 86_400).min((now - sent) / 1000 - 3600));
+                let again: Vec<u32> = to
+                    .iter()
+                    .copied()
+                    .filter(|&i| {
+                        !primary.has(i, EventKind::Open)
+                            && !primary.has(i, EventKind::Bounce)
+                            && reachable(&contacts[i as usize], at)
+                    })
+                    .collect();
+                resend.tracking = Some(simulate(rng, &again, at, horizon(at), resend.links.len()));
+                c.activities[0].tracking = Some(primary);
+            }
+            _ => {}
+        }
+    }
+    attribute_opt_outs(rng, campaigns, contacts);
+}
+
+/// Records each self-service unsubscribe as an opt-out from the last email the contact
+/// received before it.
+fn attribute_opt_outs(rng: &mut impl Rng, campaigns: &mut [Campaign], contacts: &[Contact]) {
+    let mut sent: Vec<&mut Tracking> = campaigns
+        .iter_mut()
+        .flat_map(|c| c.activities.iter_mut())
+        .filter_map(|a| a.tracking.as_mut())
+        .collect();
+    // Per contact, every (send time, activity) that reached them.
+    let mut received: BTreeMap<u32, Vec<(i64, usize)>> = BTreeMap::new();
+    for (i, t) in sent.iter().enumerate() {
+        for e in t.of(EventKind::Send) {
+            received.entry(e.contact).or_default().push((e.at, i));
+        }
+    }
+    for (contact, got) in received {
+        let c = &contacts[contact as usize];
+        let (Some(out), None) = (c.opt_out_at, c.deleted_at) else {
+            continue;
+        };
+        let reason = rng.gen_range(0..=OPT_OUT_REASONS.len()) as u8;
+        let Some(&(_, i)) = got.iter().filter(|(at, _)| *at < out).max() else {
+            continue;
+        };
+        let t = &mut sent[i];
+        if !t.events.iter().any(|e| e.contact == contact && e.at == out) {
+            t.events.push(Event {
+                at: out,
+                contact,
+                kind: EventKind::Optout,
+                device: 0,
+                detail: reason,
+            });
+        }
+    }
+}
