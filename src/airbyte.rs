@@ -102,7 +102,11 @@ pub fn read(config_path: &Path, catalog_path: &Path, state_path: Option<&Path>) 
     }
     let outcome = runtime().and_then(|rt| {
         rt.block_on(async {
-            let ctx = Context::new(connect(&config, RetryPolicy::SYNC, output.clone())?, output.clone(), &config);
+            let ctx = Context::new(
+                connect(&config, RetryPolicy::SYNC, output.clone())?,
+                output.clone(),
+                &config,
+            );
             Ok(engine::read_all(&ctx, &selected, &states).await)
         })
     });

@@ -336,7 +336,10 @@ impl Config {
                 CONTACT_STATUSES.join(", ")
             )));
         }
-        for (field, ids, max) in [("list_ids", &self.list_ids, 25), ("tag_ids", &self.tag_ids, 50)] {
+        for (field, ids, max) in [
+            ("list_ids", &self.list_ids, 25),
+            ("tag_ids", &self.tag_ids, 50),
+        ] {
             if ids.len() > max {
                 return Err(Error::config(format!(
                     "invalid config field `{field}`: the API accepts at most {max} ids, got {}",

@@ -71,7 +71,9 @@ pub fn register(custom: &[CustomStream]) -> Result<()> {
     let first = REGISTERED.get_or_init(|| defs.clone());
     let names = |d: &[StreamDef]| d.iter().map(|d| d.name).collect::<Vec<_>>();
     if names(first) != names(&defs) {
-        return Err(Error::system("custom streams cannot change within one process"));
+        return Err(Error::system(
+            "custom streams cannot change within one process",
+        ));
     }
     Ok(())
 }
@@ -81,7 +83,13 @@ fn leak(text: &str) -> &'static str {
 }
 
 fn leak_all(items: &[String]) -> &'static [&'static str] {
-    Box::leak(items.iter().map(|s| leak(s)).collect::<Vec<_>>().into_boxed_slice())
+    Box::leak(
+        items
+            .iter()
+            .map(|s| leak(s))
+            .collect::<Vec<_>>()
+            .into_boxed_slice(),
+    )
 }
 
 fn definition(stream: &CustomStream) -> Result<StreamDef> {
@@ -150,7 +158,10 @@ fn default_schema(stream: &CustomStream) -> Value {
         properties.insert(key.clone(), json!({}));
     }
     if let Some(field) = &stream.cursor_field {
-        properties.insert(field.clone(), json!({"type": ["null", "string"], "format": "date-time"}));
+        properties.insert(
+            field.clone(),
+            json!({"type": ["null", "string"], "format": "date-time"}),
+        );
     }
     json!({
         "$schema": "http://json-schema.org/draft-07/schema#",
@@ -177,8 +188,14 @@ mod tests {
         assert_eq!(def.primary_key, ["list_id"]);
         for (bad, needle) in [
             (json!({"name": "Bad Name", "path": "/x"}), "lowercase"),
-            (json!({"name": "x", "path": "https://evil.example/x"}), "without host"),
-            (json!({"name": "x", "path": "/x", "cursor_field": "updated_at"}), "together"),
+            (
+                json!({"name": "x", "path": "https://evil.example/x"}),
+                "without host",
+            ),
+            (
+                json!({"name": "x", "path": "/x", "cursor_field": "updated_at"}),
+                "together",
+            ),
         ] {
             let err = definition(&custom(bad)).unwrap_err();
             assert!(err.message.contains(needle), "{err}");

@@ -125,7 +125,14 @@ async fn demo(options: DemoOptions) -> Result<()> {
         })
         .collect();
 
-    let full = sync(&sandbox.connector_config(), &every_stream, &recorder).await?;
+    // The sandbox's tokens must not land in the user's real token cache.
+    let cache = std::env::temp_dir().join(format!(
+        "source-constant-contact-demo-{}",
+        std::process::id()
+    ));
+    let mut first_config = sandbox.connector_config();
+    first_config["token_cache_path"] = Value::from(cache.join("tokens.json").display().to_string());
+    let full = sync(&first_config, &every_stream, &recorder).await?;
     // Every record arrived: the sandbox knows how many there are.
     let expected = sandbox.expected_counts();
     for (name, report) in &full {
@@ -159,7 +166,7 @@ async fn demo(options: DemoOptions) -> Result<()> {
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .clone()
-        .unwrap_or_else(|| sandbox.connector_config());
+        .unwrap_or(first_config);
     // Contact reports read one contact per request, only for listed contacts.
     config["contact_ids"] = Value::Array(
         recorder
@@ -172,6 +179,7 @@ async fn demo(options: DemoOptions) -> Result<()> {
     recorder.flush();
 
     print_summary(&full, &incremental);
+    let _ = std::fs::remove_dir_all(&cache);
     let token_requests: usize = sandbox
         .request_counts()
         .iter()

@@ -176,7 +176,12 @@ const fn activity_child(sync: ChildSync) -> Parent {
 }
 
 /// A tracking report: newest-first rows of one sent activity.
-const fn tracking(name: &'static str, path: &'static str, primary_key: &'static [&'static str], schema: &'static str) -> StreamDef {
+const fn tracking(
+    name: &'static str,
+    path: &'static str,
+    primary_key: &'static [&'static str],
+    schema: &'static str,
+) -> StreamDef {
     StreamDef {
         name,
         path,
@@ -185,8 +190,7 @@ const fn tracking(name: &'static str, path: &'static str, primary_key: &'static 
         page_size: Some(500),
         schema,
         parent: Some(
-            activity_child(ChildSync::NewestFirst("created_time"))
-                .only(SENT_ROLES.0, SENT_ROLES.1),
+            activity_child(ChildSync::NewestFirst("created_time")).only(SENT_ROLES.0, SENT_ROLES.1),
         ),
         ..BASE
     }
@@ -360,12 +364,17 @@ pub const STREAMS: &[StreamDef] = &[
         &["campaign_activity_id", "contact_id"],
         schema!("email_unique_opens"),
     ),
-    tracking(
-        "email_did_not_opens",
-        "/reports/email_reports/{parent}/tracking/didnotopens",
-        &["campaign_activity_id", "contact_id"],
-        schema!("email_did_not_opens"),
-    ),
+    // A current list, not a log: rows vanish when a contact opens, so it is
+    // read in full each time.
+    StreamDef {
+        parent: Some(activity_child(ChildSync::FullRefresh).only(SENT_ROLES.0, SENT_ROLES.1)),
+        ..tracking(
+            "email_did_not_opens",
+            "/reports/email_reports/{parent}/tracking/didnotopens",
+            &["campaign_activity_id", "contact_id"],
+            schema!("email_did_not_opens"),
+        )
+    },
     tracking(
         "email_clicks",
         "/reports/email_reports/{parent}/tracking/clicks",
@@ -561,7 +570,11 @@ mod tests {
             assert!(def.path.contains("{parent}"), "{}", def.name);
             if parent.sync == ChildSync::ThroughParent {
                 let root = find_any(source.parent.map_or(source.name, |p| p.stream)).unwrap();
-                assert!(root.cursor.is_some() || source.cursor.is_some(), "{}", def.name);
+                assert!(
+                    root.cursor.is_some() || source.cursor.is_some(),
+                    "{}",
+                    def.name
+                );
             }
         }
     }

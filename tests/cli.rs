@@ -50,6 +50,18 @@ fn discover_lists_every_stream_with_its_schema() {
     ] {
         assert!(names.contains(&name), "{name}");
     }
+    for name in [
+        "contact_activity_summary",
+        "contact_activity_details",
+        "contact_open_and_click_rates",
+    ] {
+        let stream = streams.iter().find(|s| s["name"] == name).unwrap();
+        let description = stream["json_schema"]["description"].as_str().unwrap();
+        assert!(
+            description.contains("contact_ids"),
+            "{name} must say it reads only contact_ids"
+        );
+    }
     for stream in &streams {
         assert!(
             stream["json_schema"]["properties"].is_object(),
@@ -252,7 +264,13 @@ fn integration_fixtures_work_against_the_sandbox() {
     let mut config = check.next_config(&sample);
     config["requests_per_second"] = 50.into(); // the sample's 4/s would take minutes here
     let config = write_json(dir.path(), "config.json", &config);
-    let read = run(&["read", "--config", config.to_str().unwrap(), "--catalog", &catalog]);
+    let read = run(&[
+        "read",
+        "--config",
+        config.to_str().unwrap(),
+        "--catalog",
+        &catalog,
+    ]);
     read.assert_ok();
     for (stream, count) in sandbox.expected_counts() {
         assert_eq!(read.records(&stream).len(), count, "{stream}");

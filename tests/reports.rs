@@ -21,7 +21,10 @@ fn sandbox() -> Sandbox {
 }
 
 /// Requests served per route between two snapshots.
-fn spent(before: &BTreeMap<String, usize>, after: &BTreeMap<String, usize>) -> BTreeMap<String, usize> {
+fn spent(
+    before: &BTreeMap<String, usize>,
+    after: &BTreeMap<String, usize>,
+) -> BTreeMap<String, usize> {
     after
         .iter()
         .map(|(route, n)| (route.clone(), n - before.get(route).copied().unwrap_or(0)))
@@ -42,7 +45,9 @@ fn requests_of(run: &Run, stream: &str) -> u64 {
 }
 
 fn time(value: &Value) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(value.as_str().unwrap()).unwrap().with_timezone(&Utc)
+    DateTime::parse_from_rfc3339(value.as_str().unwrap())
+        .unwrap()
+        .with_timezone(&Utc)
 }
 
 #[test]
@@ -50,8 +55,14 @@ fn parents_are_read_once_and_stats_are_batched() {
     let sandbox = sandbox();
     let dir = tempfile::tempdir().unwrap();
     let streams = catalog(
-        &["email_campaign_activities", "campaign_activity_schedules", "campaign_activity_previews",
-          "email_opens", "email_campaign_stats", "email_campaign_activity_stats"],
+        &[
+            "email_campaign_activities",
+            "campaign_activity_schedules",
+            "campaign_activity_previews",
+            "email_opens",
+            "email_campaign_stats",
+            "email_campaign_activity_stats",
+        ],
         false,
     );
     let before = sandbox.request_counts();
@@ -59,33 +70,68 @@ fn parents_are_read_once_and_stats_are_batched() {
     run.assert_ok();
     let spent = spent(&before, &sandbox.request_counts());
     let campaigns = sandbox.expected_counts()["email_campaigns"];
-    assert_eq!(spent["GET /v3/emails"], 1, "one listing of campaigns for every child: {spent:?}");
-    assert_eq!(spent["GET /v3/emails/{campaign_id}"], campaigns, "each campaign read once: {spent:?}");
-    assert_eq!(spent["GET /v3/reports/stats/email_campaigns/{campaign_ids}"], campaigns.div_ceil(150));
+    assert_eq!(
+        spent["GET /v3/emails"], 1,
+        "one listing of campaigns for every child: {spent:?}"
+    );
+    assert_eq!(
+        spent["GET /v3/emails/{campaign_id}"], campaigns,
+        "each campaign read once: {spent:?}"
+    );
+    assert_eq!(
+        spent["GET /v3/reports/stats/email_campaigns/{campaign_ids}"],
+        campaigns.div_ceil(150)
+    );
     let sent = sandbox.expected_counts()["email_campaign_activity_stats"];
     assert_eq!(
         spent["GET /v3/reports/stats/email_campaign_activities/{campaign_activity_ids}"],
         sent.div_ceil(10),
         "activity stats are asked ten at a time"
     );
-    for name in ["email_campaign_activities", "campaign_activity_schedules", "email_opens",
-                 "email_campaign_stats", "email_campaign_activity_stats"] {
-        assert_eq!(run.records(name).len(), sandbox.expected_counts()[name], "{name}");
+    for name in [
+        "email_campaign_activities",
+        "campaign_activity_schedules",
+        "email_opens",
+        "email_campaign_stats",
+        "email_campaign_activity_stats",
+    ] {
+        assert_eq!(
+            run.records(name).len(),
+            sandbox.expected_counts()[name],
+            "{name}"
+        );
     }
     // Children carry their parent's id.
-    assert!(run.records("campaign_activity_schedules").iter().all(|r| r["campaign_activity_id"].is_string()));
+    assert!(run
+        .records("campaign_activity_schedules")
+        .iter()
+        .all(|r| r["campaign_activity_id"].is_string()));
 }
 
 #[test]
 fn incremental_tracking_reads_only_new_rows_and_stays_cheap() {
     let sandbox = sandbox();
     let dir = tempfile::tempdir().unwrap();
-    let streams = catalog(&["email_campaigns", "email_opens", "email_clicks", "email_campaign_activities"], true);
+    let streams = catalog(
+        &[
+            "email_campaigns",
+            "email_opens",
+            "email_clicks",
+            "email_campaign_activities",
+        ],
+        true,
+    );
     let first = read(dir.path(), &fast(&sandbox), &streams, None);
     first.assert_ok();
-    assert_eq!(first.records("email_opens").len(), sandbox.expected_counts()["email_opens"]);
+    assert_eq!(
+        first.records("email_opens").len(),
+        sandbox.expected_counts()["email_opens"]
+    );
     let bookmarks = first.last_state("email_opens")["parents"].clone();
-    assert!(bookmarks.as_object().is_some_and(|b| !b.is_empty()), "{bookmarks}");
+    assert!(
+        bookmarks.as_object().is_some_and(|b| !b.is_empty()),
+        "{bookmarks}"
+    );
 
     // Nothing changed: one request per top-level stream, and only in-window
     // activities' reports are read (the sandbox's campaigns are older than
@@ -95,12 +141,24 @@ fn incremental_tracking_reads_only_new_rows_and_stays_cheap() {
     let quiet = read(dir.path(), &config, &streams, Some(&first.state_messages()));
     quiet.assert_ok();
     let spent_quiet = spent(&before, &sandbox.request_counts());
-    assert!(requests_of(&quiet, "email_campaigns") <= 1, "{spent_quiet:?}");
+    assert!(
+        requests_of(&quiet, "email_campaigns") <= 1,
+        "{spent_quiet:?}"
+    );
     // The children share one listing of campaigns.
     assert!(spent_quiet["GET /v3/emails"] <= 2, "{spent_quiet:?}");
-    let tracked = spent_quiet.get("GET /v3/reports/email_reports/{campaign_activity_id}/tracking/opens").copied().unwrap_or(0);
-    assert!(tracked < first.records("email_campaign_activities").len(), "lookback skips old activities");
-    assert!(quiet.records("email_campaign_activities").is_empty() || quiet.records("email_campaign_activities").len() < 3);
+    let tracked = spent_quiet
+        .get("GET /v3/reports/email_reports/{campaign_activity_id}/tracking/opens")
+        .copied()
+        .unwrap_or(0);
+    assert!(
+        tracked < first.records("email_campaign_activities").len(),
+        "lookback skips old activities"
+    );
+    assert!(
+        quiet.records("email_campaign_activities").is_empty()
+            || quiet.records("email_campaign_activities").len() < 3
+    );
 
     // New tracking rows arrive: exactly those are past the bookmarks.
     let changed = sandbox.control("mutate", json!({"tracking": 5}));
@@ -114,8 +172,14 @@ fn incremental_tracking_reads_only_new_rows_and_stays_cheap() {
         .into_iter()
         .filter(|r| bookmark.is_null() || time(&r["created_time"]) > time(&bookmark))
         .collect();
-    assert_eq!(new_opens.len(), 5, "exactly the new opens are past the bookmark");
-    assert!(new_opens.iter().all(|r| r["campaign_activity_id"] == activity.as_str()));
+    assert_eq!(
+        new_opens.len(),
+        5,
+        "exactly the new opens are past the bookmark"
+    );
+    assert!(new_opens
+        .iter()
+        .all(|r| r["campaign_activity_id"] == activity.as_str()));
     assert!(second.records("email_opens").len() < first.records("email_opens").len());
 }
 
@@ -123,18 +187,36 @@ fn incremental_tracking_reads_only_new_rows_and_stays_cheap() {
 fn campaign_filter_cuts_requests() {
     let sandbox = sandbox();
     let dir = tempfile::tempdir().unwrap();
-    let everything = read(dir.path(), &fast(&sandbox), &catalog(&["email_campaigns"], false), None);
-    let campaign = everything.records("email_campaigns")[0]["campaign_id"].as_str().unwrap().to_string();
+    let everything = read(
+        dir.path(),
+        &fast(&sandbox),
+        &catalog(&["email_campaigns"], false),
+        None,
+    );
+    let campaign = everything.records("email_campaigns")[0]["campaign_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let mut config = everything.next_config(&fast(&sandbox));
     config["campaign_ids"] = json!([campaign]);
     let before = sandbox.request_counts();
-    let run = read(dir.path(), &config, &catalog(&["email_campaign_activities", "email_sends"], false), None);
+    let run = read(
+        dir.path(),
+        &config,
+        &catalog(&["email_campaign_activities", "email_sends"], false),
+        None,
+    );
     run.assert_ok();
     let spent = spent(&before, &sandbox.request_counts());
     assert_eq!(spent["GET /v3/emails/{campaign_id}"], 1, "{spent:?}");
-    assert!(run.records("email_campaign_activities").iter().all(|a| a["campaign_id"] == campaign.as_str()));
+    assert!(run
+        .records("email_campaign_activities")
+        .iter()
+        .all(|a| a["campaign_id"] == campaign.as_str()));
     assert!(run.records("email_sends").iter().all(|s| {
-        run.records("email_campaign_activities").iter().any(|a| a["campaign_activity_id"] == s["campaign_activity_id"])
+        run.records("email_campaign_activities")
+            .iter()
+            .any(|a| a["campaign_activity_id"] == s["campaign_activity_id"])
     }));
 }
 
@@ -143,24 +225,50 @@ fn contact_filters_and_contact_reports() {
     let sandbox = sandbox();
     let dir = tempfile::tempdir().unwrap();
     let (ids, config) = sandbox.contact_ids(dir.path(), &fast(&sandbox), 2);
-    let lists = read(dir.path(), &config, &catalog(&["contact_lists"], false), None);
-    let list = lists.records("contact_lists")[0]["list_id"].as_str().unwrap().to_string();
+    let lists = read(
+        dir.path(),
+        &config,
+        &catalog(&["contact_lists"], false),
+        None,
+    );
+    let list = lists.records("contact_lists")[0]["list_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let mut config = lists.next_config(&config);
     config["list_ids"] = json!([list]);
     config["contact_status"] = json!(["active"]);
     config["contact_ids"] = json!(ids);
-    let streams = catalog(&["contacts", "contact_activity_summary", "contact_activity_details",
-                            "contact_open_and_click_rates"], false);
+    let streams = catalog(
+        &[
+            "contacts",
+            "contact_activity_summary",
+            "contact_activity_details",
+            "contact_open_and_click_rates",
+        ],
+        false,
+    );
     let run = read(dir.path(), &config, &streams, None);
     run.assert_ok();
     let contacts = run.records("contacts");
     assert!(!contacts.is_empty());
-    assert!(contacts.iter().all(|c| c["list_memberships"].as_array().unwrap().contains(&json!(list))));
+    assert!(contacts.iter().all(|c| c["list_memberships"]
+        .as_array()
+        .unwrap()
+        .contains(&json!(list))));
     assert!(contacts.iter().all(|c| c["deleted_at"].is_null()));
     let expected = sandbox.contact_report_counts(&ids);
-    for name in ["contact_activity_summary", "contact_activity_details", "contact_open_and_click_rates"] {
+    for name in [
+        "contact_activity_summary",
+        "contact_activity_details",
+        "contact_open_and_click_rates",
+    ] {
         assert_eq!(run.records(name).len(), expected[name], "{name}");
-        let seen: BTreeSet<&str> = run.records(name).iter().map(|r| r["contact_id"].as_str().unwrap()).collect();
+        let seen: BTreeSet<&str> = run
+            .records(name)
+            .iter()
+            .map(|r| r["contact_id"].as_str().unwrap())
+            .collect();
         assert!(seen.iter().all(|id| ids.iter().any(|i| i == id)), "{name}");
     }
 
@@ -169,7 +277,10 @@ fn contact_filters_and_contact_reports() {
     bad["contact_status"] = json!(["sleeping"]);
     let run: Run = read(dir.path(), &bad, &streams, None);
     assert_eq!(run.code, 1);
-    assert!(run.errors()[0]["message"].as_str().unwrap().contains("contact_status"));
+    assert!(run.errors()[0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("contact_status"));
 }
 
 #[test]
@@ -203,14 +314,27 @@ fn custom_streams_are_read_by_the_same_engine() {
     let run = read(dir.path(), &config, &json!({"streams": custom}), None);
     run.assert_ok();
     let expected = sandbox.expected_counts();
-    assert_eq!(run.records("active_lists").len(), expected["contact_lists"], "paged by 5");
-    assert_eq!(run.records("campaigns_changed").len(), expected["email_campaigns"]);
-    assert_eq!(run.records("my_privileges").len(), expected["user_privileges"]);
+    assert_eq!(
+        run.records("active_lists").len(),
+        expected["contact_lists"],
+        "paged by 5"
+    );
+    assert_eq!(
+        run.records("campaigns_changed").len(),
+        expected["email_campaigns"]
+    );
+    assert_eq!(
+        run.records("my_privileges").len(),
+        expected["user_privileges"]
+    );
     assert!(run.last_state("campaigns_changed")["updated_at"].is_string());
 
     let mut clash = config.clone();
     clash["custom_streams"] = json!([{"name": "contacts", "path": "/contacts"}]);
     let run = read(dir.path(), &clash, &json!({"streams": []}), None);
     assert_eq!(run.code, 1);
-    assert!(run.errors()[0]["message"].as_str().unwrap().contains("custom_streams[0]"));
+    assert!(run.errors()[0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("custom_streams[0]"));
 }

@@ -66,7 +66,10 @@ impl ParentCache {
                 records
                     .iter()
                     .filter(|r| {
-                        let at = r.get(cursor.field).and_then(Value::as_str).and_then(parse_time);
+                        let at = r
+                            .get(cursor.field)
+                            .and_then(Value::as_str)
+                            .and_then(parse_time);
                         at.is_none_or(|at| at > since)
                     })
                     .cloned()
@@ -142,7 +145,10 @@ impl<'a> ChildPages<'a> {
             if ctx.filters.contact_ids.is_empty() {
                 ctx.output.log(
                     Level::Warn,
-                    &format!("{}: no contact_ids in the config, so no contact is read", def.name),
+                    &format!(
+                        "{}: no contact_ids in the config, so no contact is read",
+                        def.name
+                    ),
                 );
             }
             ctx.filters.contact_ids.clone()
@@ -347,7 +353,10 @@ async fn newest_first(
     let mut saved: BTreeMap<String, DateTime<Utc>> = BTreeMap::new();
     if let Some(Value::Object(map)) = state.and_then(|s| s.get(PARENTS)) {
         for (key, value) in map {
-            saved.insert(key.clone(), saved_time(def, &format!("{PARENTS}.{key}"), value)?);
+            saved.insert(
+                key.clone(),
+                saved_time(def, &format!("{PARENTS}.{key}"), value)?,
+            );
         }
     }
     let since = if state.is_some() {

@@ -21,11 +21,11 @@ use futures::StreamExt;
 use serde_json::{json, Map, Value};
 
 use crate::catalog::Selected;
+use crate::config::LoadedConfig;
 use crate::error::{Error, Result};
 use crate::http::ApiClient;
 use crate::protocol::{Level, Output, StreamStatus};
 use crate::state::StreamStates;
-use crate::config::LoadedConfig;
 use crate::streams::{Filter, StreamDef};
 use pages::{first_page, records_of, Pages};
 
@@ -298,16 +298,20 @@ async fn read_incremental(
         };
         resuming = false;
         let Some(page) = page else { break };
-        let records = emit(ctx, def, records_of(def, &page)?, report, |record| {
-            match record
+        let records = emit(
+            ctx,
+            def,
+            records_of(def, &page)?,
+            report,
+            |record| match record
                 .get(cursor.field)
                 .and_then(Value::as_str)
                 .and_then(parse_time)
             {
                 Some(at) => max_cursor = max_cursor.max(Some(at)),
                 None => unparsable += 1,
-            }
-        });
+            },
+        );
         let position = match pages.pending() {
             Some(next) => CursorState {
                 cursor: saved.cursor,

@@ -12,12 +12,7 @@ use crate::streams::{Records, StreamDef};
 /// The first page of a stream at `path` (its own, or with the parent values
 /// filled in): fixed parameters, config filters, page size, the sync window
 /// and, for incremental reads, the lower bound `since`.
-pub fn first_page(
-    ctx: &Context,
-    def: &StreamDef,
-    path: &str,
-    since: Option<DateTime<Utc>>,
-) -> Url {
+pub fn first_page(ctx: &Context, def: &StreamDef, path: &str, since: Option<DateTime<Utc>>) -> Url {
     let mut params: Vec<(&str, String)> = def
         .params
         .iter()

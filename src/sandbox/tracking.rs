@@ -5,7 +5,7 @@
 //! report, contact report, campaign summary and expected count is derived from them, so
 //! they always agree. Within one activity no contact has two events at the same instant.
 
-use super::data::{Campaign, CampaignStatus, Contact, Permission, DAY_MS};
+use super::data::{between, Campaign, CampaignStatus, Contact, Permission, DAY_MS};
 use rand::{seq::index::sample, Rng};
 use std::{
     cmp::Reverse,
@@ -405,22 +405,25 @@ pub(crate) fn populate(
         }
         match c.status {
             CampaignStatus::Scheduled => {
-                c.activities[0].scheduled_at = Some(now + 1000 * rng.gen_range(3600..14 * 86_400));
+                let delay = rng.gen_range(3600..14 * 86_400);
+                c.activities[0].scheduled_at = Some(now + 1000 * delay);
             }
             CampaignStatus::Error => {
-                let at = super::data::between(rng, c.created_at, c.updated_at);
+                let at = between(rng, c.created_at, c.updated_at);
                 c.activities[0].failed = Some((at, [1, 2, 3, 6, 7][rng.gen_range(0..5)]));
             }
             CampaignStatus::Done => {
-                let sent = super::data::between(rng, c.created_at, c.updated_at);
+                let sent = between(rng, c.created_at, c.updated_at);
                 let to = audience(rng, contacts, sent);
-                let primary = simulate(rng, &to, sent, horizon(sent), c.activities[0].links.len());
+                let links = c.activities[0].links.len();
+                let primary = simulate(rng, &to, sent, horizon(sent), links);
                 let Some(resend) = c.activities.iter_mut().find(|a| a.role == "resend") else {
                     c.activities[0].tracking = Some(primary);
                     continue;
                 };
-                let at = sent
-                    + 1000 * rng.gen_range(43_200..=(10 * 86_400).min((now - sent) / 1000 - 3600));
+                // Resends go 12 hours to 10 days later, and before now.
+                let latest = (10 * 86_400).min((now - sent) / 1000 - 3600);
+                let at = sent + 1000 * rng.gen_range(43_200..=latest);
                 let again: Vec<u32> = to
                     .iter()
                     .copied()
@@ -430,7 +433,8 @@ pub(crate) fn populate(
                             && reachable(&contacts[i as usize], at)
                     })
                     .collect();
-                resend.tracking = Some(simulate(rng, &again, at, horizon(at), resend.links.len()));
+                let links = resend.links.len();
+                resend.tracking = Some(simulate(rng, &again, at, horizon(at), links));
                 c.activities[0].tracking = Some(primary);
             }
             _ => {}
