@@ -3,10 +3,10 @@
 # registry) and checks what a platform relies on:
 #   * `spec` prints exactly one SPEC message on stdout;
 #   * `discover` reads a config file mounted read-only and lists the streams;
-#   * `demo` (full + incremental sync against the in-process sandbox) succeeds
-#     inside the container, with a summary row for every stream, records and
-#     states on stdout, and can write its default output file in the working
-#     directory as the image's non-root user;
+#   * `demo` (full + incremental sync against the in-process sandbox), started
+#     through $AIRBYTE_ENTRYPOINT as the image's non-root user, succeeds, writes
+#     its default output file in the working directory, and prints a summary
+#     row for every stream; the file holds records and states;
 #   * the image's io.airbyte.* labels, AIRBYTE_ENTRYPOINT, ENTRYPOINT and USER
 #     match metadata.yaml and Cargo.toml.
 # Runs from any directory, needs root (local-image.sh does), no stdin.
@@ -108,9 +108,14 @@ mapfile -t STREAMS <"$WORK/streams.txt"
 ok "discover lists ${#STREAMS[@]} streams"
 
 # --- demo ---------------------------------------------------------------------------
-echo "== image: demo --stdout"
+# One run, as the image's user, through $AIRBYTE_ENTRYPOINT: demo writes its
+# default demo-output.jsonl in the working directory (so that must be
+# writable), then the file goes to stdout for the checks below.
+echo "== image: demo (output file in the working directory)"
 t=$SECONDS
-run "$TAG" demo --stdout >"$WORK/demo.out" 2>"$WORK/demo.err" \
+# shellcheck disable=SC2016  # expanded by the container's shell
+run --entrypoint /bin/sh -- "$TAG" -c '"$AIRBYTE_ENTRYPOINT" demo >&2 && cat demo-output.jsonl' \
+    >"$WORK/demo.out" 2>"$WORK/demo.err" \
   || { show "demo stderr" "$WORK/demo.err"; fail "demo exited non-zero"; }
 cat "$WORK/demo.err"
 python3 - "$WORK/demo.out" "$WORK/demo.err" "${STREAMS[@]}" <<'EOF' || fail "demo output is incomplete (summary above)"
@@ -121,7 +126,7 @@ for n, line in enumerate(open(out, encoding="utf-8"), 1):
     try:
         msg = json.loads(line)
     except ValueError:
-        sys.exit(f"stdout line {n} is not JSON: {line[:120]!r}")
+        sys.exit(f"demo-output.jsonl line {n} is not JSON: {line[:120]!r}")
     if msg.get("type") == "RECORD":
         s = msg["record"]["stream"]
         records[s] = records.get(s, 0) + 1
@@ -145,12 +150,7 @@ if problems:
     sys.exit("; ".join(problems))
 print(f"demo: {sum(records.values())} records in {len(records)} streams, {states} states")
 EOF
-ok "demo --stdout: summary rows for ${#STREAMS[@]} streams, records and states ($((SECONDS - t))s)"
-
-echo "== image: demo writing its default file in the working directory"
-run "$TAG" demo --contacts 100 --change 5 >"$WORK/demo2.out" 2>"$WORK/demo2.err" \
-  || { show "demo stderr" "$WORK/demo2.err"; fail "demo (file output, non-root user) exited non-zero"; }
-ok "demo writes demo-output.jsonl in the image's working directory"
+ok "demo: summary rows for ${#STREAMS[@]} streams, records and states in demo-output.jsonl ($((SECONDS - t))s)"
 
 # --- image configuration ------------------------------------------------------------
 echo "== image: inspect"

@@ -11,7 +11,9 @@ use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use oauth2::basic::{BasicClient, BasicErrorResponseType, BasicTokenResponse};
-use oauth2::{ClientId, ClientSecret, RefreshToken, RequestTokenError, TokenResponse, TokenUrl};
+use oauth2::{
+    AuthType, ClientId, ClientSecret, RefreshToken, RequestTokenError, TokenResponse, TokenUrl,
+};
 use tokio::sync::Mutex;
 
 use crate::config::{AccessTokenCredentials, Credentials, LoadedConfig, OAuth2Credentials, Secret};
@@ -40,7 +42,9 @@ enum TokenSource {
 
 struct OAuth {
     client_id: Secret,
-    client_secret: Secret,
+    /// `None` for a public client (a PKCE or device-flow application): it
+    /// sends its client_id in the form body and authenticates no further.
+    client_secret: Option<Secret>,
     token_url: url::Url,
     http: reqwest::Client,
     config: LoadedConfig,
@@ -109,7 +113,8 @@ impl Auth {
                 }
                 let http = reqwest::Client::builder()
                     // The token endpoint must answer itself; following a
-                    // redirect would send the client secret elsewhere.
+                    // redirect would send the client secret or the refresh
+                    // token elsewhere.
                     .redirect(reqwest::redirect::Policy::none())
                     .timeout(StdDuration::from_secs(60))
                     .user_agent(crate::http::USER_AGENT)
@@ -320,11 +325,18 @@ impl OAuth {
         self.output.config_updated(&updated);
     }
 
-    /// Runs the refresh-token grant, retrying network failures.
+    /// Runs the refresh-token grant, retrying network failures. A confidential
+    /// client authenticates with HTTP Basic; a public one sends its client_id
+    /// in the form body, with no secret.
     async fn exchange(&self, refresh: &Secret) -> std::result::Result<BasicTokenResponse, Refused> {
         let client = BasicClient::new(ClientId::new(self.client_id.expose().to_string()))
-            .set_client_secret(ClientSecret::new(self.client_secret.expose().to_string()))
             .set_token_uri(TokenUrl::from_url(self.token_url.clone()));
+        let client = match &self.client_secret {
+            Some(secret) => {
+                client.set_client_secret(ClientSecret::new(secret.expose().to_string()))
+            }
+            None => client.set_auth_type(AuthType::RequestBody),
+        };
         let refresh = RefreshToken::new(refresh.expose().to_string());
         let mut attempt = 0;
         loop {
@@ -414,11 +426,23 @@ impl OAuth {
         let detail = description.map(|d| format!(" ({d})")).unwrap_or_default();
         match kind {
             BasicErrorResponseType::InvalidClient | BasicErrorResponseType::UnauthorizedClient => {
-                Error::config(format!(
-                    "the token endpoint rejected client_id/client_secret ({}{detail}): check the \
-                     application's API key and client secret",
-                    kind.as_ref()
-                ))
+                let kind = kind.as_ref();
+                Error::config(match self.client_secret {
+                    Some(_) => format!(
+                        "the token endpoint rejected client_id/client_secret ({kind}{detail}): \
+                         check the application's API key and client secret (an application \
+                         using the authorization-code flow is confidential and needs its \
+                         client secret; a PKCE or device-flow application has none, so leave \
+                         credentials.client_secret out)"
+                    ),
+                    None => format!(
+                        "the token endpoint rejected client_id without a client secret \
+                         ({kind}{detail}): an application using the authorization-code flow \
+                         is confidential and needs its client secret in \
+                         credentials.client_secret; a PKCE or device-flow application has \
+                         none, so check its API key"
+                    ),
+                })
             }
             BasicErrorResponseType::InvalidScope => Error::config(format!(
                 "the token endpoint rejected the scopes (invalid_scope{detail}): re-authorize with \

@@ -180,9 +180,13 @@ pub struct OAuth2Credentials {
     /// Client ID (API key) of your Constant Contact application.
     #[schemars(title = "Client ID", extend("airbyte_secret" = true))]
     pub client_id: Secret,
-    /// Client secret of your Constant Contact application.
+    /// Client secret of your Constant Contact application: required for an
+    /// application using the authorization-code flow (a confidential client).
+    /// Leave it out for a PKCE or device-flow application, which has none (a
+    /// public client).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(title = "Client secret", extend("airbyte_secret" = true))]
-    pub client_secret: Secret,
+    pub client_secret: Option<Secret>,
     /// Refresh token from the authorization-code flow (scope `offline_access`).
     /// Constant Contact rotates it on every refresh; the connector reports the new one.
     #[schemars(title = "Refresh token", extend("airbyte_secret" = true))]
@@ -374,7 +378,9 @@ impl Config {
                 ..
             }) => {
                 blank("client_id", client_id)?;
-                blank("client_secret", client_secret)?;
+                if let Some(client_secret) = client_secret {
+                    blank("client_secret", client_secret)?;
+                }
                 blank("refresh_token", refresh_token)?;
                 if let Some(expiry) = token_expiry_date {
                     DateTime::parse_from_rfc3339(expiry).map_err(|e| {
@@ -494,6 +500,26 @@ mod tests {
             "client_id": "id", "client_secret": "s"}}))
         .unwrap_err();
         assert!(err.message.contains("refresh_token"), "{err}");
+    }
+
+    #[test]
+    fn the_client_secret_is_optional_but_never_empty() {
+        let mut public = oauth(json!({}));
+        public["credentials"]
+            .as_object_mut()
+            .unwrap()
+            .remove("client_secret");
+        let loaded = LoadedConfig::from_value(public.clone()).unwrap();
+        let Credentials::OAuth2(credentials) = &loaded.config.credentials else {
+            panic!("oauth2.0 credentials");
+        };
+        assert!(credentials.client_secret.is_none());
+        let written = serde_json::to_value(&loaded.config).unwrap();
+        assert!(written["credentials"].get("client_secret").is_none());
+
+        public["credentials"]["client_secret"] = " ".into();
+        let err = LoadedConfig::from_value(public).unwrap_err();
+        assert!(err.message.contains("credentials.client_secret"), "{err}");
     }
 
     #[test]

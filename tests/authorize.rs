@@ -1,6 +1,7 @@
 //! `auth`: the authorization-code flow with PKCE and the device flow, end to end
-//! against a sandbox process (the test plays the browser and the user), and every way
-//! they can fail.
+//! against a sandbox process (the test plays the browser and the user), as the
+//! confidential client (with its secret) and as the public one (no secret), and every
+//! way they can fail.
 
 mod common;
 
@@ -13,11 +14,15 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
-use common::{run, write_json, Sandbox, BIN};
+use common::{catalog, read, run, write_json, Sandbox, BIN};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 const SECRET_ENV: &str = "CONSTANT_CONTACT_CLIENT_SECRET";
+/// The sandbox's confidential client (authorization-code application, with a secret).
+const CLIENT: &str = "sandbox-client";
+/// The sandbox's public client (PKCE or device-flow application, no secret).
+const PUBLIC_CLIENT: &str = "sandbox-public-client";
 
 fn origin(sandbox: &Sandbox) -> String {
     sandbox.base_url.trim_end_matches("/v3").to_string()
@@ -44,18 +49,25 @@ struct Finished {
 }
 
 impl Auth {
-    /// `auth` against `sandbox`'s endpoints, writing `out`, the client secret in the
-    /// environment; `extra` adds or overrides flags.
+    /// `auth` against `sandbox`'s endpoints as the confidential client, writing `out`,
+    /// the client secret in the environment; `extra` adds or overrides flags.
     fn start(sandbox: &Sandbox, out: &Path, extra: &[&str]) -> Auth {
-        Auth::start_with(sandbox, out, extra, Some(client_secret(sandbox)))
+        Auth::start_as(sandbox, out, CLIENT, Some(client_secret(sandbox)), extra)
     }
 
-    fn start_with(sandbox: &Sandbox, out: &Path, extra: &[&str], secret: Option<String>) -> Auth {
+    /// `auth` as `client_id`, with `secret` (if any) in the environment.
+    fn start_as(
+        sandbox: &Sandbox,
+        out: &Path,
+        client_id: &str,
+        secret: Option<String>,
+        extra: &[&str],
+    ) -> Auth {
         let origin = origin(sandbox);
         let mut args = vec![
             "auth".to_string(),
             "--client-id".into(),
-            "sandbox-client".into(),
+            client_id.into(),
             "--config".into(),
             out.display().to_string(),
             "--authorize-url".into(),
@@ -404,13 +416,45 @@ fn unregistered_redirect_uri_times_out_clearly() {
 }
 
 #[test]
-fn a_client_secret_is_required_and_a_foreign_file_is_kept() {
+fn a_confidential_client_without_its_secret_is_refused_clearly_and_a_foreign_file_is_kept() {
     let sandbox = Sandbox::start(&["--contacts", "5"]);
     let dir = tempfile::tempdir().unwrap();
     let out = out_path(&dir);
-    Auth::start_with(&sandbox, &out, &loopback(), None)
+    // Without a secret auth runs as a public client: the consent goes through, and the
+    // token endpoint refuses the confidential client that sent no secret.
+    let auth = Auth::start_as(&sandbox, &out, CLIENT, None, &loopback());
+    let location = consent(&auth.authorize_url(&sandbox));
+    browser().get(&location).call().unwrap();
+    let done = auth.finish();
+    done.assert_failed_with("authorizing as a public client");
+    done.assert_failed_with(
+        "rejected the client, which sent no client secret (invalid_client: Client \
+         authentication failed.)",
+    );
+    done.assert_failed_with("is confidential and needs its client secret (--client-secret");
+    assert!(!out.exists());
+    // The device flow: its authorization endpoint refuses it the same way.
+    Auth::start_as(&sandbox, &out, CLIENT, None, &["--device"])
         .finish()
-        .assert_failed_with("no client secret");
+        .assert_failed_with("device/authorize rejected the client, which sent no client secret");
+    assert!(!out.exists());
+
+    // A config without the secret of a confidential application.
+    let mut config = sandbox.config.clone();
+    config["credentials"]
+        .as_object_mut()
+        .unwrap()
+        .remove("client_secret");
+    let status = check(&write_json(dir.path(), "no-secret.json", &config));
+    assert_eq!(status["status"], "FAILED");
+    let message = status["message"].as_str().unwrap();
+    assert!(
+        message.contains("rejected client_id without a client secret (invalid_client")
+            && message.contains(
+                "is confidential and needs its client secret in credentials.client_secret"
+            ),
+        "{message}"
+    );
 
     std::fs::write(&out, "not json").unwrap();
     let done = Auth::start(&sandbox, &out, &loopback()).finish();
@@ -418,9 +462,144 @@ fn a_client_secret_is_required_and_a_foreign_file_is_kept() {
     assert_eq!(std::fs::read_to_string(&out).unwrap(), "not json");
 }
 
-/// Starts `auth --device`, waits for its first poll and returns the user code.
+#[test]
+fn pkce_flow_as_a_public_client_needs_no_secret_and_its_tokens_refresh() {
+    let sandbox = Sandbox::start(&["--contacts", "5"]);
+    let dir = tempfile::tempdir().unwrap();
+    // A file of another application, with its secret.
+    let out = write_json(
+        dir.path(),
+        "out.json",
+        &json!({"start_date": "2020-01-01",
+                "credentials": {"auth_type": "oauth2.0", "client_id": "old",
+                                "client_secret": "old-secret", "refresh_token": "old"}}),
+    );
+    let auth = Auth::start_as(&sandbox, &out, PUBLIC_CLIENT, None, &loopback());
+    let url = auth.authorize_url(&sandbox);
+    assert_eq!(query(&url, "client_id").as_deref(), Some(PUBLIC_CLIENT));
+    assert_eq!(
+        query(&url, "code_challenge_method").as_deref(),
+        Some("S256")
+    );
+    let location = consent(&url);
+    browser().get(&location).call().unwrap();
+    let done = auth.finish();
+    done.assert_ok();
+    assert!(
+        done.stderr.contains("authorizing as a public client"),
+        "{}",
+        done.stderr
+    );
+    assert!(!done.stderr.contains("does not load"), "{}", done.stderr);
+
+    let config = read_config(&out);
+    assert_eq!(mode(&out), 0o600);
+    assert_eq!(config["start_date"], "2020-01-01");
+    assert_public(&sandbox, &config);
+    let tokens = ["refresh_token", "access_token"]
+        .map(|k| config["credentials"][k].as_str().unwrap().to_string());
+    done.assert_silent_about(&tokens.each_ref().map(String::as_str));
+    assert_eq!(check(&out)["status"], "SUCCEEDED");
+    assert_refreshes(&sandbox, dir.path(), &config);
+}
+
+#[test]
+fn device_flow_as_a_public_client_needs_no_secret_and_its_tokens_refresh() {
+    let sandbox = Sandbox::start(&["--contacts", "5", "--device-interval-secs", "1"]);
+    let dir = tempfile::tempdir().unwrap();
+    let out = out_path(&dir);
+    let (auth, user_code) = start_device_as(&sandbox, &out, PUBLIC_CLIENT, None);
+    device(&sandbox, json!({"user_code": user_code, "approve": true}));
+    let done = auth.finish();
+    done.assert_ok();
+    assert!(
+        done.stderr.contains("authorizing as a public client"),
+        "{}",
+        done.stderr
+    );
+    assert_eq!(
+        device(&sandbox, json!({"user_code": user_code}))["decision"],
+        "redeemed"
+    );
+
+    let config = read_config(&out);
+    assert_eq!(mode(&out), 0o600);
+    assert_public(&sandbox, &config);
+    let tokens = ["refresh_token", "access_token"]
+        .map(|k| config["credentials"][k].as_str().unwrap().to_string());
+    done.assert_silent_about(&tokens.each_ref().map(String::as_str));
+    assert_eq!(check(&out)["status"], "SUCCEEDED");
+    assert_refreshes(&sandbox, dir.path(), &config);
+}
+
+/// `config` is the public client's, without a client secret, and holds the live
+/// refresh token.
+fn assert_public(sandbox: &Sandbox, config: &Value) {
+    let credentials = &config["credentials"];
+    assert_eq!(credentials["auth_type"], "oauth2.0");
+    assert_eq!(credentials["client_id"], PUBLIC_CLIENT);
+    assert!(credentials.get("client_secret").is_none(), "{config}");
+    assert_eq!(
+        credentials["refresh_token"],
+        sandbox.state()["current_refresh_token"]
+    );
+    assert!(credentials["access_token"].is_string());
+    assert!(credentials["token_expiry_date"].is_string());
+}
+
+fn token_requests(sandbox: &Sandbox) -> u64 {
+    sandbox.state()["token_requests"].as_u64().unwrap()
+}
+
+/// A `read` with `config` whose access token is gone refreshes it (client_id in the
+/// form body, no secret: the sandbox refuses anything else for the public client),
+/// rotates the refresh token and hands the new one on; so does a later `read` of that
+/// config once the sandbox forgot its access token (a 401, then a refresh).
+fn assert_refreshes(sandbox: &Sandbox, dir: &Path, config: &Value) {
+    let streams = catalog(&["contact_lists"], false);
+    let mut previous = config.clone();
+    let credentials = previous["credentials"].as_object_mut().unwrap();
+    credentials.remove("access_token");
+    credentials.remove("token_expiry_date");
+    for n in 0..2 {
+        if n > 0 {
+            sandbox.control("expire_access_tokens", json!({}));
+        }
+        let before = token_requests(sandbox);
+        let run = read(dir, &previous, &streams, None);
+        run.assert_ok();
+        assert_eq!(
+            token_requests(sandbox),
+            before + 1,
+            "read {n} refreshed once"
+        );
+        assert!(!run.records("contact_lists").is_empty());
+        let next = run.next_config(&Value::Null);
+        let rotated = &next["credentials"]["refresh_token"];
+        assert!(rotated.is_string(), "read {n} reported no rotated token");
+        assert_ne!(rotated, &previous["credentials"]["refresh_token"]);
+        assert_eq!(rotated, &sandbox.state()["current_refresh_token"]);
+        assert_eq!(next["credentials"]["client_id"], PUBLIC_CLIENT);
+        assert!(next["credentials"].get("client_secret").is_none());
+        previous = next;
+    }
+}
+
+/// Starts `auth --device` as the confidential client, waits for its first poll and
+/// returns the user code.
 fn start_device(sandbox: &Sandbox, out: &Path) -> (Auth, String) {
-    let auth = Auth::start(sandbox, out, &["--device"]);
+    start_device_as(sandbox, out, CLIENT, Some(client_secret(sandbox)))
+}
+
+/// Starts `auth --device` as `client_id` with `secret`, waits for its first poll and
+/// returns the user code.
+fn start_device_as(
+    sandbox: &Sandbox,
+    out: &Path,
+    client_id: &str,
+    secret: Option<String>,
+) -> (Auth, String) {
+    let auth = Auth::start_as(sandbox, out, client_id, secret, &["--device"]);
     let url = auth.line(|l| l.ends_with("/activate"));
     assert!(url.starts_with(&origin(sandbox)), "{url}");
     let user_code = auth.line(|l| l.len() == 9 && l.as_bytes()[4] == b'-');
@@ -627,4 +806,177 @@ fn sandbox_code_grant_checks_pkce_redirect_uri_and_single_use() {
     ] {
         assert_eq!(authorize(&[bad]), (400, None), "{bad:?} must not redirect");
     }
+}
+
+/// A form to POST; owned, so tests can build one from any values.
+type Form = Vec<(&'static str, String)>;
+
+fn form(pairs: &[(&'static str, &str)]) -> Form {
+    pairs.iter().map(|&(k, v)| (k, v.to_string())).collect()
+}
+
+fn plus(mut form: Form, more: &[(&'static str, &str)]) -> Form {
+    form.extend(more.iter().map(|&(k, v)| (k, v.to_string())));
+    form
+}
+
+/// POSTs `form` to `url`, with HTTP Basic credentials if given: (status, error, body).
+fn post_form(url: &str, form: &Form, basic: Option<(&str, &str)>) -> (u16, Option<String>, Value) {
+    let mut request = ureq::post(url);
+    if let Some((id, password)) = basic {
+        let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{id}:{password}"));
+        request = request.set("authorization", &format!("Basic {encoded}"));
+    }
+    let pairs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (status, body) = match request.send_form(&pairs) {
+        Ok(response) => (200, response.into_json::<Value>().unwrap()),
+        Err(ureq::Error::Status(status, response)) => {
+            (status, response.into_json::<Value>().unwrap())
+        }
+        Err(e) => panic!("{e}"),
+    };
+    let error = body["error"].as_str().map(str::to_string);
+    (status, error, body)
+}
+
+/// The sandbox's two clients at its endpoints: the public one is known by its client_id
+/// in the form body and must send no secret, the confidential one must send its secret,
+/// and neither can redeem what the other was issued.
+#[test]
+fn sandbox_public_client_authenticates_by_client_id_alone() {
+    let sandbox = Sandbox::start(&["--contacts", "5"]);
+    let secret = client_secret(&sandbox);
+    let secret = secret.as_str();
+    let redirect = "http://127.0.0.1:9/callback";
+    let verifier = "a-verifier-of-at-least-forty-three-characters-long";
+    let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
+    let code_of = |client: &str| {
+        let mut url =
+            url::Url::parse(&format!("{}/oauth2/default/v1/authorize", origin(&sandbox))).unwrap();
+        url.query_pairs_mut().extend_pairs([
+            ("client_id", client),
+            ("redirect_uri", redirect),
+            ("response_type", "code"),
+            ("scope", "contact_data offline_access"),
+            ("state", "s1"),
+            ("code_challenge", challenge.as_str()),
+            ("code_challenge_method", "S256"),
+        ]);
+        query(&consent(url.as_str()), "code").unwrap()
+    };
+    let redeem = |code: &str| {
+        form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("code_verifier", verifier),
+            ("redirect_uri", redirect),
+        ])
+    };
+    let token = |form: &Form, basic| {
+        let (status, error, body) = post_form(&sandbox.token_url, form, basic);
+        ((status, error), body)
+    };
+    let public = [("client_id", PUBLIC_CLIENT)];
+    let invalid_client = (401, Some("invalid_client".to_string()));
+    let invalid_grant = (400, Some("invalid_grant".to_string()));
+
+    // A public client's code: refused with a secret (in the body or by HTTP Basic) and
+    // without a client_id; the confidential client cannot redeem it.
+    let code = code_of(PUBLIC_CLIENT);
+    for (form, basic) in [
+        (
+            plus(
+                redeem(&code),
+                &[("client_id", PUBLIC_CLIENT), ("client_secret", "x")],
+            ),
+            None,
+        ),
+        (
+            plus(
+                redeem(&code),
+                &[("client_id", PUBLIC_CLIENT), ("client_secret", "")],
+            ),
+            None,
+        ),
+        (redeem(&code), Some((PUBLIC_CLIENT, ""))),
+        (redeem(&code), None),
+    ] {
+        let (outcome, body) = token(&form, basic);
+        assert_eq!(outcome, invalid_client, "{form:?} {basic:?}: {body}");
+    }
+    let (outcome, _) = token(&redeem(&code), Some((CLIENT, secret)));
+    assert_eq!(outcome, invalid_grant, "another client's code");
+
+    // Its own fresh code, with client_id and no secret: tokens.
+    let (outcome, body) = token(&plus(redeem(&code_of(PUBLIC_CLIENT)), &public), None);
+    assert_eq!(outcome.0, 200, "{body}");
+    let refresh = body["refresh_token"].as_str().unwrap().to_string();
+    let grant = form(&[("grant_type", "refresh_token"), ("refresh_token", &refresh)]);
+    // Its refresh token is not the confidential client's, nor usable with a secret.
+    let (outcome, _) = token(&grant, Some((CLIENT, secret)));
+    assert_eq!(outcome, invalid_grant, "another client's refresh token");
+    let with_secret = plus(
+        grant.clone(),
+        &[("client_id", PUBLIC_CLIENT), ("client_secret", secret)],
+    );
+    assert_eq!(token(&with_secret, None).0, invalid_client);
+    assert_eq!(token(&grant, None).0, invalid_client, "no client_id");
+    let (outcome, body) = token(&plus(grant, &public), None);
+    assert_eq!(outcome.0, 200, "{body}");
+    assert_ne!(body["refresh_token"], refresh.as_str(), "rotated");
+    assert_eq!(
+        body["refresh_token"],
+        sandbox.state()["current_refresh_token"]
+    );
+
+    // The confidential client still needs its secret, and a code issued to it.
+    let no_secret = plus(redeem(&code_of(CLIENT)), &[("client_id", CLIENT)]);
+    assert_eq!(token(&no_secret, None).0, invalid_client, "no secret");
+    let theirs = plus(redeem(&code_of(CLIENT)), &public);
+    assert_eq!(
+        token(&theirs, None).0,
+        invalid_grant,
+        "another client's code"
+    );
+    let (outcome, body) = token(&redeem(&code_of(CLIENT)), Some((CLIENT, secret)));
+    assert_eq!(outcome.0, 200, "{body}");
+
+    // The device flow: the public client with client_id alone, the confidential one
+    // only with its secret; a device code polled by the other client is unknown to it.
+    let device_url = format!("{}/oauth2/default/v1/device/authorize", origin(&sandbox));
+    let scope = ("scope", "contact_data offline_access");
+    for (form, basic) in [
+        (
+            form(&[
+                ("client_id", PUBLIC_CLIENT),
+                ("client_secret", secret),
+                scope,
+            ]),
+            None,
+        ),
+        (form(&[scope]), Some((PUBLIC_CLIENT, ""))),
+        (form(&[("client_id", CLIENT), scope]), None),
+        (form(&[scope]), None),
+    ] {
+        let (status, error, _) = post_form(&device_url, &form, basic);
+        assert_eq!((status, error), invalid_client, "{form:?} {basic:?}");
+    }
+    let (status, _, body) = post_form(&device_url, &form(&[scope]), Some((CLIENT, secret)));
+    assert_eq!(status, 200, "{body}");
+    let (status, _, body) = post_form(&device_url, &form(&[public[0], scope]), None);
+    assert_eq!(status, 200, "{body}");
+    let user_code = body["user_code"].as_str().unwrap();
+    device(&sandbox, json!({"user_code": user_code, "approve": true}));
+    let poll = form(&[
+        ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
+        ("device_code", body["device_code"].as_str().unwrap()),
+    ]);
+    let (outcome, _) = token(&poll, Some((CLIENT, secret)));
+    assert_eq!(outcome, invalid_grant, "another client's device code");
+    let (outcome, body) = token(&plus(poll, &public), None);
+    assert_eq!(outcome.0, 200, "{body}");
+    assert_eq!(
+        body["refresh_token"],
+        sandbox.state()["current_refresh_token"]
+    );
 }

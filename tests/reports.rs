@@ -338,3 +338,49 @@ fn custom_streams_are_read_by_the_same_engine() {
         .unwrap()
         .contains("custom_streams[0]"));
 }
+
+#[test]
+fn relative_and_fixed_windows_bound_what_is_read() {
+    let sandbox = sandbox();
+    let dir = tempfile::tempdir().unwrap();
+    let everything = read(
+        dir.path(),
+        &fast(&sandbox),
+        &catalog(&["contacts"], true),
+        None,
+    );
+    everything.assert_ok();
+    let updated: Vec<DateTime<Utc>> = everything
+        .records("contacts")
+        .iter()
+        .map(|c| time(&c["updated_at"]))
+        .collect();
+
+    let mut config = everything.next_config(&fast(&sandbox));
+    config.as_object_mut().unwrap().remove("start_date");
+    config["start_days_ago"] = 120.into();
+    config["end_days_ago"] = 30.into();
+    let run = read(dir.path(), &config, &catalog(&["contacts"], true), None);
+    run.assert_ok();
+    let now = Utc::now();
+    let (start, end) = (
+        now - chrono::Duration::days(120),
+        now - chrono::Duration::days(30),
+    );
+    let inside = updated
+        .iter()
+        .filter(|at| **at > start && **at < end)
+        .count();
+    assert!(inside > 0, "the sandbox has contacts in the window");
+    assert_eq!(run.records("contacts").len(), inside);
+    assert!(time(&run.last_state("contacts")["updated_at"]) <= end);
+
+    let mut both = config.clone();
+    both["start_date"] = "2024-01-01".into();
+    let run = read(dir.path(), &both, &catalog(&["contacts"], true), None);
+    assert_eq!(run.code, 1);
+    assert!(run.errors()[0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("start_days_ago"));
+}

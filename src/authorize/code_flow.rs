@@ -11,6 +11,7 @@ use super::{browser, token_error, AuthorizeArgs, Client};
 pub async fn run(
     args: &AuthorizeArgs,
     client: Client,
+    public: bool,
     http: &reqwest::Client,
     scopes: Vec<Scope>,
 ) -> Result<BasicTokenResponse> {
@@ -55,7 +56,7 @@ pub async fn run(
         .set_pkce_verifier(verifier)
         .request_async(http)
         .await
-        .map_err(|e| token_error(&args.token_url, e))
+        .map_err(|e| token_error(&args.token_url, e, public))
 }
 
 /// The code of a response to this request (same state), or why there is none.

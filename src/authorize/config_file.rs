@@ -1,5 +1,5 @@
 //! The config `auth` writes: merged into an existing file (other keys untouched) and
-//! replaced atomically with mode 0600, since it holds the client secret and tokens.
+//! replaced atomically with mode 0600, since it holds tokens and any client secret.
 
 use std::fs::{self, OpenOptions};
 use std::io::Write;
@@ -30,7 +30,9 @@ pub fn load(path: &Path) -> Result<Option<Value>> {
 }
 
 /// `existing` with the OAuth credentials replaced, and `token_url` / `api_base_url`
-/// set when the flow used non-default ones; every other key is kept.
+/// set when the flow used non-default ones; every other key is kept. A public client
+/// has no `client_secret`: one left in the file belongs to another client ID (the
+/// secret of the same one would have been used) and would be sent with this one's.
 pub fn merge(existing: Option<Value>, issued: &Issued) -> Value {
     let mut config = existing.unwrap_or_else(|| json!({}));
     let root = config.as_object_mut().expect("load returns objects only");
@@ -39,10 +41,13 @@ pub fn merge(existing: Option<Value>, issued: &Issued) -> Value {
         *credentials = json!({});
     }
     let credentials = credentials.as_object_mut().expect("an object");
+    match &issued.client_secret {
+        Some(secret) => credentials.insert("client_secret".into(), secret.expose().into()),
+        None => credentials.remove("client_secret"),
+    };
     for (key, value) in [
         ("auth_type", "oauth2.0"),
         ("client_id", issued.client_id.as_str()),
-        ("client_secret", issued.client_secret.expose()),
         ("refresh_token", issued.refresh_token.expose()),
         ("access_token", issued.access_token.expose()),
         ("token_expiry_date", issued.token_expiry_date.as_str()),

@@ -19,6 +19,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(60);
 pub async fn run(
     args: &AuthorizeArgs,
     client: Client,
+    public: bool,
     http: &reqwest::Client,
     scopes: Vec<Scope>,
 ) -> Result<BasicTokenResponse> {
@@ -29,7 +30,7 @@ pub async fn run(
         .add_scopes(scopes)
         .request_async(http)
         .await
-        .map_err(|e| token_error(&args.device_url, e))?;
+        .map_err(|e| token_error(&args.device_url, e, public))?;
     eprintln!(
         "On any device with a browser, open\n\n  {}\n\nand enter the code\n\n  {}\n",
         details.verification_uri().as_str(),
@@ -61,7 +62,7 @@ pub async fn run(
         .set_max_backoff_interval(MAX_BACKOFF)
         .request_async(http, sleep, Some(details.expires_in() + EXPIRY_GRACE));
     match tokio::time::timeout(args.timeout(), poll).await {
-        Ok(result) => result.map_err(|e| token_error(&args.token_url, e)),
+        Ok(result) => result.map_err(|e| token_error(&args.token_url, e, public)),
         Err(_) => Err(anyhow!(
             "timed out after {} s waiting for the sign-in with code {} to be approved",
             args.timeout,

@@ -1,8 +1,11 @@
 //! `auth`: obtains a refresh token from the terminal and writes a connector config.
 //! Two flows: authorization code with PKCE (`code_flow`, the browser comes back to a
 //! loopback listener or the user pastes the redirect URL) and the device authorization
-//! grant (`device_flow`, for machines without a browser). Nothing secret is printed:
-//! tokens and the client secret only reach the config file, written with mode 0600.
+//! grant (`device_flow`, for machines without a browser). An application using the
+//! authorization-code flow is a confidential client and needs its secret; a PKCE or
+//! device-flow application is a public client and has none (PKCE protects the code
+//! exchange). Nothing secret is printed: tokens and the client secret only reach the
+//! config file, written with mode 0600.
 
 mod browser;
 mod callback;
@@ -17,8 +20,8 @@ use anyhow::{anyhow, bail, Context, Result};
 use chrono::{SecondsFormat, Utc};
 use oauth2::basic::{BasicClient, BasicTokenResponse};
 use oauth2::{
-    ClientId, ClientSecret, EndpointNotSet, EndpointSet, HttpClientError, RequestTokenError, Scope,
-    StandardErrorResponse, TokenResponse, TokenUrl,
+    AuthType, ClientId, ClientSecret, EndpointNotSet, EndpointSet, HttpClientError,
+    RequestTokenError, Scope, StandardErrorResponse, TokenResponse, TokenUrl,
 };
 use url::Url;
 
@@ -43,7 +46,9 @@ pub struct AuthorizeArgs {
     #[arg(long)]
     client_id: String,
     /// Client secret of the application. Else $CONSTANT_CONTACT_CLIENT_SECRET, else the
-    /// one already in --config (for the same client ID).
+    /// one already in --config (for the same client ID). An application using the
+    /// authorization-code flow needs it; a PKCE or device-flow application has none:
+    /// without one, auth runs as a public client.
     #[arg(long)]
     client_secret: Option<String>,
     /// Connector config to create or update (other keys are kept; mode 0600).
@@ -117,10 +122,22 @@ async fn authorize(args: &AuthorizeArgs) -> Result<()> {
         }
     }
     let existing = config_file::load(&args.config)?;
-    let secret = client_secret(args, existing.as_ref())?;
+    let secret = client_secret(args, existing.as_ref());
     let client = BasicClient::new(ClientId::new(args.client_id.clone()))
-        .set_client_secret(ClientSecret::new(secret.expose().to_string()))
         .set_token_uri(TokenUrl::from_url(args.token_url.clone()));
+    let client = match &secret {
+        Some(secret) => client.set_client_secret(ClientSecret::new(secret.expose().to_string())),
+        None => {
+            eprintln!(
+                "No client secret (--client-secret, ${SECRET_ENV}, or credentials.client_secret \
+                 in {} for this client ID): authorizing as a public client (a PKCE or \
+                 device-flow application).",
+                args.config.display()
+            );
+            client.set_auth_type(AuthType::RequestBody)
+        }
+    };
+    let public = secret.is_none();
     let http = reqwest::Client::builder()
         // The token endpoint must answer itself: a redirect would carry the secret away.
         .redirect(reqwest::redirect::Policy::none())
@@ -130,9 +147,9 @@ async fn authorize(args: &AuthorizeArgs) -> Result<()> {
         .context("cannot build the HTTP client")?;
     let scopes = scopes(&args.scopes);
     let response = if args.device {
-        device_flow::run(args, client, &http, scopes).await?
+        device_flow::run(args, client, public, &http, scopes).await?
     } else {
-        code_flow::run(args, client, &http, scopes).await?
+        code_flow::run(args, client, public, &http, scopes).await?
     };
     let issued = issued(args, secret, &response)?;
     let config = config_file::merge(existing, &issued);
@@ -149,8 +166,9 @@ async fn authorize(args: &AuthorizeArgs) -> Result<()> {
     Ok(())
 }
 
-/// The client secret from the flag, the environment or the existing config.
-fn client_secret(args: &AuthorizeArgs, existing: Option<&serde_json::Value>) -> Result<Secret> {
+/// The client secret from the flag, the environment or the existing config (for the
+/// same client ID); `None` for a public client.
+fn client_secret(args: &AuthorizeArgs, existing: Option<&serde_json::Value>) -> Option<Secret> {
     let from_config = || {
         let credentials = existing?.get("credentials")?;
         (credentials.get("client_id")?.as_str()? == args.client_id)
@@ -162,19 +180,13 @@ fn client_secret(args: &AuthorizeArgs, existing: Option<&serde_json::Value>) -> 
             })
             .flatten()
     };
+    let given = |s: &String| !s.trim().is_empty();
     args.client_secret
         .clone()
-        .or_else(|| std::env::var(SECRET_ENV).ok())
-        .filter(|s| !s.trim().is_empty())
-        .or_else(from_config)
+        .filter(given)
+        .or_else(|| std::env::var(SECRET_ENV).ok().filter(given))
+        .or_else(|| from_config().filter(given))
         .map(Secret::new)
-        .ok_or_else(|| {
-            anyhow!(
-                "no client secret: the connector needs it to refresh tokens. Pass \
-                 --client-secret, set {SECRET_ENV}, or keep credentials.client_secret in {}",
-                args.config.display()
-            )
-        })
 }
 
 fn scopes(given: &[String]) -> Vec<Scope> {
@@ -189,7 +201,8 @@ fn scopes(given: &[String]) -> Vec<Scope> {
 /// What a successful flow leaves for the config.
 pub struct Issued {
     client_id: String,
-    client_secret: Secret,
+    /// `None` for a public client.
+    client_secret: Option<Secret>,
     refresh_token: Secret,
     access_token: Secret,
     token_expiry_date: String,
@@ -199,7 +212,7 @@ pub struct Issued {
 
 fn issued(
     args: &AuthorizeArgs,
-    client_secret: Secret,
+    client_secret: Option<Secret>,
     response: &BasicTokenResponse,
 ) -> Result<Issued> {
     let refresh_token = response.refresh_token().ok_or_else(|| {
@@ -233,10 +246,12 @@ fn issued(
     })
 }
 
-/// A failed token (or device authorization) request, said so the user knows what to fix.
+/// A failed token (or device authorization) request, said so the user knows what to fix;
+/// `public` when the client sent no secret.
 fn token_error<T: AsRef<str> + oauth2::ErrorResponseType + std::fmt::Display + 'static>(
     url: &Url,
     error: TokenError<T>,
+    public: bool,
 ) -> anyhow::Error {
     let server = match error {
         RequestTokenError::ServerResponse(e) => e,
@@ -252,9 +267,17 @@ fn token_error<T: AsRef<str> + oauth2::ErrorResponseType + std::fmt::Display + '
         .map(|d| format!(": {d}"))
         .unwrap_or_default();
     match code {
+        "invalid_client" | "unauthorized_client" if public => anyhow!(
+            "{url} rejected the client, which sent no client secret ({code}{detail}): an \
+             application using the authorization-code flow is confidential and needs its client \
+             secret (--client-secret or ${SECRET_ENV}); a PKCE or device-flow application has \
+             none, so check the client ID (API key) and that the application allows this flow"
+        ),
         "invalid_client" | "unauthorized_client" => anyhow!(
             "{url} rejected the client ({code}{detail}): check the client ID (API key) and \
-             client secret, and that the application allows this flow"
+             client secret (an application using the authorization-code flow is confidential \
+             and needs its secret; a PKCE or device-flow application has none: give none), and \
+             that the application allows this flow"
         ),
         "invalid_grant" => anyhow!(
             "{url} rejected the grant (invalid_grant{detail}): the code expired or was already \

@@ -1,6 +1,11 @@
 //! OAuth2 token endpoint (refresh-token grant with rotating refresh tokens, as the
 //! Okta-based Constant Contact server does; authorization-code and device-code grants
-//! from `oauth_flows`) and bearer-token lookup.
+//! from `oauth_flows`) and bearer-token lookup. Two clients are registered, as
+//! Constant Contact has two kinds of application: the confidential `sandbox-client`
+//! (authorization-code flow), which authenticates with its secret, and the public
+//! `sandbox-public-client` (PKCE or device flow), which has no secret and sends its
+//! client_id in the form body. Codes and refresh tokens belong to the client they were
+//! issued to.
 
 use super::limits::RateWindow;
 use super::oauth_flows::{self, Flows};
@@ -29,6 +34,7 @@ use url::form_urlencoded;
 
 pub(crate) const TOKEN_PATH: &str = "/oauth2/default/v1/token";
 pub(crate) const CLIENT_ID: &str = "sandbox-client";
+pub(crate) const PUBLIC_CLIENT_ID: &str = "sandbox-public-client";
 const SCOPE: &str = "contact_data campaign_data account_read offline_access";
 
 pub(crate) struct AccessToken {
@@ -36,12 +42,15 @@ pub(crate) struct AccessToken {
     pub window: RateWindow,
 }
 
-/// Credentials of the one OAuth client the sandbox knows.
+/// Credentials of the OAuth clients the sandbox knows (one account).
 pub(crate) struct AuthState {
     rng: ChaCha8Rng,
+    /// The secret of the confidential client; the public one has none.
     pub client_secret: String,
     /// The only refresh token currently accepted.
     pub refresh_token: String,
+    /// The client the refresh token was issued to: only it may redeem it.
+    refresh_client: &'static str,
     access: HashMap<String, AccessToken>,
     pub token_requests: usize,
     /// Authorization and device codes awaiting redemption.
@@ -57,6 +66,7 @@ impl AuthState {
             rng,
             client_secret,
             refresh_token,
+            refresh_client: CLIENT_ID,
             access: HashMap::new(),
             token_requests: 0,
             flows: Flows::default(),
@@ -111,7 +121,7 @@ fn form_decode(part: &str) -> String {
 }
 
 /// Client id and secret from an HTTP Basic header (each form-encoded, per RFC 6749).
-pub(super) fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
+fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, encoded) = value.split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("basic") {
@@ -120,6 +130,44 @@ pub(super) fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)>
     let decoded = String::from_utf8(STANDARD.decode(encoded.trim()).ok()?).ok()?;
     let (id, secret) = decoded.split_once(':')?;
     Some((form_decode(id), form_decode(secret)))
+}
+
+/// The registered client a token or device authorization request comes from: the
+/// confidential one with its secret (HTTP Basic, or `client_id` and `client_secret` in
+/// the form body), or the public one by `client_id` in the form body and no secret at
+/// all. Anything else is `invalid_client` (401): a confidential client without its
+/// secret, a public client with a secret, no client_id. The error is the response.
+pub(super) fn authenticate_client(
+    auth: &AuthState,
+    headers: &HeaderMap,
+    form: &Params,
+) -> Result<&'static str, Box<Response>> {
+    let basic = basic_credentials(headers).map(|(id, secret)| (id, Some(secret)));
+    let (client_id, secret) = match (basic, form.get("client_id")) {
+        (Some(_), Some(_)) => {
+            let msg = "Cannot supply multiple client credentials.";
+            return Err(Box::new(oauth_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                msg,
+            )));
+        }
+        (Some(basic), None) => basic,
+        (None, Some(id)) => (
+            id.to_string(),
+            form.get("client_secret").map(str::to_string),
+        ),
+        (None, None) => (String::new(), None),
+    };
+    match (client_id.as_str(), secret) {
+        (CLIENT_ID, Some(secret)) if secret == auth.client_secret => Ok(CLIENT_ID),
+        (PUBLIC_CLIENT_ID, None) => Ok(PUBLIC_CLIENT_ID),
+        _ => Err(Box::new(oauth_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            "Client authentication failed.",
+        ))),
+    }
 }
 
 pub(super) fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
@@ -156,32 +204,15 @@ pub(crate) async fn token(
             return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", msg);
         }
     };
-    let from_body = form.get("client_id").map(|id| {
-        (
-            id.to_string(),
-            form.get("client_secret").unwrap_or_default().to_string(),
-        )
-    });
-    let (client_id, secret) = match (basic_credentials(&headers), from_body) {
-        (Some(_), Some(_)) => {
-            let msg = "Cannot supply multiple client credentials.";
-            return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", msg);
-        }
-        (Some(c), None) | (None, Some(c)) => c,
-        (None, None) => (String::new(), String::new()),
+    let client = match authenticate_client(&auth, &headers, &form) {
+        Ok(client) => client,
+        Err(response) => return *response,
     };
-    if client_id != CLIENT_ID || secret != auth.client_secret {
-        return oauth_error(
-            StatusCode::UNAUTHORIZED,
-            "invalid_client",
-            "Client authentication failed.",
-        );
-    }
     match form.get("grant_type") {
         Some("refresh_token") => {}
         Some(grant @ (oauth_flows::AUTHORIZATION_CODE | oauth_flows::DEVICE_CODE)) => {
-            return match auth.flows.redeem(grant, &form) {
-                Ok(scope) => issue_tokens(&mut auth, s.opts.token_ttl_secs, &scope, true),
+            return match auth.flows.redeem(grant, &form, client) {
+                Ok(scope) => issue_tokens(&mut auth, client, s.opts.token_ttl_secs, &scope, true),
                 Err((error, msg)) => oauth_error(StatusCode::BAD_REQUEST, error, msg),
             };
         }
@@ -198,21 +229,30 @@ pub(crate) async fn token(
         let msg = "The request is missing the required parameter 'refresh_token'.";
         return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", msg);
     };
-    if presented != auth.refresh_token {
+    // A refresh token issued to the other client is as unknown as a forged one.
+    if presented != auth.refresh_token || client != auth.refresh_client {
         let msg = "The refresh token is invalid or expired.";
         return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", msg);
     }
     let rotate = s.opts.refresh_tokens == RefreshTokens::Rotating;
-    issue_tokens(&mut auth, s.opts.token_ttl_secs, SCOPE, rotate)
+    issue_tokens(&mut auth, client, s.opts.token_ttl_secs, SCOPE, rotate)
 }
 
-/// A token response: a new access token and, when the scope includes `offline_access`,
-/// a refresh token: a new one that replaces every earlier one when `rotate`, else the
-/// current one (`--refresh-tokens long-lived`).
-fn issue_tokens(auth: &mut AuthState, ttl_secs: u64, scope: &str, rotate: bool) -> Response {
+/// A token response for `client`: a new access token and, when the scope includes
+/// `offline_access`, a refresh token: a new one of `client` that replaces every earlier
+/// one when `rotate`, else the current one (`--refresh-tokens long-lived`, whose
+/// refresh grant already checked it is `client`'s).
+fn issue_tokens(
+    auth: &mut AuthState,
+    client: &'static str,
+    ttl_secs: u64,
+    scope: &str,
+    rotate: bool,
+) -> Response {
     let offline = scope.split(' ').any(|s| s == "offline_access");
     let refresh_token = offline.then(|| {
         if rotate {
+            auth.refresh_client = client;
             auth.rotate_refresh_token()
         } else {
             auth.refresh_token.clone()

@@ -2,9 +2,11 @@
 //! the device authorization grant (RFC 8628). The token endpoint (`auth.rs`) redeems
 //! what they issue. Sandbox-only routes stand in for the user: `/__sandbox/consent`
 //! makes the authorize endpoint deny consent, `/__sandbox/device` approves or denies a
-//! user code (and can force one `slow_down`).
+//! user code (and can force one `slow_down`). Both registered clients, the confidential
+//! and the public one, may use both flows; what a flow issues can be redeemed only by
+//! the client that started it.
 
-use super::auth::{basic_credentials, oauth_error, CLIENT_ID};
+use super::auth::{authenticate_client, oauth_error, CLIENT_ID, PUBLIC_CLIENT_ID};
 use super::paging::Params;
 use super::{SandboxOptions, Shared};
 use axum::{
@@ -54,6 +56,7 @@ pub(crate) struct Flows {
 }
 
 struct CodeGrant {
+    client: &'static str,
     challenge: String,
     redirect_uri: String,
     scope: String,
@@ -69,6 +72,7 @@ enum Decision {
 }
 
 struct Device {
+    client: &'static str,
     user_code: String,
     scope: String,
     issued: Instant,
@@ -85,30 +89,45 @@ struct Device {
 pub(crate) type GrantError = (&'static str, &'static str);
 
 impl Flows {
-    /// Redeems an authorization code or polls a device code; the granted scope on success.
-    pub(crate) fn redeem(&mut self, grant: &str, form: &Params) -> Result<String, GrantError> {
+    /// Redeems an authorization code or polls a device code for `client` (the
+    /// authenticated client of the token request); the granted scope on success.
+    pub(crate) fn redeem(
+        &mut self,
+        grant: &str,
+        form: &Params,
+        client: &str,
+    ) -> Result<String, GrantError> {
         let now = Instant::now();
         if grant == AUTHORIZATION_CODE {
-            self.redeem_code(form, now)
+            self.redeem_code(form, client, now)
         } else {
             let code = form.get("device_code").ok_or((
                 "invalid_request",
                 "The request is missing the required parameter 'device_code'.",
             ))?;
-            self.poll_device(code, now)
+            self.poll_device(code, client, now)
         }
     }
 
-    fn redeem_code(&mut self, form: &Params, now: Instant) -> Result<String, GrantError> {
+    fn redeem_code(
+        &mut self,
+        form: &Params,
+        client: &str,
+        now: Instant,
+    ) -> Result<String, GrantError> {
         let code = form.get("code").ok_or((
             "invalid_request",
             "The request is missing the required parameter 'code'.",
         ))?;
         // Removed on first presentation: a code is single-use whatever happens next.
-        let grant = self.codes.remove(code).filter(|g| now < g.expires).ok_or((
-            "invalid_grant",
-            "The authorization code is invalid or has expired.",
-        ))?;
+        let grant = self
+            .codes
+            .remove(code)
+            .filter(|g| now < g.expires && g.client == client)
+            .ok_or((
+                "invalid_grant",
+                "The authorization code is invalid or has expired.",
+            ))?;
         if form.get("redirect_uri") != Some(grant.redirect_uri.as_str()) {
             return Err((
                 "invalid_grant",
@@ -125,10 +144,16 @@ impl Flows {
         Ok(grant.scope)
     }
 
-    fn poll_device(&mut self, code: &str, now: Instant) -> Result<String, GrantError> {
+    fn poll_device(
+        &mut self,
+        code: &str,
+        client: &str,
+        now: Instant,
+    ) -> Result<String, GrantError> {
         let device = self
             .devices
             .get_mut(code)
+            .filter(|d| d.client == client)
             .ok_or(("invalid_grant", "The device code is invalid."))?;
         let previous = device.last_poll.replace(now);
         device.polls.push(now - device.issued);
@@ -221,9 +246,11 @@ fn redirect(to: &str, params: &[(&str, &str)]) -> Response {
 /// (unless consent is denied), so the answer is the redirect back to the client.
 async fn authorize(State(s): State<Arc<Shared>>, RawQuery(query): RawQuery) -> Response {
     let q = Params::parse(query.as_deref().unwrap_or_default());
-    if q.get("client_id") != Some(CLIENT_ID) {
-        return error_page("invalid_client: the client_id is missing or unknown.");
-    }
+    let client = match q.get("client_id") {
+        Some(CLIENT_ID) => CLIENT_ID,
+        Some(PUBLIC_CLIENT_ID) => PUBLIC_CLIENT_ID,
+        _ => return error_page("invalid_client: the client_id is missing or unknown."),
+    };
     let Some(redirect_uri) = q.get("redirect_uri").filter(|r| registered(&s.opts, r)) else {
         return error_page("the redirect_uri is missing or not registered for this client.");
     };
@@ -263,6 +290,7 @@ async fn authorize(State(s): State<Arc<Shared>>, RawQuery(query): RawQuery) -> R
     }
     let code = random_code(32);
     let grant = CodeGrant {
+        client,
         challenge: challenge.to_string(),
         redirect_uri: redirect_uri.to_string(),
         scope,
@@ -280,20 +308,11 @@ async fn device_authorize(
 ) -> Response {
     let form = Params::parse(std::str::from_utf8(&body).unwrap_or_default());
     let mut auth = s.auth();
-    let (client_id, secret) = basic_credentials(&headers)
-        .map(|(id, secret)| (id, Some(secret)))
-        .unwrap_or_else(|| {
-            let id = form.get("client_id").unwrap_or_default().to_string();
-            (id, form.get("client_secret").map(str::to_string))
-        });
-    // A public client sends no secret; a confidential one must send the right one.
-    if client_id != CLIENT_ID || secret.is_some_and(|s| s != auth.client_secret) {
-        return oauth_error(
-            StatusCode::UNAUTHORIZED,
-            "invalid_client",
-            "Client authentication failed.",
-        );
-    }
+    // RFC 8628 §3.1: a confidential client authenticates here as at the token endpoint.
+    let client = match authenticate_client(&auth, &headers, &form) {
+        Ok(client) => client,
+        Err(response) => return *response,
+    };
     let Some(scope) = valid_scope(form.get("scope")) else {
         return oauth_error(
             StatusCode::BAD_REQUEST,
@@ -309,6 +328,7 @@ async fn device_authorize(
     let (device_code, user_code) = (random_code(32), user_code());
     let now = Instant::now();
     let device = Device {
+        client,
         user_code: user_code.clone(),
         scope,
         issued: now,

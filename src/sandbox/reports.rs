@@ -446,25 +446,23 @@ fn stats_json(s: &Stats, activity: bool) -> Value {
     let mut put = |k: &str, n: u64| {
         v.insert(k.into(), n.into());
     };
+    // A total and one count per device type.
+    let mut put_by_device = |key: &str, counts: [u64; 5]| {
+        put(key, counts.iter().sum());
+        for (device, n) in ["computer", "mobile", "tablet", "other", "none"]
+            .iter()
+            .zip(counts)
+        {
+            put(&format!("{key}_{device}"), n);
+        }
+    };
+    put_by_device("em_clicks_all", s.clicks_all);
+    put_by_device("em_opens_all", s.opens_all);
     put("em_bounces", s.bounced());
     put("em_clicks", s.clicks);
-    put("em_clicks_all", s.clicks_all.iter().sum());
-    for (name, n) in ["computer", "mobile", "tablet", "other", "none"]
-        .iter()
-        .zip(s.clicks_all)
-    {
-        put(&format!("em_clicks_all_{name}"), n);
-    }
     put("em_forwards", s.forwards);
     put("em_not_opened", s.not_opened());
     put("em_opens", s.opens);
-    put("em_opens_all", s.opens_all.iter().sum());
-    for (name, n) in ["computer", "mobile", "tablet", "other", "none"]
-        .iter()
-        .zip(s.opens_all)
-    {
-        put(&format!("em_opens_all_{name}"), n);
-    }
     put("em_optouts", s.optouts);
     put("em_sends", s.sends);
     if activity {
