@@ -64,6 +64,18 @@ def property_type(schema: dict, prop: str) -> tuple[set[str], str | None]:
     return (set([t] if isinstance(t, str) else t), p.get("format"))
 
 
+def key_of(row: dict, key_properties: list[str], schema: dict) -> tuple:
+    """A record's key, timestamps compared as instants (PostgreSQL gives
+    them back without the Z)."""
+    out = []
+    for k in key_properties:
+        v = row.get(k)
+        if isinstance(v, str) and property_type(schema, k)[1] == "date-time":
+            v = parse_ts(v).isoformat()
+        out.append(v)
+    return tuple(out)
+
+
 def same(value: Any, stored: Any, types: set[str], fmt: str | None) -> bool:
     if value is None:
         return stored is None
@@ -119,11 +131,11 @@ def test_tap_pipe_target_postgres(sandbox, database, tmp_path: Path):
             if count != n:
                 problems.append(f"{stream}: {count} rows in PostgreSQL, the sandbox has {n}")
             kp = tap.schema_messages[stream]["key_properties"]
-            rows = conn.execute(f'SELECT to_jsonb(t) FROM "{SCHEMA}"."{stream}" t').fetchall()
-            stored = {tuple(row[0].get(k) for k in kp): row[0] for row in rows}
             schema = tap.schemas[stream]
+            rows = conn.execute(f'SELECT to_jsonb(t) FROM "{SCHEMA}"."{stream}" t').fetchall()
+            stored = {key_of(row[0], kp, schema): row[0] for row in rows}
             for rec in tap.records[stream]:
-                key = tuple(rec.get(k) for k in kp)
+                key = key_of(rec, kp, schema)
                 row = stored.get(key)
                 if row is None:
                     problems.append(f"{stream}: record {key} not in PostgreSQL")

@@ -461,15 +461,7 @@ fn describe<RE: std::error::Error, T: oauth2::ErrorResponse>(
     error: &RequestTokenError<RE, T>,
 ) -> String {
     match error {
-        RequestTokenError::Request(e) => {
-            let mut text = e.to_string();
-            let mut source = std::error::Error::source(e);
-            while let Some(cause) = source {
-                text = format!("{text}: {cause}");
-                source = cause.source();
-            }
-            text
-        }
+        RequestTokenError::Request(e) => crate::error::with_causes(&e.to_string(), e),
         RequestTokenError::Parse(e, _) => format!("unexpected response: {e}"),
         RequestTokenError::Other(text) => text.clone(),
         RequestTokenError::ServerResponse(e) => e.to_string(),

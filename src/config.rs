@@ -19,15 +19,6 @@ pub const DEFAULT_REQUESTS_PER_SECOND: u32 = 4;
 /// new tracking rows are rare, so re-reading older activities costs requests
 /// for nothing.
 pub const DEFAULT_REPORT_LOOKBACK_DAYS: u32 = 30;
-const CONTACT_STATUSES: [&str; 7] = [
-    "all",
-    "active",
-    "deleted",
-    "not_set",
-    "pending_confirmation",
-    "temp_hold",
-    "unsubscribed",
-];
 
 /// A secret string: serialised as is (configs are written back), never shown
 /// by `Debug`, so it cannot leak through a log line or an error message.
@@ -333,11 +324,11 @@ impl Config {
         if let Some(status) = self
             .contact_status
             .iter()
-            .find(|s| !CONTACT_STATUSES.contains(&s.as_str()))
+            .find(|s| !crate::streams::CONTACT_STATUSES.contains(&s.as_str()))
         {
             return Err(Error::config(format!(
                 "invalid config field `contact_status`: {status:?} is not one of {}",
-                CONTACT_STATUSES.join(", ")
+                crate::streams::CONTACT_STATUSES.join(", ")
             )));
         }
         for (field, ids, max) in [

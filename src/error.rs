@@ -66,3 +66,15 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {}
 
 pub type Result<T> = std::result::Result<T, Error>;
+
+/// `summary` followed by every underlying cause of `error`: library errors
+/// keep the useful part ("connection refused") in their sources.
+pub fn with_causes(summary: &str, error: &dyn std::error::Error) -> String {
+    let mut text = summary.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text = format!("{text}: {cause}");
+        source = cause.source();
+    }
+    text
+}

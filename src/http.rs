@@ -294,13 +294,7 @@ fn describe_reqwest(error: &reqwest::Error) -> String {
     } else {
         "request failed"
     };
-    let mut text = kind.to_string();
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        text = format!("{text}: {cause}");
-        source = cause.source();
-    }
-    text
+    crate::error::with_causes(kind, error)
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ mod custom_streams;
 mod demo;
 mod engine;
 mod error;
+mod files;
 mod http;
 mod protocol;
 mod sandbox;

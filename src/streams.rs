@@ -146,6 +146,17 @@ impl StreamDef {
     }
 }
 
+/// The values the API's `/contacts?status=` accepts.
+pub const CONTACT_STATUSES: &[&str] = &[
+    "all",
+    "active",
+    "deleted",
+    "not_set",
+    "pending_confirmation",
+    "temp_hold",
+    "unsubscribed",
+];
+
 /// The parent of contact reports: the config's `contact_ids`, as records
 /// with a `contact_id`.
 pub const CONFIGURED_CONTACTS: &str = "configured_contacts";

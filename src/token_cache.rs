@@ -21,8 +21,7 @@
 //! `std::fs::File::lock`, which needs a newer Rust than this crate's MSRV.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration as StdDuration, Instant};
 
@@ -272,32 +271,10 @@ impl TokenCache {
         Ok(file)
     }
 
-    /// Replaces the cache file via a temporary file and a rename, so a crash
-    /// leaves the old file or the new one, never a torn one.
+    /// Replaces the cache file whole (see `files::write_json_atomically`).
     fn write(&self, file: &CacheFile) -> Result<(), String> {
-        let temp = sibling(&self.path, &format!(".{}.tmp", std::process::id()));
-        let written = (|| {
-            let _ = fs::remove_file(&temp);
-            let mut out = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&temp)?;
-            out.set_permissions(fs::Permissions::from_mode(0o600))?;
-            serde_json::to_writer_pretty(&mut out, file)?;
-            out.write_all(b"\n")?;
-            out.sync_all()?;
-            fs::rename(&temp, &self.path)?;
-            if let Some(parent) = self.parent() {
-                // Makes the rename itself durable; not every filesystem can.
-                let _ = File::open(parent).and_then(|dir| dir.sync_all());
-            }
-            Ok::<_, std::io::Error>(())
-        })();
-        written.map_err(|e| {
-            let _ = fs::remove_file(&temp);
-            format!("cannot write {}: {e}", self.path.display())
-        })
+        crate::files::write_json_atomically(&self.path, file, 0o600)
+            .map_err(|e| format!("cannot write {}: {e}", self.path.display()))
     }
 
     fn parent(&self) -> Option<&Path> {
@@ -418,6 +395,7 @@ mod tests {
         cache
             .store(&[cache.key(&Secret::new("r"))], &set("r"))
             .unwrap();
+        use std::os::unix::fs::PermissionsExt;
         let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(cache.path()), 0o600);
         assert_eq!(mode(cache.path().parent().unwrap()), 0o700);

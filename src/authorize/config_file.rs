@@ -1,9 +1,7 @@
 //! The config `auth` writes: merged into an existing file (other keys untouched) and
 //! replaced atomically with mode 0600, since it holds tokens and any client secret.
 
-use std::fs::{self, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::fs;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
@@ -83,32 +81,8 @@ fn set_url(
     }
 }
 
-/// Replaces `path` with `config` through a 0600 temporary file and a rename.
+/// Replaces `path` with `config`, private to the user (0600).
 pub fn write(path: &Path, config: &Value) -> Result<()> {
-    let name = path
-        .file_name()
-        .with_context(|| format!("{} is not a file path", path.display()))?;
-    let temp = path.with_file_name(format!(
-        ".{}.{}.tmp",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
-    let written = (|| {
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&temp)?;
-        // The umask can only narrow 0600; set it exactly anyway.
-        file.set_permissions(fs::Permissions::from_mode(0o600))?;
-        let mut text = serde_json::to_string_pretty(config).expect("a config serialises");
-        text.push('\n');
-        file.write_all(text.as_bytes())?;
-        file.sync_all()?;
-        fs::rename(&temp, path)
-    })();
-    if written.is_err() {
-        let _ = fs::remove_file(&temp);
-    }
-    written.with_context(|| format!("cannot write {}", path.display()))
+    crate::files::write_json_atomically(path, config, 0o600)
+        .with_context(|| format!("cannot write {}", path.display()))
 }

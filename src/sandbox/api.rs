@@ -80,15 +80,7 @@ static SUMMARIES: ListSpec = ListSpec {
     )
 };
 
-const CONTACT_STATUSES: &[&str] = &[
-    "all",
-    "active",
-    "deleted",
-    "not_set",
-    "pending_confirmation",
-    "temp_hold",
-    "unsubscribed",
-];
+use crate::streams::CONTACT_STATUSES;
 const SMS_STATUSES: &[&str] = &[
     "all",
     "explicit",
