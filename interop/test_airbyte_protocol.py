@@ -11,7 +11,6 @@ import time
 from collections import Counter
 from pathlib import Path
 
-import pytest
 from jsonschema import Draft7Validator
 
 from support import (

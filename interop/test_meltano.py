@@ -169,3 +169,23 @@ def test_meltano_run_twice_resumes_from_stored_state(sandbox, tmp_path: Path):
         assert parse_ts(after) >= max(parse_ts(before), newest), f"{name}: bookmark {before} -> {after}, newest record {newest}"
 
     assert sandbox.state()["token_requests"] == token_requests, "the tap refreshed its token although the config held a valid access token"
+
+
+def test_meltano_settings_match_the_spec():
+    """Every config field of the connector's spec is a setting of the Meltano
+    plugin definition (credentials.* for the fields of each credentials
+    variant), and no setting names a field the spec does not have."""
+    r = run([binary(), "spec"])
+    spec = json.loads(r.lines[0])["spec"]["connectionSpecification"]
+    fields = set()
+    for name, prop in spec["properties"].items():
+        if name == "credentials":
+            for variant in prop.get("oneOf") or [prop]:
+                fields |= {f"credentials.{p}" for p in variant.get("properties", {})}
+        else:
+            fields.add(name)
+    settings = {s["name"] for s in tap_definition().get("settings") or []}
+    assert fields == settings, (
+        f"spec fields without a Meltano setting: {sorted(fields - settings)}; "
+        f"Meltano settings the spec lacks: {sorted(settings - fields)}"
+    )

@@ -7,6 +7,7 @@ emitted it."""
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import uuid
 from datetime import date
@@ -37,7 +38,7 @@ def pg_params() -> dict[str, Any]:
         "host": require_env("INTEROP_PG_HOST", "the PostgreSQL host"),
         "port": int(require_env("INTEROP_PG_PORT", "the PostgreSQL port")),
         "user": require_env("INTEROP_PG_USER", "a PostgreSQL superuser"),
-        "password": __import__("os").environ.get("INTEROP_PG_PASSWORD", ""),
+        "password": os.environ.get("INTEROP_PG_PASSWORD", ""),
     }
 
 

@@ -597,3 +597,104 @@ mod tests {
         }
     }
 }
+
+/// Every property the official OpenAPI spec documents for a stream's
+/// records is in its schema file (the spec lives in the workplace's
+/// `shared/reference`, beside the repository).
+#[cfg(test)]
+mod spec_coverage {
+    use super::*;
+    use serde_json::Value;
+
+    fn spec() -> Value {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../shared/reference/constant-contact-v3.openapi.yml"
+        );
+        let text = std::fs::read_to_string(path)
+            .unwrap_or_else(|e| panic!("the OpenAPI spec at {path} is needed here: {e}"));
+        serde_norway::from_str(&text).expect("the spec is YAML")
+    }
+
+    /// Follows `$ref` and merges `allOf`.
+    fn resolve<'a>(spec: &'a Value, schema: &'a Value) -> Value {
+        if let Some(reference) = schema.get("$ref").and_then(Value::as_str) {
+            let pointer = reference.trim_start_matches('#');
+            return resolve(spec, spec.pointer(pointer).expect("a $ref resolves"));
+        }
+        if let Some(parts) = schema.get("allOf").and_then(Value::as_array) {
+            let mut merged = serde_json::Map::new();
+            for part in parts {
+                if let Some(props) = resolve(spec, part)
+                    .get("properties")
+                    .and_then(Value::as_object)
+                {
+                    merged.extend(props.clone());
+                }
+            }
+            return serde_json::json!({"type": "object", "properties": merged});
+        }
+        schema.clone()
+    }
+
+    /// The spec path whose template matches ours (`{parent}` or any `{name}`).
+    fn spec_path<'a>(spec: &'a Value, path: &str) -> &'a Value {
+        let ours: Vec<&str> = path.split('/').collect();
+        let paths = spec["paths"].as_object().unwrap();
+        let (_, item) = paths
+            .iter()
+            .find(|(theirs, _)| {
+                let theirs: Vec<&str> = theirs.split('/').collect();
+                theirs.len() == ours.len()
+                    && theirs
+                        .iter()
+                        .zip(&ours)
+                        .all(|(t, o)| t == o || (t.starts_with('{') && o.starts_with('{')))
+            })
+            .unwrap_or_else(|| panic!("{path} is in the spec"));
+        item
+    }
+
+    /// Property names of the spec schema missing from ours, recursively.
+    fn missing(spec: &Value, theirs: &Value, ours: &Value, at: &str, out: &mut Vec<String>) {
+        let theirs = resolve(spec, theirs);
+        if let (Some(items), Some(our_items)) = (theirs.get("items"), ours.get("items")) {
+            return missing(spec, items, our_items, &format!("{at}[]"), out);
+        }
+        let Some(props) = theirs.get("properties").and_then(Value::as_object) else {
+            return;
+        };
+        for (name, schema) in props {
+            match ours.pointer(&format!("/properties/{name}")) {
+                Some(our) => missing(spec, schema, our, &format!("{at}.{name}"), out),
+                None => out.push(format!("{at}.{name}")),
+            }
+        }
+    }
+
+    #[test]
+    fn schemas_cover_the_official_response_schemas() {
+        let spec = spec();
+        let mut gaps = Vec::new();
+        for def in visible() {
+            let item = spec_path(&spec, def.path);
+            let response = &item["get"]["responses"];
+            let body = response
+                .get("200")
+                .or_else(|| response.as_object().and_then(|r| r.values().next()))
+                .and_then(|r| r.pointer("/content/application~1json/schema"))
+                .unwrap_or_else(|| panic!("{}: no JSON response in the spec", def.name));
+            let body = resolve(&spec, body);
+            let record = match def.records {
+                Records::Key(key) => body["properties"][key]["items"].clone(),
+                Records::Array | Records::Auto => body["items"].clone(),
+                Records::Object => body,
+            };
+            missing(&spec, &record, &def.schema_json(), def.name, &mut gaps);
+        }
+        assert!(
+            gaps.is_empty(),
+            "properties the spec documents but the schemas lack: {gaps:?}"
+        );
+    }
+}
