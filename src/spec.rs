@@ -15,7 +15,29 @@ pub fn connection_specification() -> Value {
         .with(|settings| settings.inline_subschemas = true)
         .into_generator();
     let schema = generator.into_root_schema_for::<Config>();
-    serde_json::to_value(schema).expect("a schema is JSON")
+    let mut schema = serde_json::to_value(schema).expect("a schema is JSON");
+    drop_integer_formats(&mut schema);
+    schema
+}
+
+/// schemars marks Rust integer widths as formats (`uint32`), which are not
+/// JSON Schema formats and which strict validators reject; the ranges
+/// already say what is allowed.
+fn drop_integer_formats(schema: &mut Value) {
+    match schema {
+        Value::Object(map) => {
+            let rust_width = map
+                .get("format")
+                .and_then(Value::as_str)
+                .is_some_and(|f| f.starts_with("uint") || f.starts_with("int"));
+            if rust_width {
+                map.remove("format");
+            }
+            map.values_mut().for_each(drop_integer_formats);
+        }
+        Value::Array(items) => items.iter_mut().for_each(drop_integer_formats),
+        _ => {}
+    }
 }
 
 pub fn spec() -> Value {
@@ -68,6 +90,7 @@ mod tests {
         let spec = connection_specification();
         let text = spec.to_string();
         assert!(!text.contains("$ref"), "Airbyte's UI needs inlined schemas");
+        assert!(!text.contains("uint"), "no Rust integer formats");
         assert_eq!(spec["required"], json!(["credentials"]));
         for field in [
             "start_date",

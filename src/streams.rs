@@ -39,8 +39,9 @@ pub enum ChildSync {
     /// Always read in full.
     FullRefresh,
     /// Only the children of parents changed since the saved cursor of the
-    /// root parent stream (which must have a [`Cursor`]) are read again.
-    ThroughParent,
+    /// root parent stream (which must have a [`Cursor`]) are read again;
+    /// records carry the root's cursor value under this field.
+    ThroughParent(&'static str),
     /// The API returns each parent's rows newest first by this field: a
     /// read stops at the parent's saved bookmark.
     NewestFirst(&'static str),
@@ -60,6 +61,8 @@ pub struct Parent {
     pub batch: usize,
     /// Child records get the parent value under this name when they lack it.
     pub inject: Option<&'static str>,
+    /// Child records get this field of the parent record (`.0`) as `.1`.
+    pub carry: Option<(&'static str, &'static str)>,
     pub sync: ChildSync,
 }
 
@@ -72,7 +75,15 @@ impl Parent {
             only: None,
             batch: 1,
             inject: None,
+            carry: None,
             sync: ChildSync::FullRefresh,
+        }
+    }
+
+    const fn carry(self, from: &'static str, to: &'static str) -> Parent {
+        Parent {
+            carry: Some((from, to)),
+            ..self
         }
     }
 
@@ -140,7 +151,9 @@ impl StreamDef {
     pub fn cursor_field(&self) -> Option<&'static str> {
         match (self.cursor, self.parent.map(|p| p.sync)) {
             (Some(cursor), _) => Some(cursor.field),
-            (None, Some(ChildSync::NewestFirst(field))) => Some(field),
+            (None, Some(ChildSync::NewestFirst(field) | ChildSync::ThroughParent(field))) => {
+                Some(field)
+            }
             _ => None,
         }
     }
@@ -182,8 +195,15 @@ const ACTIVITY_REFS: &str = "campaign_activity_refs";
 /// Activities that were sent, and so have reports.
 const SENT_ROLES: (&str, &[&str]) = ("role", &["primary_email", "resend"]);
 
+/// Where children of campaigns keep their campaign's `updated_at`.
+const CAMPAIGN_CURSOR: &str = "campaign_updated_at";
+
 const fn activity_child(sync: ChildSync) -> Parent {
-    Parent::of(ACTIVITY_REFS, "campaign_activity_id").sync(sync)
+    let parent = Parent::of(ACTIVITY_REFS, "campaign_activity_id").sync(sync);
+    match sync {
+        ChildSync::ThroughParent(field) => parent.carry(field, field),
+        _ => parent,
+    }
 }
 
 /// A tracking report: newest-first rows of one sent activity.
@@ -310,7 +330,8 @@ pub const STREAMS: &[StreamDef] = &[
         parent: Some(
             Parent::of("email_campaigns", "campaign_id")
                 .inject("campaign_id")
-                .sync(ChildSync::ThroughParent),
+                .carry("updated_at", CAMPAIGN_CURSOR)
+                .sync(ChildSync::ThroughParent(CAMPAIGN_CURSOR)),
         ),
         hidden: true,
         ..BASE
@@ -324,7 +345,7 @@ pub const STREAMS: &[StreamDef] = &[
             "physical_address_in_footer,permalink_url,html_content,document_properties",
         )],
         schema: schema!("email_campaign_activities"),
-        parent: Some(activity_child(ChildSync::ThroughParent)),
+        parent: Some(activity_child(ChildSync::ThroughParent(CAMPAIGN_CURSOR))),
         ..BASE
     },
     StreamDef {
@@ -333,7 +354,7 @@ pub const STREAMS: &[StreamDef] = &[
         records: Records::Array,
         primary_key: &["campaign_activity_id", "scheduled_date"],
         schema: schema!("campaign_activity_schedules"),
-        parent: Some(activity_child(ChildSync::ThroughParent).inject("campaign_activity_id")),
+        parent: Some(activity_child(ChildSync::ThroughParent(CAMPAIGN_CURSOR)).inject("campaign_activity_id")),
         ..BASE
     },
     StreamDef {
@@ -343,7 +364,7 @@ pub const STREAMS: &[StreamDef] = &[
         primary_key: &["campaign_activity_id", "send_id"],
         schema: schema!("campaign_activity_send_history"),
         parent: Some(
-            activity_child(ChildSync::ThroughParent)
+            activity_child(ChildSync::ThroughParent(CAMPAIGN_CURSOR))
                 .only(SENT_ROLES.0, SENT_ROLES.1)
                 .inject("campaign_activity_id"),
         ),
@@ -354,7 +375,7 @@ pub const STREAMS: &[StreamDef] = &[
         path: "/emails/activities/{parent}/previews",
         primary_key: &["campaign_activity_id"],
         schema: schema!("campaign_activity_previews"),
-        parent: Some(activity_child(ChildSync::ThroughParent)),
+        parent: Some(activity_child(ChildSync::ThroughParent(CAMPAIGN_CURSOR))),
         ..BASE
     },
     tracking(
@@ -579,7 +600,7 @@ mod tests {
             }
             let source = find_any(parent.stream).expect("the parent stream exists");
             assert!(def.path.contains("{parent}"), "{}", def.name);
-            if parent.sync == ChildSync::ThroughParent {
+            if let ChildSync::ThroughParent(_) = parent.sync {
                 let root = find_any(source.parent.map_or(source.name, |p| p.stream)).unwrap();
                 assert!(
                     root.cursor.is_some() || source.cursor.is_some(),

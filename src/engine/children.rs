@@ -98,9 +98,9 @@ async fn collect(
         }
         Some(parent) => {
             let mut pages = ChildPages::new(ctx, def, parent, since, report).await?;
-            while let Some((key, page)) = pages.next(report).await? {
+            while let Some((value, page)) = pages.next(report).await? {
                 for record in records_of(def, &page)? {
-                    records.push(with_parent(record, parent.inject, &key).into_owned());
+                    records.push(with_parent(record, &parent, &value).into_owned());
                 }
             }
         }
@@ -125,12 +125,21 @@ fn root_with_cursor(mut def: &'static StreamDef) -> Result<&'static StreamDef> {
     Ok(def)
 }
 
+/// What a child request takes from its parent record(s).
+#[derive(Clone)]
+struct ParentValue {
+    /// Fills `{parent}`: one value, or several comma-separated.
+    key: String,
+    /// The parent field the child carries (`Parent::carry`), for one parent.
+    carried: Option<Value>,
+}
+
 /// The pages of a child for every parent value (or batch of values).
 struct ChildPages<'a> {
     ctx: &'a Context,
     def: &'static StreamDef,
-    values: std::vec::IntoIter<String>,
-    current: Option<(String, Pages)>,
+    values: std::vec::IntoIter<ParentValue>,
+    current: Option<(ParentValue, Pages)>,
 }
 
 impl<'a> ChildPages<'a> {
@@ -141,7 +150,7 @@ impl<'a> ChildPages<'a> {
         since: Option<DateTime<Utc>>,
         report: &mut StreamReport,
     ) -> Result<ChildPages<'a>> {
-        let keys = if parent.stream == streams::CONFIGURED_CONTACTS {
+        let mut parents = if parent.stream == streams::CONFIGURED_CONTACTS {
             if ctx.filters.contact_ids.is_empty() {
                 ctx.output.log(
                     Level::Warn,
@@ -151,23 +160,23 @@ impl<'a> ChildPages<'a> {
                     ),
                 );
             }
-            ctx.filters.contact_ids.clone()
+            let ids = ctx.filters.contact_ids.iter();
+            ids.map(|id| json!({ parent.key: id })).collect()
         } else {
-            let records = ctx
-                .parents
+            ctx.parents
                 .records(ctx, parent_def(&parent)?, since, report)
-                .await?;
-            let mut keys = parent_keys(&records, &parent)?;
-            // campaign_ids narrows every stream read per campaign.
-            if parent.key == "campaign_id" && !ctx.filters.campaign_ids.is_empty() {
-                keys.retain(|k| ctx.filters.campaign_ids.contains(k));
-            }
-            keys
+                .await?
+                .to_vec()
         };
-        let values: Vec<String> = keys
-            .chunks(parent.batch.max(1))
-            .map(|c| c.join(","))
-            .collect();
+        // campaign_ids narrows every stream read per campaign.
+        if parent.key == "campaign_id" && !ctx.filters.campaign_ids.is_empty() {
+            parents.retain(|p| {
+                p.get("campaign_id")
+                    .and_then(Value::as_str)
+                    .is_some_and(|id| ctx.filters.campaign_ids.iter().any(|c| c == id))
+            });
+        }
+        let values = parent_values(&parents, &parent)?;
         Ok(ChildPages {
             ctx,
             def,
@@ -177,11 +186,12 @@ impl<'a> ChildPages<'a> {
     }
 
     /// The next page and the parent value(s) it belongs to.
-    async fn next(&mut self, report: &mut StreamReport) -> Result<Option<(String, Value)>> {
+    async fn next(&mut self, report: &mut StreamReport) -> Result<Option<(ParentValue, Value)>> {
         loop {
-            if let Some((key, pages)) = &mut self.current {
+            if let Some((parent, pages)) = &mut self.current {
+                let key = &parent.key;
                 match pages.next(self.ctx, report).await {
-                    Ok(Some(page)) => return Ok(Some((key.clone(), page))),
+                    Ok(Some(page)) => return Ok(Some((parent.clone(), page))),
                     Ok(None) => self.current = None,
                     Err(error) if error.not_found => {
                         // The parent was deleted after it was listed.
@@ -194,12 +204,12 @@ impl<'a> ChildPages<'a> {
                     Err(error) => return Err(error),
                 }
             }
-            let Some(key) = self.values.next() else {
+            let Some(parent) = self.values.next() else {
                 return Ok(None);
             };
-            let path = self.def.path.replace("{parent}", &key);
+            let path = self.def.path.replace("{parent}", &parent.key);
             let first = first_page(self.ctx, self.def, &path, None);
-            self.current = Some((key, Pages::new(first)));
+            self.current = Some((parent, Pages::new(first)));
         }
     }
 
@@ -210,9 +220,9 @@ impl<'a> ChildPages<'a> {
 }
 
 /// The values of `parent.key` in the parent records that pass its filter,
-/// without repeats, in order.
-fn parent_keys(records: &[Value], parent: &Parent) -> Result<Vec<String>> {
-    let mut keys: Vec<String> = Vec::new();
+/// without repeats, in order, batched as the child's endpoint takes them.
+fn parent_values(records: &[Value], parent: &Parent) -> Result<Vec<ParentValue>> {
+    let mut single: Vec<ParentValue> = Vec::new();
     for record in records {
         if let Some((field, allowed)) = parent.only {
             let value = record.get(field).and_then(Value::as_str).unwrap_or("");
@@ -230,19 +240,43 @@ fn parent_keys(records: &[Value], parent: &Parent) -> Result<Vec<String>> {
                 )))
             }
         };
-        if !keys.contains(&key) {
-            keys.push(key);
+        if !single.iter().any(|v| v.key == key) {
+            let carried = parent.carry.and_then(|(from, _)| record.get(from).cloned());
+            single.push(ParentValue { key, carried });
         }
     }
-    Ok(keys)
+    if parent.batch <= 1 {
+        return Ok(single);
+    }
+    Ok(single
+        .chunks(parent.batch)
+        .map(|chunk| ParentValue {
+            key: chunk
+                .iter()
+                .map(|v| v.key.as_str())
+                .collect::<Vec<_>>()
+                .join(","),
+            carried: None,
+        })
+        .collect())
 }
 
-/// The record with the parent value added under `inject`, when it lacks it.
-fn with_parent<'r>(record: &'r Value, inject: Option<&str>, key: &str) -> Cow<'r, Value> {
-    match (inject, record) {
-        (Some(field), Value::Object(map)) if !map.contains_key(field) => {
+/// The record with what it takes from its parent: the parent value under
+/// `inject` and the carried field, where the record lacks them.
+fn with_parent<'r>(record: &'r Value, parent: &Parent, value: &ParentValue) -> Cow<'r, Value> {
+    let mut additions: Vec<(&str, Value)> = Vec::new();
+    if let Some(field) = parent.inject {
+        additions.push((field, Value::from(value.key.as_str())));
+    }
+    if let (Some((_, field)), Some(carried)) = (parent.carry, &value.carried) {
+        additions.push((field, carried.clone()));
+    }
+    match record {
+        Value::Object(map) if additions.iter().any(|(f, _)| !map.contains_key(*f)) => {
             let mut map = map.clone();
-            map.insert(field.to_string(), Value::from(key));
+            for (field, added) in additions {
+                map.entry(field).or_insert(added);
+            }
             Cow::Owned(Value::Object(map))
         }
         _ => Cow::Borrowed(record),
@@ -269,16 +303,18 @@ pub async fn read(
     report: &mut StreamReport,
 ) -> Result<()> {
     match (incremental, parent.sync) {
-        (true, ChildSync::ThroughParent) => through_parent(ctx, def, parent, state, report).await,
+        (true, ChildSync::ThroughParent(_)) => {
+            through_parent(ctx, def, parent, state, report).await
+        }
         (true, ChildSync::NewestFirst(field)) => {
             newest_first(ctx, def, parent, field, state, report).await
         }
         _ => {
             let mut pages = ChildPages::new(ctx, def, parent, None, report).await?;
-            while let Some((key, page)) = pages.next(report).await? {
+            while let Some((value, page)) = pages.next(report).await? {
                 let records = records_of(def, &page)?
                     .iter()
-                    .map(|r| with_parent(r, parent.inject, &key));
+                    .map(|r| with_parent(r, &parent, &value));
                 let count = emit_owned(ctx, def, records, report);
                 ctx.output.state(def.name, &json!({}), count);
             }
@@ -314,10 +350,10 @@ async fn through_parent(
         .unwrap_or(ctx.start_date);
     let pending = json!({ PARENT_CURSOR: saved.map(format_time) });
     let mut pages = ChildPages::new(ctx, def, parent, Some(since), report).await?;
-    while let Some((key, page)) = pages.next(report).await? {
+    while let Some((value, page)) = pages.next(report).await? {
         let records = records_of(def, &page)?
             .iter()
-            .map(|r| with_parent(r, parent.inject, &key));
+            .map(|r| with_parent(r, &parent, &value));
         let count = emit_owned(ctx, def, records, report);
         ctx.output.state(def.name, &pending, count);
     }
@@ -376,7 +412,7 @@ async fn newest_first(
         all.extend(done.clone());
         json!({ PARENTS: all })
     };
-    while let Some((key, page)) = pages.next(report).await? {
+    while let Some((ParentValue { key, .. }, page)) = pages.next(report).await? {
         if newest.as_ref().is_some_and(|(k, _)| *k != key) {
             finish(&mut done, &saved, newest.take());
         }

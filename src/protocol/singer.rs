@@ -22,6 +22,8 @@ const RESUME: &str = "resume";
 struct StreamOut {
     def: &'static StreamDef,
     properties: Option<BTreeSet<String>>,
+    /// Read incrementally: a full-table read leaves the bookmark alone.
+    incremental: bool,
 }
 
 pub struct SingerWriter<W: Write + Send> {
@@ -48,6 +50,7 @@ impl<W: Write + Send> SingerWriter<W> {
                     StreamOut {
                         def: s.def,
                         properties: s.properties.clone(),
+                        incremental: s.incremental,
                     },
                 )
             })
@@ -120,10 +123,10 @@ impl<W: Write + Send> Output for SingerWriter<W> {
     fn state(&self, stream: &str, state: &Value, _records: u64) {
         let value = {
             let mut bookmarks = self.bookmarks.lock().unwrap_or_else(|p| p.into_inner());
-            match to_bookmark(stream, state) {
-                Some(bookmark) => bookmarks.insert(stream.to_string(), bookmark),
-                None => bookmarks.remove(stream),
-            };
+            let incremental = self.streams.get(stream).is_some_and(|s| s.incremental);
+            if let Some(bookmark) = to_bookmark(stream, state).filter(|_| incremental) {
+                bookmarks.insert(stream.to_string(), bookmark);
+            }
             json!({"bookmarks": bookmarks.clone()})
         };
         self.write(&json!({"type": "STATE", "value": value}), true);
@@ -197,19 +200,26 @@ fn to_bookmark(stream: &str, state: &Value) -> Option<Value> {
 /// Singer state (`{"bookmarks": …}`, possibly wrapped as a STATE message or
 /// in `value`) → the engine's per-stream states, and the bookmarks to carry.
 pub fn parse_state(state: &Value) -> Result<(StreamStates, Map<String, Value>)> {
-    let inner = state
-        .get("value")
-        .filter(|v| v.is_object())
+    // A STATE message keeps it under `value`; `meltano state get` prints it
+    // under `singer_state`.
+    let inner = ["value", "singer_state"]
+        .iter()
+        .find_map(|key| state.get(key).filter(|v| v.is_object()))
         .unwrap_or(state);
-    let bookmarks = match inner.get("bookmarks") {
-        None | Some(Value::Null) => Map::new(),
-        Some(Value::Object(map)) => map.clone(),
-        Some(other) => {
-            return Err(Error::config(format!(
-                "state: bookmarks must be an object, not {other}"
-            )))
-        }
-    };
+    let bookmarks =
+        match inner.get("bookmarks") {
+            None if inner.as_object().is_some_and(|m| !m.is_empty()) => return Err(Error::config(
+                "state: expected {\"bookmarks\": {…}} (or a STATE message, or `meltano state get` \
+                 output); nothing in this state would be used",
+            )),
+            None | Some(Value::Null) => Map::new(),
+            Some(Value::Object(map)) => map.clone(),
+            Some(other) => {
+                return Err(Error::config(format!(
+                    "state: bookmarks must be an object, not {other}"
+                )))
+            }
+        };
     let mut states = StreamStates::new();
     for (stream, bookmark) in &bookmarks {
         let Some(def) = streams::find(stream).filter(|d| d.supports_incremental()) else {
@@ -273,6 +283,17 @@ mod tests {
         );
         let wrapped = json!({"type": "STATE", "value": singer});
         assert_eq!(parse_state(&wrapped).unwrap().0, states);
+        let meltano = json!({"singer_state": singer});
+        assert_eq!(parse_state(&meltano).unwrap().0, states);
+        let plain = json!({"bookmarks": {"contacts": {"updated_at": "2025-01-01T00:00:00Z"}}});
+        assert_eq!(
+            parse_state(&plain).unwrap().0["contacts"]["updated_at"],
+            "2025-01-01T00:00:00Z"
+        );
+        assert!(
+            parse_state(&json!({"contacts": {}})).is_err(),
+            "an unknown shape is refused"
+        );
         assert!(parse_state(&json!({})).unwrap().0.is_empty());
     }
 
