@@ -204,6 +204,8 @@ INTEROP_TARGET_POSTGRES="$(venv_dir target-postgres)/bin/target-postgres"
 export INTEROP_PYAIRBYTE_PYTHON INTEROP_MELTANO INTEROP_TARGET_POSTGRES
 export INTEROP_PG_HOST=127.0.0.1 INTEROP_PG_PORT="$PG_PORT" INTEROP_PG_USER="$PG_USER"
 export PYTHONDONTWRITEBYTECODE=1
+# The sandbox's tokens belong to this run, not to the user's token cache.
+export SOURCE_CONSTANT_CONTACT_TOKEN_CACHE="$WORK/tokens.json"
 export DO_NOT_TRACK=1 AIRBYTE_OFFLINE_MODE=1 MELTANO_SEND_ANONYMOUS_USAGE_STATS=false
 TEST_PYTHON="$(venv_dir test)/bin/python"
 set +e
