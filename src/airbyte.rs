@@ -17,10 +17,14 @@ use crate::protocol::airbyte::AirbyteWriter;
 use crate::protocol::{Level, Output};
 use crate::state;
 
-type Writer = AirbyteWriter<std::io::Stdout>;
+/// Buffered: records are written in blocks; the writer flushes at every
+/// checkpoint, log and trace, so nothing a reader waits for stays behind.
+type Writer = AirbyteWriter<std::io::BufWriter<std::io::Stdout>>;
 
 fn stdout_writer() -> Arc<Writer> {
-    Arc::new(AirbyteWriter::new(std::io::stdout()))
+    Arc::new(AirbyteWriter::new(std::io::BufWriter::new(
+        std::io::stdout(),
+    )))
 }
 
 pub fn spec() -> i32 {

@@ -110,7 +110,7 @@ async fn demo(options: DemoOptions) -> Result<()> {
         options.requests_per_second
     );
     let writer: Box<dyn Output> = if options.stdout {
-        Box::new(AirbyteWriter::new(std::io::stdout()))
+        Box::new(AirbyteWriter::new(BufWriter::new(std::io::stdout())))
     } else {
         let file = File::create(&options.output).map_err(|e| {
             Error::config(format!("cannot create {}: {e}", options.output.display()))

@@ -103,7 +103,7 @@ fn sync(config_path: &Path, catalog_path: &Path, state_path: Option<&Path>) -> R
     };
     let (states, bookmarks) = parse_state(&state)?;
     let writer = Arc::new(SingerWriter::new(
-        std::io::stdout(),
+        std::io::BufWriter::new(std::io::stdout()),
         &selected,
         bookmarks,
         config_path,
