@@ -49,11 +49,12 @@ pub fn connect(
 }
 
 /// The calls a sync depends on, one per scope: a token that passes all
-/// three can read every stream.
-const CHECK_ENDPOINTS: [(&str, &str); 3] = [
-    ("/account/summary", "account_read"),
-    ("/contact_lists", "contact_data"),
-    ("/emails", "campaign_data"),
+/// three can read every stream. Lists ask for one item, the cheapest page.
+type Query = &'static [(&'static str, &'static str)];
+const CHECK_ENDPOINTS: [(&str, Query, &str); 3] = [
+    ("/account/summary", &[], "account_read"),
+    ("/contact_lists", &[("limit", "1")], "contact_data"),
+    ("/emails", &[("limit", "1")], "campaign_data"),
 ];
 
 pub fn check(config_path: &Path) -> i32 {
@@ -61,12 +62,9 @@ pub fn check(config_path: &Path) -> i32 {
     let result = LoadedConfig::from_file(config_path).and_then(|config| {
         runtime()?.block_on(async {
             let api = connect(&config, RetryPolicy::CHECK, output.clone())?;
-            for (path, scope) in CHECK_ENDPOINTS {
-                let params = if path == "/account/summary" {
-                    vec![]
-                } else {
-                    vec![("limit", "1".to_string())]
-                };
+            for (path, query, scope) in CHECK_ENDPOINTS {
+                let params: Vec<(&str, String)> =
+                    query.iter().map(|(k, v)| (*k, v.to_string())).collect();
                 api.get_json(&api.endpoint(path, &params))
                     .await
                     .map_err(|e| e.context(format!("checking scope {scope}")))?;

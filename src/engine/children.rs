@@ -150,7 +150,7 @@ impl<'a> ChildPages<'a> {
         since: Option<DateTime<Utc>>,
         report: &mut StreamReport,
     ) -> Result<ChildPages<'a>> {
-        let mut parents = if parent.stream == streams::CONFIGURED_CONTACTS {
+        let records: Records = if parent.stream == streams::CONFIGURED_CONTACTS {
             if ctx.filters.contact_ids.is_empty() {
                 ctx.output.log(
                     Level::Warn,
@@ -161,22 +161,20 @@ impl<'a> ChildPages<'a> {
                 );
             }
             let ids = ctx.filters.contact_ids.iter();
-            ids.map(|id| json!({ parent.key: id })).collect()
+            Arc::new(ids.map(|id| json!({ parent.key: id })).collect())
         } else {
             ctx.parents
                 .records(ctx, parent_def(&parent)?, since, report)
                 .await?
-                .to_vec()
         };
         // campaign_ids narrows every stream read per campaign.
-        if parent.key == "campaign_id" && !ctx.filters.campaign_ids.is_empty() {
-            parents.retain(|p| {
-                p.get("campaign_id")
-                    .and_then(Value::as_str)
-                    .is_some_and(|id| ctx.filters.campaign_ids.iter().any(|c| c == id))
-            });
-        }
-        let values = parent_values(&parents, &parent)?;
+        let campaigns = &ctx.filters.campaign_ids;
+        let wanted = |key: &str| {
+            parent.key != "campaign_id"
+                || campaigns.is_empty()
+                || campaigns.iter().any(|c| c == key)
+        };
+        let values = parent_values(&records, &parent, wanted)?;
         Ok(ChildPages {
             ctx,
             def,
@@ -219,9 +217,14 @@ impl<'a> ChildPages<'a> {
     }
 }
 
-/// The values of `parent.key` in the parent records that pass its filter,
-/// without repeats, in order, batched as the child's endpoint takes them.
-fn parent_values(records: &[Value], parent: &Parent) -> Result<Vec<ParentValue>> {
+/// The values of `parent.key` in the parent records that pass its filter and
+/// `wanted`, without repeats, in order, batched as the child's endpoint
+/// takes them.
+fn parent_values(
+    records: &[Value],
+    parent: &Parent,
+    wanted: impl Fn(&str) -> bool,
+) -> Result<Vec<ParentValue>> {
     let mut single: Vec<ParentValue> = Vec::new();
     for record in records {
         if let Some((field, allowed)) = parent.only {
@@ -240,7 +243,7 @@ fn parent_values(records: &[Value], parent: &Parent) -> Result<Vec<ParentValue>>
                 )))
             }
         };
-        if !single.iter().any(|v| v.key == key) {
+        if wanted(&key) && !single.iter().any(|v| v.key == key) {
             let carried = parent.carry.and_then(|(from, _)| record.get(from).cloned());
             single.push(ParentValue { key, carried });
         }
