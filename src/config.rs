@@ -2,6 +2,7 @@
 //! generated), loading with errors that name the offending field, and the
 //! values derived from it (start date, URLs, rate).
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
@@ -137,7 +138,7 @@ pub struct Config {
     /// ones (pagination, incremental cursor, state).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(title = "Custom streams", extend("order" = 15))]
-    pub custom_streams: Vec<crate::custom_streams::CustomStream>,
+    pub custom_streams: Vec<CustomStream>,
 
     /// File where the connector keeps the newest OAuth tokens of every account it
     /// syncs (mode 0600), so that a rotated refresh token is never lost, whatever
@@ -152,6 +153,53 @@ pub struct Config {
     )]
     pub token_cache_path: Option<String>,
 }
+
+/// One user-defined stream.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CustomStream {
+    /// Stream name: lowercase letters, digits and underscores, not a built-in name.
+    pub name: String,
+    /// Path under the API base URL, e.g. `/contact_lists`.
+    pub path: String,
+    /// Key of the records array in each response; leave out when the response is
+    /// itself the array of records or the one record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub records_key: Option<String>,
+    /// Fields that identify a record.
+    #[serde(default)]
+    pub primary_key: Vec<String>,
+    /// Record field that orders changes (RFC 3339), for incremental reads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor_field: Option<String>,
+    /// Query parameter asking for records changed after a moment (with `cursor_field`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor_param: Option<String>,
+    /// Query parameter asking for records changed before a moment; carries
+    /// `end_date`/`end_days_ago`, which a custom incremental stream needs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor_end_param: Option<String>,
+    /// Page size, sent as `limit`; leave out for endpoints without pages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page_size: Option<u32>,
+    /// Fixed query parameters.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub params: BTreeMap<String, String>,
+    /// JSON Schema of a record; by default any object with the key and cursor fields.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub json_schema: Option<Value>,
+}
+
+/// The values the API's `/contacts?status=` accepts.
+pub const CONTACT_STATUSES: &[&str] = &[
+    "all",
+    "active",
+    "deleted",
+    "not_set",
+    "pending_confirmation",
+    "temp_hold",
+    "unsubscribed",
+];
 
 /// Credentials: an OAuth2 application with a refresh token, or an access token.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -282,7 +330,9 @@ impl LoadedConfig {
             ));
         }
         config.validate_filters()?;
-        crate::custom_streams::register(&config.custom_streams)?;
+        if end_date.is_some() {
+            config.validate_custom_end()?;
+        }
         let api_base_url = parse_http_url("api_base_url", &config.api_base_url)?;
         let token_url = parse_http_url("token_url", &config.token_url)?;
         if !(1..=100).contains(&config.requests_per_second) {
@@ -319,16 +369,31 @@ fn both(a: &str, b: &str) -> Error {
 }
 
 impl Config {
+    /// An end date must reach every incremental custom stream's requests.
+    fn validate_custom_end(&self) -> Result<()> {
+        for (index, stream) in self.custom_streams.iter().enumerate() {
+            if stream.cursor_field.is_some() && stream.cursor_end_param.is_none() {
+                return Err(Error::config(format!(
+                    "invalid config field `custom_streams[{index}]`: with `end_date` or \
+                     `end_days_ago` set, the incremental stream {:?} needs `cursor_end_param`, \
+                     the query parameter that carries the end date",
+                    stream.name
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// The API's own limits, checked up front rather than failing mid-sync.
     fn validate_filters(&self) -> Result<()> {
         if let Some(status) = self
             .contact_status
             .iter()
-            .find(|s| !crate::streams::CONTACT_STATUSES.contains(&s.as_str()))
+            .find(|s| !CONTACT_STATUSES.contains(&s.as_str()))
         {
             return Err(Error::config(format!(
                 "invalid config field `contact_status`: {status:?} is not one of {}",
-                crate::streams::CONTACT_STATUSES.join(", ")
+                CONTACT_STATUSES.join(", ")
             )));
         }
         for (field, ids, max) in [

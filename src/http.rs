@@ -14,8 +14,8 @@ use serde_json::Value;
 use url::Url;
 
 use crate::auth::Auth;
+use crate::diagnostics::Diagnostics;
 use crate::error::{Error, Result};
-use crate::protocol::{Level, Output};
 
 /// Added to the spacing between requests; see `ApiClient::new`.
 const SPACING_MARGIN: Duration = Duration::from_millis(5);
@@ -66,7 +66,7 @@ pub struct ApiClient {
     auth: Arc<Auth>,
     limiter: DefaultDirectRateLimiter,
     retry: RetryPolicy,
-    output: Arc<dyn Output>,
+    diagnostics: Diagnostics,
 }
 
 /// Why one attempt failed, and whether another may succeed.
@@ -84,7 +84,7 @@ impl ApiClient {
         requests_per_second: u32,
         auth: Arc<Auth>,
         retry: RetryPolicy,
-        output: Arc<dyn Output>,
+        diagnostics: Diagnostics,
     ) -> Result<Self> {
         let http = reqwest::Client::builder()
             .user_agent(USER_AGENT)
@@ -107,7 +107,7 @@ impl ApiClient {
             auth,
             limiter: RateLimiter::direct(quota),
             retry,
-            output,
+            diagnostics,
         })
     }
 
@@ -191,14 +191,11 @@ impl ApiClient {
                         )));
                     }
                     let wait = wait.unwrap_or_else(|| self.retry.backoff(failures - 1));
-                    self.output.log(
-                        Level::Warn,
-                        &format!(
-                            "GET {endpoint}: {reason}; retry {failures} of {} in {:.1}s",
-                            self.retry.attempts - 1,
-                            wait.as_secs_f64()
-                        ),
-                    );
+                    self.diagnostics.warn(&format!(
+                        "GET {endpoint}: {reason}; retry {failures} of {} in {:.1}s",
+                        self.retry.attempts - 1,
+                        wait.as_secs_f64()
+                    ));
                     tokio::time::sleep(wait).await;
                 }
             }

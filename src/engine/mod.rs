@@ -1,97 +1,101 @@
-//! The stream engine: reads any stream of the table page by page, follows
-//! `_links.next.href`, emits records as they arrive (one page in memory at a
-//! time), keeps cursors and checkpoints state after every page.
-//!
-//! Incremental streams ask the API for records changed after the saved
-//! cursor minus [`CURSOR_OVERLAP`], so records with equal timestamps or that
-//! became visible late are read again rather than lost; destinations
-//! deduplicate on the primary key. The pages of one read are not ordered by
-//! the cursor, so the cursor only advances once the whole chain is read;
-//! until then a checkpoint records the next page instead, and a killed run
-//! resumes from it.
+//! The stream engine: reads any stream of the registry page by page with one
+//! page loop ([`read_pages`]), emits records as they arrive (one page in
+//! memory at a time) and checkpoints typed state after every page. What
+//! differs between streams is the [`sync`] strategy: which pages to ask for,
+//! which records of a page to keep, and what state a page leaves behind.
 
-mod children;
 mod pages;
+mod parents;
+pub mod state;
+mod sync;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use futures::StreamExt;
-use serde_json::{json, Map, Value};
+use serde_json::Value;
 
-use crate::catalog::Selected;
 use crate::config::LoadedConfig;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::http::ApiClient;
-use crate::protocol::{Level, Output, StreamStatus};
-use crate::state::StreamStates;
-use crate::streams::{Filter, StreamDef};
-use pages::{first_page, records_of, Pages};
+use crate::protocol::catalog::Selected;
+use crate::protocol::{Output, StreamStatus};
+use crate::streams::{ConfigList, Registry, StreamDef};
+use pages::{records_of, Chain, Fetched};
+use parents::{with_parent, Children, ParentCache, ParentValue};
+use sync::Strategy;
 
-/// How far before the saved cursor an incremental read starts again.
-pub const CURSOR_OVERLAP: chrono::Duration = chrono::Duration::minutes(5);
 /// Streams read at once; they share the rate limiter, so more would only
 /// interleave, not speed up.
 const PARALLEL_STREAMS: usize = 4;
 
+/// Stream name → that stream's saved state, as the protocol delivered it.
+pub type StreamStates = std::collections::BTreeMap<String, Value>;
+
 pub struct Context {
     pub api: Arc<ApiClient>,
     pub output: Arc<dyn Output>,
+    pub registry: Arc<Registry>,
     pub start_date: DateTime<Utc>,
     /// Cursors never advance past this: a record changed during the run may
     /// have moved to a page already read.
     pub run_started: DateTime<Utc>,
     /// From the config: no change after this is read; `None` is "now".
     pub end_date: Option<DateTime<Utc>>,
-    /// Tracking reports are read again only for activities of campaigns
-    /// changed within this many days.
+    /// `report_lookback_days` from the config.
     pub report_lookback_days: i64,
-    pub filters: Filters,
+    pub lists: Lists,
     /// Parent records, read once per run however many children need them.
-    parents: children::ParentCache,
+    parents: ParentCache,
 }
 
-/// What the config narrows reads to.
+/// The lists the config narrows reads with.
 #[derive(Debug, Clone, Default)]
-pub struct Filters {
+pub struct Lists {
     pub contact_status: Vec<String>,
     pub list_ids: Vec<String>,
     pub tag_ids: Vec<String>,
-    /// Campaigns whose children and reports are read; empty: all.
     pub campaign_ids: Vec<String>,
-    /// Contacts whose contact reports are read.
     pub contact_ids: Vec<String>,
 }
 
-impl Filters {
-    pub fn values(&self, filter: Filter) -> &[String] {
-        match filter {
-            Filter::ContactStatus => &self.contact_status,
-            Filter::ListIds => &self.list_ids,
-            Filter::TagIds => &self.tag_ids,
+impl Lists {
+    pub fn get(&self, list: ConfigList) -> &[String] {
+        match list {
+            ConfigList::ContactStatus => &self.contact_status,
+            ConfigList::ListIds => &self.list_ids,
+            ConfigList::TagIds => &self.tag_ids,
+            ConfigList::CampaignIds => &self.campaign_ids,
+            ConfigList::ContactIds => &self.contact_ids,
         }
     }
 }
 
 impl Context {
-    pub fn new(api: Arc<ApiClient>, output: Arc<dyn Output>, config: &LoadedConfig) -> Self {
+    pub fn new(
+        api: Arc<ApiClient>,
+        output: Arc<dyn Output>,
+        registry: Arc<Registry>,
+        config: &LoadedConfig,
+    ) -> Self {
         let settings = &config.config;
         Context {
             api,
             output,
+            registry,
             start_date: config.start_date,
             run_started: Utc::now(),
             end_date: config.end_date,
             report_lookback_days: i64::from(settings.report_lookback_days),
-            filters: Filters {
+            lists: Lists {
                 contact_status: settings.contact_status.clone(),
                 list_ids: settings.list_ids.clone(),
                 tag_ids: settings.tag_ids.clone(),
                 campaign_ids: settings.campaign_ids.clone(),
                 contact_ids: settings.contact_ids.clone(),
             },
-            parents: children::ParentCache::default(),
+            parents: ParentCache::default(),
         }
     }
 }
@@ -102,8 +106,6 @@ pub struct StreamReport {
     pub pages: u64,
     pub requests: u64,
     pub elapsed: Duration,
-    /// RUNNING was reported (with the stream's first page).
-    running: bool,
 }
 
 /// Reads the selected streams concurrently; one stream failing does not stop
@@ -112,13 +114,13 @@ pub async fn read_all(
     ctx: &Context,
     selected: &[Selected],
     states: &StreamStates,
-) -> Vec<(&'static str, Result<StreamReport>)> {
-    let mut results: Vec<(usize, &'static str, Result<StreamReport>)> =
+) -> Vec<(String, Result<StreamReport>)> {
+    let mut results: Vec<(usize, String, Result<StreamReport>)> =
         futures::stream::iter(selected.iter().enumerate())
             .map(|(index, stream)| async move {
-                let name = stream.def.name;
+                let name = stream.def.name.clone();
                 let state = if stream.incremental {
-                    states.get(name)
+                    states.get(&name)
                 } else {
                     None
                 };
@@ -141,240 +143,163 @@ pub async fn read_stream(
     stream: &Selected,
     state: Option<&Value>,
 ) -> Result<StreamReport> {
-    let def = stream.def;
-    ctx.output.stream_status(def.name, StreamStatus::Started);
+    let def = &stream.def;
+    ctx.output.stream_status(&def.name, StreamStatus::Started);
     let started = Instant::now();
     let mut report = StreamReport::default();
-    let result = match (stream.incremental, def.cursor, def.parent) {
-        (_, _, Some(parent)) => {
-            children::read(ctx, def, parent, stream.incremental, state, &mut report).await
-        }
-        (true, Some(_), None) => read_incremental(ctx, def, state, &mut report).await,
-        _ => read_full(ctx, def, &mut report).await,
+    let mut sink = Emit {
+        ctx,
+        def,
+        running: false,
+        last_state: None,
     };
+    let result = async {
+        let (mut strategy, source) =
+            sync::plan(ctx, def, stream.incremental, state, &mut report).await?;
+        read_pages(ctx, def, source, &mut *strategy, &mut sink, &mut report).await
+    }
+    .await;
     report.elapsed = started.elapsed();
     match result {
         Ok(()) => {
-            ctx.output.stream_status(def.name, StreamStatus::Complete);
+            ctx.output.stream_status(&def.name, StreamStatus::Complete);
             Ok(report)
         }
         Err(error) => {
-            ctx.output.stream_status(def.name, StreamStatus::Incomplete);
+            ctx.output
+                .stream_status(&def.name, StreamStatus::Incomplete);
             Err(error.context(format!("stream {}", def.name)))
         }
     }
 }
 
-async fn read_full(ctx: &Context, def: &StreamDef, report: &mut StreamReport) -> Result<()> {
-    let mut pages = Pages::new(first_page(ctx, def, def.path, None));
-    while let Some(page) = pages.next(ctx, report).await? {
-        let records = emit(ctx, def, records_of(def, &page)?, report, |_| {});
-        ctx.output.state(def.name, &json!({}), records);
-    }
-    Ok(())
+/// Reads a (parent) stream into memory: its records are ids and small
+/// objects, few compared with contacts or tracking rows.
+async fn collect(
+    ctx: &Context,
+    def: &Arc<StreamDef>,
+    since: Option<DateTime<Utc>>,
+    report: &mut StreamReport,
+) -> Result<Vec<Value>> {
+    let source = sync::source(ctx, def, since, report).await?;
+    let mut sink = Vec::new();
+    read_pages(ctx, def, source, &mut sync::FullRefresh, &mut sink, report).await?;
+    Ok(sink)
 }
 
-/// The saved position of an incremental stream.
-struct CursorState {
-    /// Every record changed before this was emitted by an earlier run.
-    cursor: Option<DateTime<Utc>>,
-    /// A chain of pages that a killed run did not finish.
-    resume: Option<Resume>,
+/// Where a stream's pages come from: one chain, or a chain per parent value.
+pub enum PageSource {
+    Single(Chain),
+    Children(Children),
 }
 
-struct Resume {
-    next_page: String,
-    max_cursor: Option<DateTime<Utc>>,
+/// A page of a stream: its body, the parent value it was read for and the
+/// link to the page after it.
+pub struct Page {
+    pub parent: Option<ParentValue>,
+    pub body: Value,
+    pub next: Option<String>,
 }
 
-impl CursorState {
-    fn parse(def: &StreamDef, field: &str, state: Option<&Value>) -> Result<Self> {
-        let bad = |what: &str, value: &Value| {
-            Error::config(format!(
-                "the saved state of stream {} has {what} {value} that is not an RFC 3339 \
-                 date-time; fix it or reset the stream",
-                def.name
-            ))
-        };
-        let time = |what: &str, value: Option<&Value>| -> Result<Option<DateTime<Utc>>> {
-            match value {
-                None | Some(Value::Null) => Ok(None),
-                Some(v) => v
-                    .as_str()
-                    .and_then(parse_time)
-                    .map(Some)
-                    .ok_or_else(|| bad(what, v)),
-            }
-        };
-        let Some(state) = state else {
-            return Ok(CursorState {
-                cursor: None,
-                resume: None,
-            });
-        };
-        let cursor = time(field, state.get(field))?;
-        let resume = match state.get("resume") {
-            Some(resume) => match resume.get("next_page").and_then(Value::as_str) {
-                Some(next_page) => Some(Resume {
-                    next_page: next_page.to_string(),
-                    max_cursor: time("resume.max_cursor", resume.get("max_cursor"))?,
-                }),
-                None => None,
+impl PageSource {
+    async fn next(&mut self, ctx: &Context, report: &mut StreamReport) -> Result<Option<Page>> {
+        let (parent, fetched) = match self {
+            PageSource::Single(chain) => match chain.next(ctx, report).await? {
+                Some(fetched) => (None, fetched),
+                None => return Ok(None),
             },
-            None => None,
+            PageSource::Children(children) => match children.next(ctx, report).await? {
+                Some((parent, fetched)) => (Some(parent), fetched),
+                None => return Ok(None),
+            },
         };
-        Ok(CursorState { cursor, resume })
+        let Fetched { body, next } = fetched;
+        Ok(Some(Page { parent, body, next }))
     }
 
-    fn to_value(&self, field: &str) -> Value {
-        let mut map = Map::new();
-        if let Some(cursor) = self.cursor {
-            map.insert(field.into(), Value::from(format_time(cursor)));
+    fn skip_rest_of_parent(&mut self) {
+        if let PageSource::Children(children) = self {
+            children.skip_rest_of_parent();
         }
-        if let Some(resume) = &self.resume {
-            let mut saved = json!({"next_page": resume.next_page});
-            if let Some(max) = resume.max_cursor {
-                saved["max_cursor"] = Value::from(format_time(max));
-            }
-            map.insert("resume".into(), saved);
-        }
-        Value::Object(map)
     }
 }
 
-async fn read_incremental(
+/// Where the records and checkpoints of a read go.
+trait Sink {
+    fn record(&mut self, record: &Value);
+    /// A checkpoint after `records` more records.
+    fn state(&mut self, state: Value, records: u64);
+    /// The state once the stream is read, unless the last checkpoint said it.
+    fn finish(&mut self, state: Value);
+}
+
+/// To the protocol writer: RECORD and STATE messages, RUNNING with the
+/// first page.
+struct Emit<'a> {
+    ctx: &'a Context,
+    def: &'a StreamDef,
+    running: bool,
+    last_state: Option<Value>,
+}
+
+impl Sink for Emit<'_> {
+    fn record(&mut self, record: &Value) {
+        if !self.running {
+            self.running = true;
+            self.ctx
+                .output
+                .stream_status(&self.def.name, StreamStatus::Running);
+        }
+        self.ctx.output.record(&self.def.name, record);
+    }
+
+    fn state(&mut self, state: Value, records: u64) {
+        self.ctx.output.state(&self.def.name, &state, records);
+        self.last_state = Some(state);
+    }
+
+    fn finish(&mut self, state: Value) {
+        if self.last_state.as_ref() != Some(&state) {
+            self.state(state, 0);
+        }
+    }
+}
+
+/// Into memory, for parents; their state is their children's business.
+impl Sink for Vec<Value> {
+    fn record(&mut self, record: &Value) {
+        self.push(record.clone());
+    }
+    fn state(&mut self, _: Value, _: u64) {}
+    fn finish(&mut self, _: Value) {}
+}
+
+/// The page loop every stream is read with: fetch a page, keep the records
+/// the strategy takes, hand them on, checkpoint.
+async fn read_pages(
     ctx: &Context,
     def: &StreamDef,
-    state: Option<&Value>,
+    mut source: PageSource,
+    strategy: &mut dyn Strategy,
+    sink: &mut dyn Sink,
     report: &mut StreamReport,
 ) -> Result<()> {
-    let cursor = def.cursor.expect("incremental streams have a cursor");
-    let saved = CursorState::parse(def, cursor.field, state)?;
-    // Changes after `lower_bound` are asked for; start_date bounds it below.
-    let lower_bound = saved
-        .cursor
-        .map(|c| (c - CURSOR_OVERLAP).max(ctx.start_date))
-        .unwrap_or(ctx.start_date);
-    let fresh = first_page(ctx, def, def.path, Some(lower_bound));
-
-    let mut max_cursor = None;
-    let mut resuming = false;
-    let mut pages = Pages::new(fresh.clone());
-    if let Some(resume) = &saved.resume {
-        match ctx.api.resolve_link(&resume.next_page) {
-            Ok(url) => {
-                ctx.output.log(
-                    Level::Info,
-                    &format!("{}: resuming an unfinished read at {url}", def.name),
-                );
-                pages = Pages::new(url);
-                max_cursor = resume.max_cursor;
-                resuming = true;
+    while let Some(page) = source.next(ctx, report).await? {
+        let records = records_of(def, &page.body)?;
+        let taken = strategy.take(&page, records);
+        for record in &records[..taken.count] {
+            match (&page.parent, &def.parent) {
+                (Some(value), Some(parent)) => sink.record(&with_parent(record, parent, value)),
+                _ => sink.record(record),
             }
-            Err(e) => ctx
-                .output
-                .log(Level::Warn, &format!("{}: {e}; starting over", def.name)),
         }
+        report.records += taken.count as u64;
+        if taken.rest_of_parent_is_older {
+            source.skip_rest_of_parent();
+        }
+        sink.state(strategy.checkpoint(&page), taken.count as u64);
     }
-
-    let mut unparsable = 0u64;
-    loop {
-        let page = match pages.next(ctx, report).await {
-            Err(error) if resuming => {
-                // The saved page link may have expired; the cursor is still safe.
-                ctx.output.log(
-                    Level::Warn,
-                    &format!(
-                        "{}: cannot resume ({error}); reading again from the cursor",
-                        def.name
-                    ),
-                );
-                resuming = false;
-                max_cursor = None;
-                pages = Pages::new(fresh.clone());
-                continue;
-            }
-            result => result?,
-        };
-        resuming = false;
-        let Some(page) = page else { break };
-        let records = emit(
-            ctx,
-            def,
-            records_of(def, &page)?,
-            report,
-            |record| match record
-                .get(cursor.field)
-                .and_then(Value::as_str)
-                .and_then(parse_time)
-            {
-                Some(at) => max_cursor = max_cursor.max(Some(at)),
-                None => unparsable += 1,
-            },
-        );
-        let position = match pages.pending() {
-            Some(next) => CursorState {
-                cursor: saved.cursor,
-                resume: Some(Resume {
-                    next_page: next.to_string(),
-                    max_cursor,
-                }),
-            },
-            None => CursorState {
-                // Never past the run's start (see `Context::run_started`);
-                // with nothing read, the lower bound stays.
-                cursor: saved
-                    .cursor
-                    .max(max_cursor.map(|max| max.min(ctx.run_started)))
-                    .or(Some(lower_bound)),
-                resume: None,
-            },
-        };
-        ctx.output
-            .state(def.name, &position.to_value(cursor.field), records);
-    }
-    if unparsable > 0 {
-        ctx.output.log(
-            Level::Warn,
-            &format!(
-                "{}: {unparsable} records had no valid {}; they were emitted but do not move \
-                 the cursor",
-                def.name, cursor.field
-            ),
-        );
-    }
+    let last = strategy.finish(ctx);
+    sink.finish(last);
     Ok(())
-}
-
-/// Emits a page's records of the stream (RUNNING goes out with the first
-/// page), showing each to `observe`; returns how many.
-fn emit<'a>(
-    ctx: &Context,
-    def: &StreamDef,
-    records: impl IntoIterator<Item = &'a Value>,
-    report: &mut StreamReport,
-    mut observe: impl FnMut(&Value),
-) -> u64 {
-    if !report.running {
-        report.running = true;
-        ctx.output.stream_status(def.name, StreamStatus::Running);
-    }
-    let mut count = 0;
-    for record in records {
-        observe(record);
-        ctx.output.record(def.name, record);
-        count += 1;
-    }
-    report.records += count;
-    count
-}
-
-pub fn parse_time(text: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(text)
-        .ok()
-        .map(|t| t.with_timezone(&Utc))
-}
-
-pub fn format_time(at: DateTime<Utc>) -> String {
-    at.to_rfc3339_opts(SecondsFormat::Millis, true)
 }

@@ -1,12 +1,14 @@
-//! Requests and pages: the URL of a stream's first page, the chain of
-//! pages linked by `_links.next.href`, and where a page keeps its records.
+//! Requests and pages: the URL of a stream's first page, the chain of pages
+//! linked by `_links.next.href`, and where a page keeps its records.
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use url::Url;
 
-use super::{format_time, Context, StreamReport};
+use super::state::format_time;
+use super::{Context, StreamReport};
 use crate::error::{Error, Result};
+use crate::protocol::Level;
 use crate::streams::{Records, StreamDef};
 
 /// The first page of a stream at `path` (its own, or with the parent values
@@ -16,10 +18,10 @@ pub fn first_page(ctx: &Context, def: &StreamDef, path: &str, since: Option<Date
     let mut params: Vec<(&str, String)> = def
         .params
         .iter()
-        .map(|(k, v)| (*k, v.to_string()))
+        .map(|(k, v)| (k.as_str(), v.clone()))
         .collect();
-    for (param, filter) in def.filters {
-        let values = ctx.filters.values(*filter);
+    for (param, list) in &def.filters {
+        let values = ctx.lists.get(*list);
         if !values.is_empty() {
             params.retain(|(k, _)| k != param);
             params.push((param, values.join(",")));
@@ -28,15 +30,15 @@ pub fn first_page(ctx: &Context, def: &StreamDef, path: &str, since: Option<Date
     if let Some(size) = def.page_size {
         params.push(("limit", size.to_string()));
     }
-    if let Some(cursor) = def.cursor {
+    if let Some(cursor) = &def.cursor {
         if let Some(at) = since {
-            params.push((cursor.param, format_time(at)));
+            params.push((&cursor.param, format_time(at)));
         }
-        if let Some(end) = ctx.end_date {
-            params.push((cursor.end_param, format_time(end)));
+        if let (Some(param), Some(end)) = (&cursor.end_param, ctx.end_date) {
+            params.push((param, format_time(end)));
         }
     }
-    if let Some((start, end)) = def.window {
+    if let Some((start, end)) = &def.window {
         params.push((start, format_time(ctx.start_date)));
         params.push((end, format_time(ctx.end_date.unwrap_or(ctx.run_started))));
     }
@@ -44,22 +46,33 @@ pub fn first_page(ctx: &Context, def: &StreamDef, path: &str, since: Option<Date
 }
 
 /// A chain of pages linked by `_links.next.href`.
-pub struct Pages {
+pub struct Chain {
     next: Option<Url>,
-    /// The link after the page last returned, as the API gave it.
-    pending: Option<String>,
+    /// Where to start over if the first page (a saved link) fails.
+    fallback: Option<Url>,
 }
 
-impl Pages {
+/// A page's body and the link after it, as the API gave it.
+pub struct Fetched {
+    pub body: Value,
+    pub next: Option<String>,
+}
+
+impl Chain {
     pub fn new(first: Url) -> Self {
-        Pages {
+        Chain {
             next: Some(first),
-            pending: None,
+            fallback: None,
         }
     }
 
-    pub fn pending(&self) -> Option<&str> {
-        self.pending.as_deref()
+    /// A chain that starts at a saved link, or at `fallback` if that link no
+    /// longer works (page links may expire).
+    pub fn resume(saved: Url, fallback: Url) -> Self {
+        Chain {
+            next: Some(saved),
+            fallback: Some(fallback),
+        }
     }
 
     /// The next page, counting its requests in `report`.
@@ -67,35 +80,53 @@ impl Pages {
         &mut self,
         ctx: &Context,
         report: &mut StreamReport,
-    ) -> Result<Option<Value>> {
-        let Some(url) = self.next.take() else {
-            return Ok(None);
-        };
-        let response = ctx.api.get_json(&url).await?;
-        report.requests += u64::from(response.requests);
-        report.pages += 1;
-        let body = response.body;
-        self.pending = match body.pointer("/_links/next/href") {
-            None | Some(Value::Null) => None,
-            Some(Value::String(href)) => Some(href.clone()),
-            Some(other) => {
-                return Err(Error::system(format!(
-                    "GET {}: _links.next.href is {other}, not a link",
-                    url.path()
-                )))
+    ) -> Result<Option<Fetched>> {
+        loop {
+            let Some(url) = self.next.take() else {
+                return Ok(None);
+            };
+            let response = match ctx.api.get_json(&url).await {
+                Ok(response) => response,
+                Err(error) => {
+                    match self.fallback.take() {
+                        Some(fallback) => {
+                            ctx.output.log(
+                            Level::Warn,
+                            &format!("cannot resume at {url} ({error}); reading again from the cursor"),
+                        );
+                            self.next = Some(fallback);
+                            continue;
+                        }
+                        None => return Err(error),
+                    }
+                }
+            };
+            self.fallback = None;
+            report.requests += u64::from(response.requests);
+            report.pages += 1;
+            let body = response.body;
+            let next = match body.pointer("/_links/next/href") {
+                None | Some(Value::Null) => None,
+                Some(Value::String(href)) => Some(href.clone()),
+                Some(other) => {
+                    return Err(Error::system(format!(
+                        "GET {}: _links.next.href is {other}, not a link",
+                        url.path()
+                    )))
+                }
+            };
+            if let Some(href) = &next {
+                let link = ctx.api.resolve_link(href)?;
+                if link == url {
+                    return Err(Error::system(format!(
+                        "GET {}: the API linked a page to itself; stopping to avoid a loop",
+                        url.path()
+                    )));
+                }
+                self.next = Some(link);
             }
-        };
-        if let Some(href) = &self.pending {
-            let next = ctx.api.resolve_link(href)?;
-            if next == url {
-                return Err(Error::system(format!(
-                    "GET {}: the API linked a page to itself; stopping to avoid a loop",
-                    url.path()
-                )));
-            }
-            self.next = Some(next);
+            return Ok(Some(Fetched { body, next }));
         }
-        Ok(Some(body))
     }
 }
 
@@ -108,7 +139,7 @@ pub fn records_of<'a>(def: &StreamDef, page: &'a Value) -> Result<&'a [Value]> {
             truncate(&page.to_string())
         ))
     };
-    let records: &[Value] = match def.records {
+    let records: &[Value] = match &def.records {
         Records::Key(key) => match page.get(key) {
             Some(Value::Array(items)) => items,
             // The API leaves the key out of an empty result.
@@ -116,7 +147,7 @@ pub fn records_of<'a>(def: &StreamDef, page: &'a Value) -> Result<&'a [Value]> {
             _ => return Err(shape_error(&format!("an array `{key}`"))),
         },
         Records::Array => page.as_array().ok_or_else(|| shape_error("an array"))?,
-        Records::Auto => match page {
+        Records::ArrayOrObject => match page {
             Value::Array(items) => items,
             Value::Object(_) => std::slice::from_ref(page),
             _ => return Err(shape_error("an array or an object")),

@@ -1,17 +1,16 @@
-//! The protocol boundary. The engine and the auth layer report what happens
-//! through [`Output`]; each protocol (Airbyte here) turns that into its own
+//! The protocol boundary. The engine reports what happens through
+//! [`Output`]; each protocol (Airbyte here) turns that into its own
 //! messages on stdout. Nothing else in the connector writes to stdout.
 
 pub mod airbyte;
+pub mod airbyte_state;
+pub mod catalog;
 pub mod singer;
+pub mod spec;
 
 use serde_json::Value;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Level {
-    Info,
-    Warn,
-}
+pub use crate::diagnostics::Level;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StreamStatus {

@@ -5,22 +5,20 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use chrono::{SecondsFormat, Utc};
 use serde_json::{json, Map, Value};
 
+use super::catalog::Selected;
 use super::{Level, Output, StreamStatus};
-use crate::catalog::Selected;
+use crate::engine::state::{self, CursorState};
+use crate::engine::StreamStates;
 use crate::error::{Error, Result};
-use crate::state::StreamStates;
-use crate::streams::{self, StreamDef};
-
-/// The bookmark key that carries the engine's unfinished page chain.
-const RESUME: &str = "resume";
+use crate::streams::{Registry, StreamDef};
 
 struct StreamOut {
-    def: &'static StreamDef,
+    def: Arc<StreamDef>,
     properties: Option<BTreeSet<String>>,
     /// Read incrementally: a full-table read leaves the bookmark alone.
     incremental: bool,
@@ -28,7 +26,7 @@ struct StreamOut {
 
 pub struct SingerWriter<W: Write + Send> {
     out: Mutex<W>,
-    streams: BTreeMap<&'static str, StreamOut>,
+    streams: BTreeMap<String, StreamOut>,
     bookmarks: Mutex<Map<String, Value>>,
     config_path: PathBuf,
 }
@@ -46,9 +44,9 @@ impl<W: Write + Send> SingerWriter<W> {
             .iter()
             .map(|s| {
                 (
-                    s.def.name,
+                    s.def.name.clone(),
                     StreamOut {
-                        def: s.def,
+                        def: s.def.clone(),
                         properties: s.properties.clone(),
                         incremental: s.incremental,
                     },
@@ -73,7 +71,7 @@ impl<W: Write + Send> SingerWriter<W> {
     }
 
     fn schema_message(&self, stream: &StreamOut) -> Value {
-        let mut schema = stream.def.schema_json();
+        let mut schema = stream.def.schema.clone();
         if let (Some(keep), Some(props)) = (
             &stream.properties,
             schema.get_mut("properties").and_then(Value::as_object_mut),
@@ -86,7 +84,7 @@ impl<W: Write + Send> SingerWriter<W> {
             "schema": schema,
             "key_properties": stream.def.primary_key,
         });
-        if let Some(cursor) = stream.def.cursor {
+        if let Some(cursor) = &stream.def.cursor {
             message["bookmark_properties"] = json!([cursor.field]);
         }
         message
@@ -123,9 +121,10 @@ impl<W: Write + Send> Output for SingerWriter<W> {
     fn state(&self, stream: &str, state: &Value, _records: u64) {
         let value = {
             let mut bookmarks = self.bookmarks.lock().unwrap_or_else(|p| p.into_inner());
-            let incremental = self.streams.get(stream).is_some_and(|s| s.incremental);
-            if let Some(bookmark) = to_bookmark(stream, state).filter(|_| incremental) {
-                bookmarks.insert(stream.to_string(), bookmark);
+            if let Some(out) = self.streams.get(stream).filter(|s| s.incremental) {
+                if let Some(bookmark) = to_bookmark(&out.def, state) {
+                    bookmarks.insert(stream.to_string(), bookmark);
+                }
             }
             json!({"bookmarks": bookmarks.clone()})
         };
@@ -178,28 +177,34 @@ impl<W: Write + Send> Output for SingerWriter<W> {
 /// Engine state → Singer bookmark. A stream with its own cursor gets the
 /// standard `replication_key_value`; other incremental streams (children)
 /// keep their engine state in the bookmark as is.
-fn to_bookmark(stream: &str, state: &Value) -> Option<Value> {
-    let def = streams::find(stream).filter(|d| d.supports_incremental())?;
-    let Some(cursor) = def.cursor else {
+fn to_bookmark(def: &StreamDef, state: &Value) -> Option<Value> {
+    if !def.supports_incremental() {
+        return None;
+    }
+    let Some(cursor) = &def.cursor else {
         let mut bookmark = state.clone();
         if let (Some(field), Value::Object(map)) = (def.cursor_field(), &mut bookmark) {
             map.insert("replication_key".into(), Value::from(field));
         }
         return Some(bookmark);
     };
+    let position: CursorState = state::parse(&def.name, Some(state)).ok()?;
     let mut bookmark = json!({"replication_key": cursor.field});
-    if let Some(value) = state.get(cursor.field) {
-        bookmark["replication_key_value"] = value.clone();
+    if let Some(at) = position.cursor {
+        bookmark["replication_key_value"] = state::to_value(&at);
     }
-    if let Some(resume) = state.get(RESUME) {
-        bookmark[RESUME] = resume.clone();
+    if let Some(resume) = position.resume {
+        bookmark["resume"] = state::to_value(&resume);
     }
     Some(bookmark)
 }
 
 /// Singer state (`{"bookmarks": …}`, possibly wrapped as a STATE message or
 /// in `value`) → the engine's per-stream states, and the bookmarks to carry.
-pub fn parse_state(state: &Value) -> Result<(StreamStates, Map<String, Value>)> {
+pub fn parse_state(
+    registry: &Registry,
+    state: &Value,
+) -> Result<(StreamStates, Map<String, Value>)> {
     // A STATE message keeps it under `value`; `meltano state get` prints it
     // under `singer_state`.
     let inner = ["value", "singer_state"]
@@ -222,7 +227,7 @@ pub fn parse_state(state: &Value) -> Result<(StreamStates, Map<String, Value>)> 
         };
     let mut states = StreamStates::new();
     for (stream, bookmark) in &bookmarks {
-        let Some(def) = streams::find(stream).filter(|d| d.supports_incremental()) else {
+        let Some(def) = registry.find(stream).filter(|d| d.supports_incremental()) else {
             continue;
         };
         let Value::Object(fields) = bookmark else {
@@ -233,8 +238,8 @@ pub fn parse_state(state: &Value) -> Result<(StreamStates, Map<String, Value>)> 
         let mut blob = fields.clone();
         blob.remove("replication_key");
         if let Some(value) = blob.remove("replication_key_value") {
-            if let (Some(cursor), false) = (def.cursor, value.is_null()) {
-                blob.insert(cursor.field.into(), value);
+            if def.cursor.is_some() && !value.is_null() {
+                blob.insert("cursor".into(), value);
             }
         }
         states.insert(stream.clone(), Value::Object(blob));
@@ -260,16 +265,17 @@ mod tests {
 
     #[test]
     fn bookmarks_round_trip_through_engine_state() {
+        let registry = Registry::built_in();
         let singer = json!({"bookmarks": {
-            "contacts": {"replication_key": "updated_at", "replication_key_value": "2025-01-01T00:00:00Z"},
+            "contacts": {"replication_key": "updated_at", "replication_key_value": "2025-01-01T00:00:00.000Z"},
             "email_campaigns": {"replication_key": "updated_at", "replication_key_value": null,
                                 "resume": {"next_page": "/v3/emails?cursor=x"}},
             "retired_stream": {"replication_key_value": 5}
         }});
-        let (states, carried) = parse_state(&singer).unwrap();
+        let (states, carried) = parse_state(&registry, &singer).unwrap();
         assert_eq!(
             states["contacts"],
-            json!({"updated_at": "2025-01-01T00:00:00Z"})
+            json!({"cursor": "2025-01-01T00:00:00.000Z"})
         );
         assert_eq!(
             states["email_campaigns"],
@@ -277,24 +283,20 @@ mod tests {
         );
         assert!(!states.contains_key("retired_stream"));
         assert_eq!(carried.len(), 3);
+        let contacts = registry.find("contacts").unwrap();
         assert_eq!(
-            to_bookmark("contacts", &states["contacts"]).unwrap(),
+            to_bookmark(contacts, &states["contacts"]).unwrap(),
             singer["bookmarks"]["contacts"]
         );
         let wrapped = json!({"type": "STATE", "value": singer});
-        assert_eq!(parse_state(&wrapped).unwrap().0, states);
+        assert_eq!(parse_state(&registry, &wrapped).unwrap().0, states);
         let meltano = json!({"singer_state": singer});
-        assert_eq!(parse_state(&meltano).unwrap().0, states);
-        let plain = json!({"bookmarks": {"contacts": {"updated_at": "2025-01-01T00:00:00Z"}}});
-        assert_eq!(
-            parse_state(&plain).unwrap().0["contacts"]["updated_at"],
-            "2025-01-01T00:00:00Z"
-        );
+        assert_eq!(parse_state(&registry, &meltano).unwrap().0, states);
         assert!(
-            parse_state(&json!({"contacts": {}})).is_err(),
+            parse_state(&registry, &json!({"contacts": {}})).is_err(),
             "an unknown shape is refused"
         );
-        assert!(parse_state(&json!({})).unwrap().0.is_empty());
+        assert!(parse_state(&registry, &json!({})).unwrap().0.is_empty());
     }
 
     #[test]

@@ -80,7 +80,7 @@ static SUMMARIES: ListSpec = ListSpec {
     )
 };
 
-use crate::streams::CONTACT_STATUSES;
+use crate::config::CONTACT_STATUSES;
 const SMS_STATUSES: &[&str] = &[
     "all",
     "explicit",

@@ -11,17 +11,15 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::{json, Value};
 
-use crate::airbyte::{connect, runtime};
-use crate::catalog::Selected;
+use super::setup;
 use crate::config::LoadedConfig;
-use crate::engine::{self, Context, StreamReport};
+use crate::engine::{self, StreamReport, StreamStates};
 use crate::error::{Error, Result};
-use crate::http::RetryPolicy;
 use crate::protocol::airbyte::AirbyteWriter;
+use crate::protocol::catalog::Selected;
 use crate::protocol::{Level, Output, StreamStatus};
 use crate::sandbox::{Sandbox, SandboxOptions};
-use crate::state::StreamStates;
-use crate::streams;
+use crate::streams::Registry;
 
 #[derive(Debug, clap::Args)]
 pub struct DemoOptions {
@@ -86,7 +84,7 @@ impl Output for Recorder {
 }
 
 pub fn run(options: DemoOptions) -> i32 {
-    match runtime().and_then(|rt| rt.block_on(demo(options))) {
+    match setup::runtime().and_then(|rt| rt.block_on(demo(options))) {
         Ok(()) => 0,
         Err(error) => {
             eprintln!("demo failed: {error}");
@@ -123,9 +121,10 @@ async fn demo(options: DemoOptions) -> Result<()> {
         config: Mutex::new(None),
         contact_ids: Mutex::new(Vec::new()),
     });
-    let every_stream: Vec<Selected> = streams::visible()
+    let every_stream: Vec<Selected> = Registry::built_in()
+        .visible()
         .map(|def| Selected {
-            def,
+            def: def.clone(),
             incremental: def.supports_incremental(),
             properties: None,
         })
@@ -144,7 +143,7 @@ async fn demo(options: DemoOptions) -> Result<()> {
     for (name, report) in &full {
         let read = report.as_ref().map_or(0, |r| r.records);
         // Contact reports depend on the contacts chosen: not counted here.
-        let Some(wanted) = expected.get(*name).map(|n| *n as u64) else {
+        let Some(wanted) = expected.get(name).map(|n| *n as u64) else {
             continue;
         };
         if read != wanted {
@@ -210,19 +209,16 @@ async fn sync(
     config: &Value,
     streams: &[Selected],
     recorder: &Arc<Recorder>,
-) -> Result<Vec<(&'static str, Result<StreamReport>)>> {
+) -> Result<Vec<(String, Result<StreamReport>)>> {
     let config = LoadedConfig::from_value(config.clone())?;
+    let registry = setup::registry(&config)?;
     let states = recorder
         .states
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .clone();
     let output: Arc<dyn Output> = recorder.clone();
-    let ctx = Context::new(
-        connect(&config, RetryPolicy::SYNC, output.clone())?,
-        output,
-        &config,
-    );
+    let ctx = setup::sync_context(&config, registry, &output)?;
     let results = engine::read_all(&ctx, streams, &states).await;
     for (_, result) in &results {
         if let Err(error) = result {
@@ -255,12 +251,12 @@ fn count(ids: &Value) -> usize {
     ids.as_array().map_or(0, Vec::len)
 }
 
-type Results = [(&'static str, Result<StreamReport>)];
+type Results = [(String, Result<StreamReport>)];
 
 fn print_summary(full: &Results, incremental: &Results) {
     let by_name: BTreeMap<&str, &StreamReport> = incremental
         .iter()
-        .filter_map(|(name, r)| r.as_ref().ok().map(|r| (*name, r)))
+        .filter_map(|(name, r)| r.as_ref().ok().map(|r| (name.as_str(), r)))
         .collect();
     let mut err = std::io::stderr().lock();
     let _ = writeln!(
@@ -275,7 +271,11 @@ fn print_summary(full: &Results, incremental: &Results) {
     );
     for (name, report) in full {
         let Ok(first) = report else { continue };
-        let second = by_name.get(name).copied().cloned().unwrap_or_default();
+        let second = by_name
+            .get(name.as_str())
+            .copied()
+            .cloned()
+            .unwrap_or_default();
         let _ = writeln!(
             err,
             "{:<26} {:>8} {:>5} {:>5} {:>6.1}   {:>8} {:>5} {:>5} {:>6.1}",

@@ -7,15 +7,14 @@ use std::sync::Arc;
 
 use serde_json::{json, Value};
 
-use crate::airbyte::{connect, runtime};
-use crate::catalog::{self, read_json_file};
+use super::setup;
 use crate::config::LoadedConfig;
-use crate::engine::{self, Context};
+use crate::engine;
 use crate::error::{Error, Result};
-use crate::http::RetryPolicy;
+use crate::protocol::catalog::{self, read_json_file};
 use crate::protocol::singer::{parse_state, SingerWriter};
 use crate::protocol::{Level, Output};
-use crate::streams;
+use crate::streams::Registry;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum AboutFormat {
@@ -77,17 +76,19 @@ pub fn run(args: SingerArgs) -> i32 {
 }
 
 fn discover(config_path: &Path) -> Result<()> {
-    LoadedConfig::from_file(config_path)?;
+    let registry = setup::registry(&LoadedConfig::from_file(config_path)?)?;
     println!(
         "{}",
-        serde_json::to_string_pretty(&catalog::singer_discover()).expect("a catalog is JSON")
+        serde_json::to_string_pretty(&catalog::singer_discover(&registry))
+            .expect("a catalog is JSON")
     );
     Ok(())
 }
 
 fn sync(config_path: &Path, catalog_path: &Path, state_path: Option<&Path>) -> Result<()> {
     let config = LoadedConfig::from_file(config_path)?;
-    let selected = catalog::parse_singer(&read_json_file("catalog", catalog_path)?)
+    let registry = setup::registry(&config)?;
+    let selected = catalog::parse_singer(&registry, &read_json_file("catalog", catalog_path)?)
         .map_err(|e| e.context(format!("catalog {}", catalog_path.display())))?;
     let state = match state_path {
         Some(path) if std::fs::metadata(path).is_ok_and(|m| m.len() > 0) => {
@@ -101,7 +102,7 @@ fn sync(config_path: &Path, catalog_path: &Path, state_path: Option<&Path>) -> R
         }
         _ => json!({}),
     };
-    let (states, bookmarks) = parse_state(&state)?;
+    let (states, bookmarks) = parse_state(&registry, &state)?;
     let writer = Arc::new(SingerWriter::new(
         std::io::BufWriter::new(std::io::stdout()),
         &selected,
@@ -109,19 +110,15 @@ fn sync(config_path: &Path, catalog_path: &Path, state_path: Option<&Path>) -> R
         config_path,
     ));
     let output: Arc<dyn Output> = writer.clone();
-    let results = runtime()?.block_on(async {
-        let ctx = Context::new(
-            connect(&config, RetryPolicy::SYNC, output.clone())?,
-            output.clone(),
-            &config,
-        );
+    let results = setup::runtime()?.block_on(async {
+        let ctx = setup::sync_context(&config, registry, &output)?;
         Ok::<_, Error>(engine::read_all(&ctx, &selected, &states).await)
     })?;
     output.flush();
     let mut failures = Vec::new();
     for (name, result) in results {
         match result {
-            Ok(report) => output.log(Level::Info, &crate::airbyte::summary(name, &report)),
+            Ok(report) => output.log(Level::Info, &super::airbyte::summary(&name, &report)),
             Err(error) => failures.push(error.message),
         }
     }
@@ -133,14 +130,14 @@ fn sync(config_path: &Path, catalog_path: &Path, state_path: Option<&Path>) -> R
 }
 
 fn about(format: AboutFormat) {
-    let settings = crate::spec::connection_specification();
+    let settings = crate::protocol::spec::connection_specification();
     let about = json!({
         "name": "tap-constant-contact",
         "description": "Constant Contact V3 API source (Singer tap and Airbyte source in one binary)",
         "version": env!("CARGO_PKG_VERSION"),
         "capabilities": ["catalog", "discover", "state", "about"],
         "settings": settings,
-        "streams": streams::visible().map(|s| s.name).collect::<Vec<_>>(),
+        "streams": Registry::built_in().visible().map(|s| s.name.clone()).collect::<Vec<_>>(),
     });
     match format {
         AboutFormat::Json => {

@@ -99,7 +99,7 @@ type Client =
 type TokenError<T> = RequestTokenError<HttpClientError<reqwest::Error>, StandardErrorResponse<T>>;
 
 pub fn run(args: AuthorizeArgs) -> i32 {
-    let result = crate::airbyte::runtime()
+    let result = crate::cli::setup::runtime()
         .map_err(|e| anyhow!(e))
         .and_then(|rt| rt.block_on(authorize(&args)));
     match result {

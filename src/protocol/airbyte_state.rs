@@ -3,15 +3,12 @@
 //! one wins), a GLOBAL message, the legacy single blob (bare or wrapped in a
 //! LEGACY message), an empty list, or no file at all.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde_json::Value;
 
+use crate::engine::StreamStates;
 use crate::error::{Error, Result};
-
-/// Stream name → that stream's state blob.
-pub type StreamStates = BTreeMap<String, Value>;
 
 pub fn load(path: Option<&Path>) -> Result<StreamStates> {
     let Some(path) = path else {

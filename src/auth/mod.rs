@@ -17,9 +17,11 @@ use oauth2::{
 use tokio::sync::Mutex;
 
 use crate::config::{AccessTokenCredentials, Credentials, LoadedConfig, OAuth2Credentials, Secret};
+use crate::diagnostics::{Diagnostics, Level};
 use crate::error::{Error, Result};
-use crate::protocol::{Level, Output};
-use crate::token_cache::{CacheLock, LockError, TokenCache, TokenSet};
+pub mod token_cache;
+
+use token_cache::{CacheLock, LockError, TokenCache, TokenSet};
 
 /// A token this close to expiry is refreshed before use, so it cannot expire
 /// between being handed out and reaching the API.
@@ -29,6 +31,10 @@ const DEFAULT_TOKEN_LIFETIME: Duration = Duration::hours(1);
 /// Network failures talking to the token endpoint are retried this often.
 const TOKEN_ATTEMPTS: u32 = 3;
 const SCOPES_NEEDED: [&str; 3] = ["contact_data", "campaign_data", "account_read"];
+
+/// Called with the full new config when the token endpoint rotates the
+/// refresh token, before the new token is relied on: the protocol persists it.
+pub type TokenRotated = Arc<dyn Fn(&serde_json::Value) + Send + Sync>;
 
 pub struct Auth {
     source: TokenSource,
@@ -48,7 +54,8 @@ struct OAuth {
     token_url: url::Url,
     http: reqwest::Client,
     config: LoadedConfig,
-    output: Arc<dyn Output>,
+    diagnostics: Diagnostics,
+    on_rotation: TokenRotated,
     cache: TokenCache,
     /// The config's refresh token: tried last when a newer one is rejected.
     configured: Secret,
@@ -87,7 +94,11 @@ enum Refused {
 }
 
 impl Auth {
-    pub fn new(config: &LoadedConfig, output: Arc<dyn Output>) -> Result<Self> {
+    pub fn new(
+        config: &LoadedConfig,
+        diagnostics: Diagnostics,
+        on_rotation: TokenRotated,
+    ) -> Result<Self> {
         let source = match &config.config.credentials {
             Credentials::AccessToken(AccessTokenCredentials { access_token }) => {
                 TokenSource::Fixed(access_token.clone())
@@ -126,7 +137,8 @@ impl Auth {
                     token_url: config.token_url.clone(),
                     http,
                     config: config.clone(),
-                    output,
+                    diagnostics,
+                    on_rotation,
                     cache: TokenCache::new(cache_path, &config.token_url, client_id),
                     configured: refresh_token.clone(),
                     tokens: Mutex::new(Tokens {
@@ -192,13 +204,13 @@ impl OAuth {
             Ok(Some(cached)) => cached,
             Ok(None) => return,
             Err(error) => {
-                self.output
+                self.diagnostics
                     .log(Level::Warn, &format!("ignoring the token cache: {error}"));
                 return;
             }
         };
         if cached.refresh_token != tokens.refresh {
-            self.output.log(
+            self.diagnostics.log(
                 Level::Info,
                 &format!(
                     "using the newer tokens from the token cache {}",
@@ -239,7 +251,7 @@ impl OAuth {
                 Err(Refused::InvalidGrant(_))
                     if tokens.origin != Origin::Config && tokens.refresh != self.configured =>
                 {
-                    self.output.log(
+                    self.diagnostics.log(
                         Level::Warn,
                         &format!(
                             "{} was rejected (invalid_grant); trying the one in the config",
@@ -274,8 +286,8 @@ impl OAuth {
         let keys = [&self.configured, &spent, &set.refresh_token].map(|t| self.cache.key(t));
         match self.cache.store(&keys, &set) {
             Ok(None) => {}
-            Ok(Some(warning)) => self.output.log(Level::Warn, &warning),
-            Err(error) => self.output.log(
+            Ok(Some(warning)) => self.diagnostics.log(Level::Warn, &warning),
+            Err(error) => self.diagnostics.log(
                 Level::Warn,
                 &format!(
                     "{error}: the new tokens are kept only where the client stores them; \
@@ -296,7 +308,7 @@ impl OAuth {
     /// (read-only disk) only costs the cross-process guarantee.
     async fn lock(&self) -> Result<Option<CacheLock>> {
         let waiting = || {
-            self.output.log(
+            self.diagnostics.log(
                 Level::Info,
                 "waiting for another process refreshing a token of the same token cache",
             )
@@ -304,7 +316,7 @@ impl OAuth {
         match self.cache.lock(waiting).await {
             Ok(lock) => Ok(Some(lock)),
             Err(LockError::Unavailable(error)) => {
-                self.output.log(
+                self.diagnostics.log(
                     Level::Warn,
                     &format!("{error}: refreshing without the cross-process lock"),
                 );
@@ -322,7 +334,7 @@ impl OAuth {
             set.access_token.expose(),
             &set.expires.to_rfc3339_opts(SecondsFormat::Secs, true),
         );
-        self.output.config_updated(&updated);
+        (self.on_rotation)(&updated);
     }
 
     /// Runs the refresh-token grant, retrying network failures. A confidential
@@ -355,7 +367,7 @@ impl OAuth {
                     });
                 }
                 Err(error) if attempt < TOKEN_ATTEMPTS => {
-                    self.output.log(
+                    self.diagnostics.log(
                         Level::Warn,
                         &format!(
                             "token endpoint {} failed ({}), retrying",
@@ -386,7 +398,7 @@ impl OAuth {
             .filter(|s| !granted.contains(s))
             .collect();
         if !missing.is_empty() {
-            self.output.log(
+            self.diagnostics.log(
                 Level::Warn,
                 &format!(
                     "the token lacks scopes {}: streams that need them will fail; \

@@ -7,15 +7,13 @@ use std::sync::Arc;
 
 use serde_json::json;
 
-use crate::auth::Auth;
-use crate::catalog;
+use super::setup;
 use crate::config::LoadedConfig;
-use crate::engine::{self, Context, StreamReport};
-use crate::error::{Error, Result};
-use crate::http::{ApiClient, RetryPolicy};
+use crate::engine::{self, StreamReport};
+use crate::error::Error;
+use crate::http::RetryPolicy;
 use crate::protocol::airbyte::AirbyteWriter;
-use crate::protocol::{Level, Output};
-use crate::state;
+use crate::protocol::{airbyte_state, catalog, Level, Output};
 
 /// Buffered: records are written in blocks; the writer flushes at every
 /// checkpoint, log and trace, so nothing a reader waits for stays behind.
@@ -28,24 +26,8 @@ fn stdout_writer() -> Arc<Writer> {
 }
 
 pub fn spec() -> i32 {
-    stdout_writer().message(&json!({"type": "SPEC", "spec": crate::spec::spec()}));
+    stdout_writer().message(&json!({"type": "SPEC", "spec": crate::protocol::spec::spec()}));
     0
-}
-
-/// Builds the client chain for a config: auth, then rate-limited HTTP.
-pub fn connect(
-    config: &LoadedConfig,
-    retry: RetryPolicy,
-    output: Arc<dyn Output>,
-) -> Result<Arc<ApiClient>> {
-    let auth = Arc::new(Auth::new(config, output.clone())?);
-    Ok(Arc::new(ApiClient::new(
-        config.api_base_url.clone(),
-        config.config.requests_per_second,
-        auth,
-        retry,
-        output,
-    )?))
 }
 
 /// The calls a sync depends on, one per scope: a token that passes all
@@ -60,8 +42,9 @@ const CHECK_ENDPOINTS: [(&str, Query, &str); 3] = [
 pub fn check(config_path: &Path) -> i32 {
     let output = stdout_writer();
     let result = LoadedConfig::from_file(config_path).and_then(|config| {
-        runtime()?.block_on(async {
-            let api = connect(&config, RetryPolicy::CHECK, output.clone())?;
+        setup::runtime()?.block_on(async {
+            let output: Arc<dyn Output> = output.clone();
+            let api = setup::connect(&config, RetryPolicy::CHECK, &output)?;
             for (path, query, scope) in CHECK_ENDPOINTS {
                 let params: Vec<(&str, String)> =
                     query.iter().map(|(k, v)| (*k, v.to_string())).collect();
@@ -78,9 +61,9 @@ pub fn check(config_path: &Path) -> i32 {
 
 pub fn discover(config_path: &Path) -> i32 {
     let output = stdout_writer();
-    match LoadedConfig::from_file(config_path) {
-        Ok(_) => {
-            output.message(&json!({"type": "CATALOG", "catalog": catalog::discover()}));
+    match LoadedConfig::from_file(config_path).and_then(|config| setup::registry(&config)) {
+        Ok(registry) => {
+            output.message(&json!({"type": "CATALOG", "catalog": catalog::discover(&registry)}));
             0
         }
         Err(error) => fail(&output, &error),
@@ -91,24 +74,22 @@ pub fn read(config_path: &Path, catalog_path: &Path, state_path: Option<&Path>) 
     let output = stdout_writer();
     let mut notes = Vec::new();
     let loaded = LoadedConfig::from_file(config_path).and_then(|config| {
-        let selected = catalog::load_configured(catalog_path, &mut notes)?;
-        let states = state::load(state_path)?;
-        Ok((config, selected, states))
+        let registry = setup::registry(&config)?;
+        let selected = catalog::load_configured(&registry, catalog_path, &mut notes)?;
+        let states = airbyte_state::load(state_path)?;
+        Ok((config, registry, selected, states))
     });
-    let (config, selected, states) = match loaded {
+    let (config, registry, selected, states) = match loaded {
         Ok(loaded) => loaded,
         Err(error) => return fail(&output, &error),
     };
     for note in &notes {
         output.log(Level::Info, note);
     }
-    let outcome = runtime().and_then(|rt| {
+    let sink: Arc<dyn Output> = output.clone();
+    let outcome = setup::runtime().and_then(|rt| {
         rt.block_on(async {
-            let ctx = Context::new(
-                connect(&config, RetryPolicy::SYNC, output.clone())?,
-                output.clone(),
-                &config,
-            );
+            let ctx = setup::sync_context(&config, registry, &sink)?;
             Ok(engine::read_all(&ctx, &selected, &states).await)
         })
     });
@@ -143,12 +124,4 @@ pub fn summary(name: &str, report: &StreamReport) -> String {
 fn fail(output: &Writer, error: &Error) -> i32 {
     output.error_trace(error, None);
     1
-}
-
-pub fn runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| Error::system(format!("cannot start the async runtime: {e}")))
 }

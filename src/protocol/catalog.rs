@@ -7,15 +7,17 @@ use std::path::Path;
 use serde_json::{json, Value};
 
 use crate::error::{Error, Result};
-use crate::streams::{self, StreamDef};
+use std::sync::Arc;
+
+use crate::streams::{Registry, StreamDef};
 
 /// The Airbyte `AirbyteStream` of a stream definition.
 pub fn airbyte_stream(def: &StreamDef) -> Value {
     let mut stream = json!({
         "name": def.name,
-        "json_schema": def.schema_json(),
+        "json_schema": def.schema,
         "supported_sync_modes": ["full_refresh"],
-        "source_defined_primary_key": def.primary_key.iter().map(|k| vec![*k]).collect::<Vec<_>>(),
+        "source_defined_primary_key": def.primary_key.iter().map(|k| vec![k]).collect::<Vec<_>>(),
         "is_resumable": def.cursor.is_some(),
     });
     if def.supports_incremental() {
@@ -27,14 +29,14 @@ pub fn airbyte_stream(def: &StreamDef) -> Value {
     stream
 }
 
-pub fn discover() -> Value {
-    json!({"streams": streams::visible().map(airbyte_stream).collect::<Vec<_>>()})
+pub fn discover(registry: &Registry) -> Value {
+    json!({"streams": registry.visible().map(|def| airbyte_stream(def)).collect::<Vec<_>>()})
 }
 
 /// One stream a sync reads.
 #[derive(Debug, Clone)]
 pub struct Selected {
-    pub def: &'static StreamDef,
+    pub def: Arc<StreamDef>,
     pub incremental: bool,
     /// Top-level properties to emit; `None` means all.
     pub properties: Option<BTreeSet<String>>,
@@ -43,12 +45,21 @@ pub struct Selected {
 /// Reads a configured catalog. A stream asked for incrementally that only
 /// supports full refresh is read as full refresh (PyAirbyte asks for
 /// incremental everywhere); `notes` collects such decisions for the log.
-pub fn load_configured(path: &Path, notes: &mut Vec<String>) -> Result<Vec<Selected>> {
+pub fn load_configured(
+    registry: &Registry,
+    path: &Path,
+    notes: &mut Vec<String>,
+) -> Result<Vec<Selected>> {
     let value = read_json_file("catalog", path)?;
-    parse_configured(&value, notes).map_err(|e| e.context(format!("catalog {}", path.display())))
+    parse_configured(registry, &value, notes)
+        .map_err(|e| e.context(format!("catalog {}", path.display())))
 }
 
-pub fn parse_configured(catalog: &Value, notes: &mut Vec<String>) -> Result<Vec<Selected>> {
+pub fn parse_configured(
+    registry: &Registry,
+    catalog: &Value,
+    notes: &mut Vec<String>,
+) -> Result<Vec<Selected>> {
     let entries = catalog
         .get("streams")
         .and_then(Value::as_array)
@@ -59,7 +70,7 @@ pub fn parse_configured(catalog: &Value, notes: &mut Vec<String>) -> Result<Vec<
             .pointer("/stream/name")
             .and_then(Value::as_str)
             .ok_or_else(|| Error::config(format!("streams[{index}] has no stream.name")))?;
-        let def = streams::find(name).ok_or_else(|| {
+        let def = registry.find(name).cloned().ok_or_else(|| {
             Error::config(format!(
                 "streams[{index}]: {name:?} is not a stream of this source; run discover for the list"
             ))
@@ -122,11 +133,11 @@ pub fn read_json_file(what: &str, path: &Path) -> Result<Value> {
 /// The Singer catalog entry of a stream, with the standard metadata: the
 /// stream breadcrumb `[]` and one breadcrumb per top-level property.
 pub fn singer_stream(def: &StreamDef) -> Value {
-    let schema = def.schema_json();
+    let schema = &def.schema;
     let automatic: Vec<&str> = def
         .primary_key
         .iter()
-        .copied()
+        .map(String::as_str)
         .chain(def.cursor_field())
         .collect();
     let mut stream_metadata = json!({
@@ -170,15 +181,15 @@ pub fn singer_stream(def: &StreamDef) -> Value {
     entry
 }
 
-pub fn singer_discover() -> Value {
-    json!({"streams": streams::visible().map(singer_stream).collect::<Vec<_>>()})
+pub fn singer_discover(registry: &Registry) -> Value {
+    json!({"streams": registry.visible().map(|def| singer_stream(def)).collect::<Vec<_>>()})
 }
 
 /// Reads a Singer catalog (`--catalog` / `--properties`): a stream is read
 /// when its `[]` metadata says `selected: true`, or when `selected` is absent
 /// and `selected-by-default` is true; a property is left out when it is
 /// deselected and not `automatic`.
-pub fn parse_singer(catalog: &Value) -> Result<Vec<Selected>> {
+pub fn parse_singer(registry: &Registry, catalog: &Value) -> Result<Vec<Selected>> {
     let entries = catalog
         .get("streams")
         .and_then(Value::as_array)
@@ -190,7 +201,7 @@ pub fn parse_singer(catalog: &Value) -> Result<Vec<Selected>> {
             .or_else(|| entry.get("stream"))
             .and_then(Value::as_str)
             .ok_or_else(|| Error::config(format!("streams[{index}] has no tap_stream_id")))?;
-        let def = streams::find(name).ok_or_else(|| {
+        let def = registry.find(name).cloned().ok_or_else(|| {
             Error::config(format!(
                 "streams[{index}]: {name:?} is not a stream of this tap; run --discover for the list"
             ))
@@ -222,8 +233,7 @@ pub fn parse_singer(catalog: &Value) -> Result<Vec<Selected>> {
         if !stream_selected || selected.iter().any(|s| s.def.name == name) {
             continue;
         }
-        let schema = def.schema_json();
-        let all: Vec<&String> = schema["properties"]
+        let all: Vec<&String> = def.schema["properties"]
             .as_object()
             .map(|props| props.keys().collect())
             .unwrap_or_default();
@@ -238,9 +248,10 @@ pub fn parse_singer(catalog: &Value) -> Result<Vec<Selected>> {
             .or_else(|| entry.get("replication_method"))
             .and_then(Value::as_str)
             .unwrap_or("INCREMENTAL");
+        let incremental = def.supports_incremental() && !method.eq_ignore_ascii_case("FULL_TABLE");
         selected.push(Selected {
             def,
-            incremental: def.supports_incremental() && !method.eq_ignore_ascii_case("FULL_TABLE"),
+            incremental,
             properties,
         });
     }
@@ -258,7 +269,7 @@ mod tests {
             {"stream": {"name": "segments"}, "sync_mode": "incremental", "destination_sync_mode": "append"},
         ]});
         let mut notes = vec![];
-        let selected = parse_configured(&catalog, &mut notes).unwrap();
+        let selected = parse_configured(&Registry::built_in(), &catalog, &mut notes).unwrap();
         assert!(selected[0].incremental);
         assert!(!selected[1].incremental);
         assert_eq!(notes.len(), 1);
@@ -268,13 +279,14 @@ mod tests {
     fn unknown_streams_are_named() {
         let catalog =
             json!({"streams": [{"stream": {"name": "nope"}, "sync_mode": "full_refresh"}]});
-        let err = parse_configured(&catalog, &mut vec![]).unwrap_err();
+        let err = parse_configured(&Registry::built_in(), &catalog, &mut vec![]).unwrap_err();
         assert!(err.message.contains("\"nope\""), "{err}");
     }
 
     #[test]
     fn singer_selection_honours_metadata() {
-        let mut catalog = singer_discover();
+        let registry = Registry::built_in();
+        let mut catalog = singer_discover(&registry);
         let streams = catalog["streams"].as_array_mut().unwrap();
         // contacts: deselect a property, and try to deselect its key.
         for m in streams[0]["metadata"].as_array_mut().unwrap() {
@@ -286,8 +298,8 @@ mod tests {
         }
         // contact_lists: deselected at the stream level.
         streams[1]["metadata"][0]["metadata"]["selected"] = json!(false);
-        let selected = parse_singer(&catalog).unwrap();
-        assert_eq!(selected.len(), streams::visible().count() - 1);
+        let selected = parse_singer(&registry, &catalog).unwrap();
+        assert_eq!(selected.len(), registry.visible().count() - 1);
         let contacts = selected[0].properties.as_ref().unwrap();
         assert!(!contacts.contains("notes"));
         assert!(contacts.contains("contact_id"), "keys are automatic");
@@ -297,7 +309,7 @@ mod tests {
 
     #[test]
     fn discover_marks_cursors() {
-        let catalog = discover();
+        let catalog = discover(&Registry::built_in());
         let contacts = &catalog["streams"][0];
         assert_eq!(contacts["default_cursor_field"], json!(["updated_at"]));
         assert_eq!(

@@ -1,0 +1,100 @@
+//! The command line: Airbyte subcommands, Singer flags (no subcommand),
+//! `auth`, and the sandbox-backed `demo` and `sandbox`. Each command loads
+//! its inputs, sets up a run through [`setup`], and turns the outcome into
+//! an exit code.
+
+pub mod airbyte;
+pub mod authorize;
+pub mod demo;
+pub mod setup;
+pub mod singer;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "source-constant-contact",
+    version,
+    about,
+    args_conflicts_with_subcommands = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    singer: singer::SingerArgs,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print the connector's specification (SPEC message).
+    Spec,
+    /// Check that the config can read the account (CONNECTION_STATUS message).
+    Check {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Print the streams this source offers (CATALOG message).
+    Discover {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Read the streams selected in a configured catalog.
+    Read {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        catalog: PathBuf,
+        #[arg(long)]
+        state: Option<PathBuf>,
+    },
+    /// Serve a fake Constant Contact V3 API on 127.0.0.1 for tests and trials.
+    Sandbox(crate::sandbox::SandboxOptions),
+    /// Authorize with Constant Contact (browser with PKCE, or --device) and write
+    /// the credentials into a connector config.
+    Auth(Box<authorize::AuthorizeArgs>),
+    /// Full then incremental sync of every stream against an in-process
+    /// sandbox, with a per-stream summary on stderr.
+    Demo(demo::DemoOptions),
+}
+
+/// Parses the command line, runs the command, and returns the exit code.
+pub fn main() -> i32 {
+    let cli = Cli::parse();
+    let Some(command) = cli.command else {
+        if !cli.singer.given() {
+            let _ = <Cli as clap::CommandFactory>::command().print_help();
+            return 2;
+        }
+        return singer::run(cli.singer);
+    };
+    match command {
+        Command::Spec => airbyte::spec(),
+        Command::Check { config } => airbyte::check(&config),
+        Command::Discover { config } => airbyte::discover(&config),
+        Command::Read {
+            config,
+            catalog,
+            state,
+        } => airbyte::read(&config, &catalog, state.as_deref()),
+        Command::Demo(options) => demo::run(options),
+        Command::Auth(args) => authorize::run(*args),
+        Command::Sandbox(options) => sandbox(options),
+    }
+}
+
+fn sandbox(options: crate::sandbox::SandboxOptions) -> i32 {
+    let served = setup::runtime().map_err(|e| e.to_string()).and_then(|rt| {
+        rt.block_on(crate::sandbox::serve_forever(options))
+            .map_err(|e| e.to_string())
+    });
+    match served {
+        Ok(()) => 0,
+        Err(error) => {
+            eprintln!("sandbox: {error}");
+            1
+        }
+    }
+}

@@ -1,0 +1,61 @@
+//! What every command that talks to the API sets up, in one place: the
+//! async runtime, the stream registry (built-in table plus the config's
+//! custom streams), and the client chain auth → rate-limited HTTP, wired to
+//! the protocol writer through narrow handles (diagnostics, token rotation).
+
+use std::sync::Arc;
+
+use crate::auth::{Auth, TokenRotated};
+use crate::config::LoadedConfig;
+use crate::diagnostics::Diagnostics;
+use crate::engine::Context;
+use crate::error::{Error, Result};
+use crate::http::{ApiClient, RetryPolicy};
+use crate::protocol::Output;
+use crate::streams::Registry;
+
+pub fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| Error::system(format!("cannot start the async runtime: {e}")))
+}
+
+/// The streams of a run with this config.
+pub fn registry(config: &LoadedConfig) -> Result<Arc<Registry>> {
+    Registry::new(&config.config.custom_streams).map(Arc::new)
+}
+
+/// The API client for a config: auth, then rate-limited HTTP. Retries and
+/// warnings go to the writer's log; a rotated refresh token goes to the
+/// writer to persist.
+pub fn connect(
+    config: &LoadedConfig,
+    retry: RetryPolicy,
+    output: &Arc<dyn Output>,
+) -> Result<Arc<ApiClient>> {
+    let log_to = output.clone();
+    let diagnostics = Diagnostics::new(move |level, message| log_to.log(level, message));
+    let persist_to = output.clone();
+    let on_rotation: TokenRotated = Arc::new(move |updated| persist_to.config_updated(updated));
+    let auth = Arc::new(Auth::new(config, diagnostics.clone(), on_rotation)?);
+    Ok(Arc::new(ApiClient::new(
+        config.api_base_url.clone(),
+        config.config.requests_per_second,
+        auth,
+        retry,
+        diagnostics,
+    )?))
+}
+
+/// Everything a sync needs: the client, the registry and the config's
+/// window and lists.
+pub fn sync_context(
+    config: &LoadedConfig,
+    registry: Arc<Registry>,
+    output: &Arc<dyn Output>,
+) -> Result<Context> {
+    let api = connect(config, RetryPolicy::SYNC, output)?;
+    Ok(Context::new(api, output.clone(), registry, config))
+}

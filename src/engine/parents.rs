@@ -1,0 +1,280 @@
+//! Parents of child streams: the values that fill a child's `{parent}`,
+//! taken from another stream's records (read once per run and shared by
+//! every child that needs them) or from a list in the config, and the pages
+//! of a child across all its parent values.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Utc};
+use serde_json::{json, Value};
+use tokio::sync::OnceCell;
+
+use super::pages::{first_page, Chain, Fetched};
+use super::state::parse_time;
+use super::{Context, StreamReport};
+use crate::error::{Error, Result};
+use crate::protocol::Level;
+use crate::streams::{Parent, ParentSource, StreamDef};
+
+type Records = Arc<Vec<Value>>;
+/// A parent stream and the lower bound its records were read from.
+type CacheKey = (String, Option<DateTime<Utc>>);
+
+/// Records of parent streams, read once per key.
+#[derive(Default)]
+pub struct ParentCache {
+    cells: Mutex<HashMap<CacheKey, Arc<OnceCell<Records>>>>,
+}
+
+impl ParentCache {
+    /// The records of `def` changed after `since` (all when `None`), read
+    /// on first use; concurrent callers wait for the one read. A stream
+    /// without a parent is listed in full once and filtered here, so
+    /// children with different bounds share one listing.
+    pub async fn records(
+        &self,
+        ctx: &Context,
+        def: &Arc<StreamDef>,
+        since: Option<DateTime<Utc>>,
+        report: &mut StreamReport,
+    ) -> Result<Records> {
+        let read_since = if def.parent.is_some() { since } else { None };
+        let cell = {
+            let mut cells = self.cells.lock().unwrap_or_else(|p| p.into_inner());
+            cells
+                .entry((def.name.clone(), read_since))
+                .or_default()
+                .clone()
+        };
+        // Boxed: a parent may itself have a parent.
+        let records = cell
+            .get_or_try_init(|| async {
+                Box::pin(super::collect(ctx, def, read_since, report))
+                    .await
+                    .map(Arc::new)
+            })
+            .await?
+            .clone();
+        match (&def.cursor, since, read_since) {
+            (Some(cursor), Some(since), None) => Ok(Arc::new(
+                records
+                    .iter()
+                    .filter(|r| {
+                        let at = r
+                            .get(&cursor.field)
+                            .and_then(Value::as_str)
+                            .and_then(parse_time);
+                        at.is_none_or(|at| at > since)
+                    })
+                    .cloned()
+                    .collect(),
+            )),
+            _ => Ok(records),
+        }
+    }
+}
+
+/// The stream a parent's values come from.
+pub fn parent_stream<'a>(ctx: &'a Context, parent: &Parent) -> Result<Option<&'a Arc<StreamDef>>> {
+    match &parent.source {
+        ParentSource::Config(_) => Ok(None),
+        ParentSource::Stream(name) => ctx
+            .registry
+            .find_any(name)
+            .map(Some)
+            .ok_or_else(|| Error::system(format!("unknown parent stream {name}"))),
+    }
+}
+
+/// The first stream up the parent chain that has a cursor.
+pub fn root_with_cursor<'a>(
+    ctx: &'a Context,
+    def: &'a Arc<StreamDef>,
+) -> Result<&'a Arc<StreamDef>> {
+    let mut def = def;
+    while def.cursor.is_none() {
+        def = def
+            .parent
+            .as_ref()
+            .map(|parent| parent_stream(ctx, parent))
+            .transpose()?
+            .flatten()
+            .ok_or_else(|| Error::system(format!("{} has no cursor up its chain", def.name)))?;
+    }
+    Ok(def)
+}
+
+/// What a child request takes from its parent record(s).
+#[derive(Debug, Clone)]
+pub struct ParentValue {
+    /// Fills `{parent}`: one value, or several comma-separated.
+    pub key: String,
+    /// The parent field the child carries (`Parent::carry`), for one parent.
+    carried: Option<Value>,
+}
+
+/// The pages of a child for every parent value (or batch of values).
+pub struct Children {
+    def: Arc<StreamDef>,
+    values: std::vec::IntoIter<ParentValue>,
+    current: Option<(ParentValue, Chain)>,
+}
+
+impl Children {
+    pub async fn new(
+        ctx: &Context,
+        def: &Arc<StreamDef>,
+        parent: &Parent,
+        since: Option<DateTime<Utc>>,
+        report: &mut StreamReport,
+    ) -> Result<Children> {
+        let records: Records = match parent_stream(ctx, parent)? {
+            Some(source) => ctx.parents.records(ctx, source, since, report).await?,
+            None => {
+                let ParentSource::Config(list) = parent.source else {
+                    unreachable!("parent_stream is None only for config lists")
+                };
+                let ids = ctx.lists.get(list);
+                if ids.is_empty() {
+                    ctx.output.log(
+                        Level::Warn,
+                        &format!(
+                            "{}: no {} in the config, so nothing is read",
+                            def.name,
+                            list.config_field()
+                        ),
+                    );
+                }
+                Arc::new(
+                    ids.iter()
+                        .map(|id| json!({ parent.key.as_str(): id }))
+                        .collect(),
+                )
+            }
+        };
+        let narrowed = parent
+            .narrowed_by
+            .map(|list| ctx.lists.get(list))
+            .unwrap_or_default();
+        let wanted = |key: &str| narrowed.is_empty() || narrowed.iter().any(|v| v == key);
+        let values = parent_values(&records, parent, wanted)?;
+        Ok(Children {
+            def: def.clone(),
+            values: values.into_iter(),
+            current: None,
+        })
+    }
+
+    /// The next page and the parent value(s) it belongs to.
+    pub async fn next(
+        &mut self,
+        ctx: &Context,
+        report: &mut StreamReport,
+    ) -> Result<Option<(ParentValue, Fetched)>> {
+        loop {
+            if let Some((parent, chain)) = &mut self.current {
+                match chain.next(ctx, report).await {
+                    Ok(Some(page)) => return Ok(Some((parent.clone(), page))),
+                    Ok(None) => self.current = None,
+                    Err(error) if error.not_found => {
+                        // The parent was deleted after it was listed.
+                        ctx.output.log(
+                            Level::Warn,
+                            &format!(
+                                "{}: {} no longer exists; skipped",
+                                self.def.name, parent.key
+                            ),
+                        );
+                        self.current = None;
+                    }
+                    Err(error) => return Err(error),
+                }
+            }
+            let Some(parent) = self.values.next() else {
+                return Ok(None);
+            };
+            let path = self.def.path.replace("{parent}", &parent.key);
+            let first = first_page(ctx, &self.def, &path, None);
+            self.current = Some((parent, Chain::new(first)));
+        }
+    }
+
+    /// Leaves the current parent's remaining pages unread.
+    pub fn skip_rest_of_parent(&mut self) {
+        self.current = None;
+    }
+}
+
+/// The values of `parent.key` in the parent records that pass its filter and
+/// `wanted`, without repeats, in order, batched as the child's endpoint
+/// takes them.
+fn parent_values(
+    records: &[Value],
+    parent: &Parent,
+    wanted: impl Fn(&str) -> bool,
+) -> Result<Vec<ParentValue>> {
+    let mut single: Vec<ParentValue> = Vec::new();
+    for record in records {
+        if let Some((field, allowed)) = &parent.only {
+            let value = record.get(field).and_then(Value::as_str).unwrap_or("");
+            if !allowed.iter().any(|a| a == value) {
+                continue;
+            }
+        }
+        let key = match record.get(&parent.key) {
+            Some(Value::String(text)) => text.clone(),
+            Some(Value::Number(number)) => number.to_string(),
+            _ => {
+                return Err(Error::system(format!(
+                    "a parent record has no {}: {record}",
+                    parent.key
+                )))
+            }
+        };
+        if wanted(&key) && !single.iter().any(|v| v.key == key) {
+            let carried = parent
+                .carry
+                .as_ref()
+                .and_then(|(from, _)| record.get(from).cloned());
+            single.push(ParentValue { key, carried });
+        }
+    }
+    if parent.batch <= 1 {
+        return Ok(single);
+    }
+    Ok(single
+        .chunks(parent.batch)
+        .map(|chunk| ParentValue {
+            key: chunk
+                .iter()
+                .map(|v| v.key.as_str())
+                .collect::<Vec<_>>()
+                .join(","),
+            carried: None,
+        })
+        .collect())
+}
+
+/// The record with what it takes from its parent: the parent value under
+/// `inject` and the carried field, where the record lacks them.
+pub fn with_parent<'r>(record: &'r Value, parent: &Parent, value: &ParentValue) -> Cow<'r, Value> {
+    let mut additions: Vec<(&str, Value)> = Vec::new();
+    if let Some(field) = &parent.inject {
+        additions.push((field, Value::from(value.key.as_str())));
+    }
+    if let (Some((_, field)), Some(carried)) = (&parent.carry, &value.carried) {
+        additions.push((field, carried.clone()));
+    }
+    match record {
+        Value::Object(map) if additions.iter().any(|(f, _)| !map.contains_key(*f)) => {
+            let mut map = map.clone();
+            for (field, added) in additions {
+                map.entry(field).or_insert(added);
+            }
+            Cow::Owned(Value::Object(map))
+        }
+        _ => Cow::Borrowed(record),
+    }
+}

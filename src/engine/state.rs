@@ -1,0 +1,134 @@
+//! A stream's saved position, typed: one serde type per sync strategy,
+//! parsed once when the stream starts, with errors that name the stream and
+//! the field.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+
+/// A moment in saved state, written as RFC 3339 with milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Timestamp(pub DateTime<Utc>);
+
+impl Serialize for Timestamp {
+    fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        serializer.serialize_str(&format_time(self.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        parse_time(&text).map(Timestamp).ok_or_else(|| {
+            serde::de::Error::custom(format!("{text:?} is not an RFC 3339 date-time"))
+        })
+    }
+}
+
+pub fn parse_time(text: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(text)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+pub fn format_time(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// A stream with its own cursor (`contacts`, `email_campaigns`, …).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CursorState {
+    /// Every record changed before this was emitted by an earlier run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<Timestamp>,
+    /// A chain of pages that a stopped run did not finish.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resume: Option<Resume>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Resume {
+    /// The link to the first page not read yet, as the API gave it.
+    pub next_page: String,
+    /// The newest cursor value among the records of the pages already read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_cursor: Option<Timestamp>,
+}
+
+/// A child that follows the cursor of a stream up its parent chain.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ThroughParentState {
+    /// Children of parents changed before this were all read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_cursor: Option<Timestamp>,
+}
+
+/// A child whose rows come newest first: one bookmark per parent value.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PerParentState {
+    /// Parent value → its newest row read.
+    #[serde(default)]
+    pub parents: BTreeMap<String, Timestamp>,
+}
+
+/// Full-refresh streams save nothing but the fact of a checkpoint.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NoState {}
+
+/// Parses a stream's saved state as `T`; `None` and `{}` are the default.
+pub fn parse<T: DeserializeOwned + Default>(stream: &str, state: Option<&Value>) -> Result<T> {
+    let Some(value) = state else {
+        return Ok(T::default());
+    };
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let at = e.path().to_string();
+        let field = if at == "." {
+            String::new()
+        } else {
+            format!(" at `{at}`")
+        };
+        Error::config(format!(
+            "the saved state of stream {stream}{field} is invalid: {}; fix it or reset the stream",
+            e.inner()
+        ))
+    })
+}
+
+/// The state as JSON, for the protocol writers.
+pub fn to_value<T: Serialize>(state: &T) -> Value {
+    serde_json::to_value(state).expect("state types serialize to JSON")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn states_round_trip_and_errors_name_stream_and_field() {
+        let saved = json!({"cursor": "2025-01-01T00:00:00.000Z",
+            "resume": {"next_page": "/v3/contacts?cursor=x"}});
+        let state: CursorState = parse("contacts", Some(&saved)).unwrap();
+        assert_eq!(to_value(&state), saved);
+        let bad = json!({"resume": {"next_page": "/x", "max_cursor": "yesterday"}});
+        let error = parse::<CursorState>("contacts", Some(&bad)).unwrap_err();
+        assert!(error.message.contains("stream contacts"), "{error}");
+        assert!(error.message.contains("resume.max_cursor"), "{error}");
+        assert!(error.message.contains("yesterday"), "{error}");
+        let unknown = parse::<PerParentState>("email_opens", Some(&json!({"parent": {}})));
+        assert!(unknown.unwrap_err().message.contains("parent"));
+        assert_eq!(
+            parse::<ThroughParentState>("x", None).unwrap(),
+            Default::default()
+        );
+    }
+}

@@ -1,0 +1,412 @@
+//! Sync strategies: how a stream's saved state becomes the pages to ask for,
+//! which records of a page to keep, and the state each page leaves behind.
+//! One strategy per kind of state ([`super::state`]); the page loop is the
+//! engine's, shared by all.
+//!
+//! Incremental reads ask for records changed after the saved cursor minus
+//! [`CURSOR_OVERLAP`], so records with equal timestamps or that became
+//! visible late are read again rather than lost; destinations deduplicate on
+//! the primary key. The pages of one read are not ordered by the cursor, so
+//! a cursor only advances once its whole chain is read; until then a
+//! checkpoint records the next page instead, and a stopped run resumes there.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+use serde_json::Value;
+
+use super::pages::{first_page, Chain};
+use super::parents::{root_with_cursor, Children};
+use super::state::{
+    self, parse_time, CursorState, NoState, PerParentState, Resume, ThroughParentState, Timestamp,
+};
+use super::{Context, Page, PageSource, StreamReport};
+use crate::error::Result;
+use crate::protocol::Level;
+use crate::streams::{ChildSync, Lookback, StreamDef};
+
+/// How far before the saved cursor an incremental read starts again.
+pub const CURSOR_OVERLAP: Duration = Duration::minutes(5);
+
+/// What the loop keeps of a page.
+pub struct Taken {
+    /// Records kept, from the front of the page.
+    pub count: usize,
+    /// The rest of the current parent's rows are older than its bookmark.
+    pub rest_of_parent_is_older: bool,
+}
+
+impl Taken {
+    fn all(records: &[Value]) -> Taken {
+        Taken {
+            count: records.len(),
+            rest_of_parent_is_older: false,
+        }
+    }
+}
+
+pub trait Strategy {
+    fn take(&mut self, page: &Page, records: &[Value]) -> Taken;
+    /// The state after `page`.
+    fn checkpoint(&mut self, page: &Page) -> Value;
+    /// The state once every page is read.
+    fn finish(&mut self, ctx: &Context) -> Value;
+}
+
+/// The strategy for a stream read (incrementally or not) from `state`, and
+/// its pages.
+pub async fn plan(
+    ctx: &Context,
+    def: &Arc<StreamDef>,
+    incremental: bool,
+    state: Option<&Value>,
+    report: &mut StreamReport,
+) -> Result<(Box<dyn Strategy>, PageSource)> {
+    let name = &def.name;
+    let sync = def.parent.as_ref().map(|p| &p.sync);
+    match (incremental, &def.cursor, sync) {
+        (true, Some(cursor), None) => {
+            let saved: CursorState =
+                state::parse(name, legacy_cursor(&cursor.field, state).as_ref())?;
+            CursorSync::plan(ctx, def, saved)
+        }
+        (true, _, Some(ChildSync::ThroughParent(_))) => {
+            let saved: ThroughParentState = state::parse(name, state)?;
+            ThroughParentSync::plan(ctx, def, saved, report).await
+        }
+        (true, _, Some(ChildSync::NewestFirst { field, lookback })) => {
+            let saved: PerParentState = state::parse(name, state)?;
+            let since = match (lookback, state) {
+                (Some(Lookback::ReportLookbackDays), Some(_)) => {
+                    days_before(ctx.run_started, ctx.report_lookback_days).max(ctx.start_date)
+                }
+                _ => ctx.start_date,
+            };
+            let source = source(ctx, def, Some(since), report).await?;
+            let strategy = NewestFirstSync {
+                field: field.clone(),
+                saved: saved.parents,
+                done: BTreeMap::new(),
+                current: None,
+            };
+            Ok((Box::new(strategy), source))
+        }
+        _ => {
+            let source = source(ctx, def, None, report).await?;
+            Ok((Box::new(FullRefresh), source))
+        }
+    }
+}
+
+/// The pages of `def`: its own chain, or one chain per value of the parents
+/// changed after `since`.
+pub async fn source(
+    ctx: &Context,
+    def: &Arc<StreamDef>,
+    since: Option<DateTime<Utc>>,
+    report: &mut StreamReport,
+) -> Result<PageSource> {
+    Ok(match &def.parent {
+        None => PageSource::Single(Chain::new(first_page(ctx, def, &def.path, since))),
+        Some(parent) => PageSource::Children(Children::new(ctx, def, parent, since, report).await?),
+    })
+}
+
+/// `days` before `at`, or the earliest representable moment.
+fn days_before(at: DateTime<Utc>, days: i64) -> DateTime<Utc> {
+    Duration::try_days(days)
+        .and_then(|span| at.checked_sub_signed(span))
+        .unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
+/// Earlier versions saved the cursor under the cursor field's own name.
+fn legacy_cursor(field: &str, state: Option<&Value>) -> Option<Value> {
+    let mut state = state?.clone();
+    if let Some(map) = state.as_object_mut() {
+        if !map.contains_key("cursor") {
+            if let Some(value) = map.remove(field) {
+                map.insert("cursor".into(), value);
+            }
+        }
+    }
+    Some(state)
+}
+
+/// Every record, no state.
+pub struct FullRefresh;
+
+impl Strategy for FullRefresh {
+    fn take(&mut self, _: &Page, records: &[Value]) -> Taken {
+        Taken::all(records)
+    }
+    fn checkpoint(&mut self, _: &Page) -> Value {
+        state::to_value(&NoState {})
+    }
+    fn finish(&mut self, _: &Context) -> Value {
+        state::to_value(&NoState {})
+    }
+}
+
+/// A stream with its own cursor: records changed after the saved cursor.
+struct CursorSync {
+    field: String,
+    saved: Option<Timestamp>,
+    /// Changes after this were asked for.
+    lower_bound: DateTime<Utc>,
+    max_cursor: Option<Timestamp>,
+    run_started: DateTime<Utc>,
+    /// Records without a valid cursor value.
+    unparsable: u64,
+}
+
+impl CursorSync {
+    fn plan(
+        ctx: &Context,
+        def: &StreamDef,
+        saved: CursorState,
+    ) -> Result<(Box<dyn Strategy>, PageSource)> {
+        let cursor = def
+            .cursor
+            .as_ref()
+            .expect("planned for streams with a cursor");
+        let lower_bound = saved
+            .cursor
+            .map(|c| {
+                c.0.checked_sub_signed(CURSOR_OVERLAP)
+                    .unwrap_or(c.0)
+                    .max(ctx.start_date)
+            })
+            .unwrap_or(ctx.start_date);
+        let fresh = first_page(ctx, def, &def.path, Some(lower_bound));
+        let mut max_cursor = None;
+        let chain = match saved.resume {
+            Some(Resume {
+                next_page,
+                max_cursor: saved_max,
+            }) => match ctx.api.resolve_link(&next_page) {
+                Ok(url) => {
+                    ctx.output.log(
+                        Level::Info,
+                        &format!("{}: resuming an unfinished read at {url}", def.name),
+                    );
+                    max_cursor = saved_max;
+                    Chain::resume(url, fresh)
+                }
+                Err(e) => {
+                    ctx.output
+                        .log(Level::Warn, &format!("{}: {e}; starting over", def.name));
+                    Chain::new(fresh)
+                }
+            },
+            None => Chain::new(fresh),
+        };
+        let strategy = CursorSync {
+            field: cursor.field.clone(),
+            saved: saved.cursor,
+            lower_bound,
+            max_cursor,
+            run_started: ctx.run_started,
+            unparsable: 0,
+        };
+        Ok((Box::new(strategy), PageSource::Single(chain)))
+    }
+
+    /// The state once the chain is read: never past the run's start (see
+    /// `Context::run_started`); with nothing read, the lower bound.
+    fn done(&self) -> CursorState {
+        let reached = self
+            .max_cursor
+            .map(|max| max.min(Timestamp(self.run_started)));
+        CursorState {
+            cursor: self
+                .saved
+                .max(reached)
+                .or(Some(Timestamp(self.lower_bound))),
+            resume: None,
+        }
+    }
+}
+
+impl Strategy for CursorSync {
+    fn take(&mut self, _: &Page, records: &[Value]) -> Taken {
+        for record in records {
+            match record
+                .get(&self.field)
+                .and_then(Value::as_str)
+                .and_then(parse_time)
+            {
+                Some(at) => self.max_cursor = self.max_cursor.max(Some(Timestamp(at))),
+                None => self.unparsable += 1,
+            }
+        }
+        Taken::all(records)
+    }
+
+    fn checkpoint(&mut self, page: &Page) -> Value {
+        let position = match &page.next {
+            Some(next) => CursorState {
+                cursor: self.saved,
+                resume: Some(Resume {
+                    next_page: next.clone(),
+                    max_cursor: self.max_cursor,
+                }),
+            },
+            None => self.done(),
+        };
+        state::to_value(&position)
+    }
+
+    fn finish(&mut self, ctx: &Context) -> Value {
+        if self.unparsable > 0 {
+            ctx.output.log(
+                Level::Warn,
+                &format!(
+                    "{} records had no valid {}; they were emitted but do not move the cursor",
+                    self.unparsable, self.field
+                ),
+            );
+        }
+        state::to_value(&self.done())
+    }
+}
+
+/// Children of the parents changed since the saved cursor of the first
+/// stream up the chain that has one.
+struct ThroughParentSync {
+    saved: Option<Timestamp>,
+    since: DateTime<Utc>,
+    /// The newest cursor among that stream's records this run.
+    reached: Option<Timestamp>,
+}
+
+impl ThroughParentSync {
+    async fn plan(
+        ctx: &Context,
+        def: &Arc<StreamDef>,
+        saved: ThroughParentState,
+        report: &mut StreamReport,
+    ) -> Result<(Box<dyn Strategy>, PageSource)> {
+        let saved = saved.parent_cursor;
+        let since = saved
+            .map(|at| {
+                at.0.checked_sub_signed(CURSOR_OVERLAP)
+                    .unwrap_or(at.0)
+                    .max(ctx.start_date)
+            })
+            .unwrap_or(ctx.start_date);
+        let source = source(ctx, def, Some(since), report).await?;
+        // Read (and cached) while listing the parents: this costs no request.
+        let root = root_with_cursor(ctx, def)?;
+        let field = root
+            .cursor
+            .as_ref()
+            .map(|c| c.field.as_str())
+            .unwrap_or_default();
+        let reached = ctx
+            .parents
+            .records(ctx, root, Some(since), report)
+            .await?
+            .iter()
+            .filter_map(|r| r.get(field).and_then(Value::as_str).and_then(parse_time))
+            .max()
+            .map(|max| Timestamp(max.min(ctx.run_started)));
+        let strategy = ThroughParentSync {
+            saved,
+            since,
+            reached,
+        };
+        Ok((Box::new(strategy), source))
+    }
+}
+
+impl Strategy for ThroughParentSync {
+    fn take(&mut self, _: &Page, records: &[Value]) -> Taken {
+        Taken::all(records)
+    }
+
+    fn checkpoint(&mut self, _: &Page) -> Value {
+        state::to_value(&ThroughParentState {
+            parent_cursor: self.saved,
+        })
+    }
+
+    fn finish(&mut self, _: &Context) -> Value {
+        state::to_value(&ThroughParentState {
+            parent_cursor: self.saved.max(self.reached).or(Some(Timestamp(self.since))),
+        })
+    }
+}
+
+/// Rows newest first per parent: each parent is read down to its bookmark.
+/// Bookmarks of parents not read this run are dropped at the end, which
+/// keeps the state small.
+struct NewestFirstSync {
+    field: String,
+    saved: BTreeMap<String, Timestamp>,
+    /// Bookmarks of the parents read in full this run.
+    done: BTreeMap<String, Timestamp>,
+    /// The parent being read and its newest row so far.
+    current: Option<(String, Option<Timestamp>)>,
+}
+
+impl NewestFirstSync {
+    /// Records the current parent's bookmark: its newest row, or the old one.
+    fn finish_parent(&mut self) {
+        if let Some((key, newest)) = self.current.take() {
+            if let Some(at) = self.saved.get(&key).copied().max(newest) {
+                self.done.insert(key, at);
+            }
+        }
+    }
+}
+
+impl Strategy for NewestFirstSync {
+    fn take(&mut self, page: &Page, records: &[Value]) -> Taken {
+        let key = page
+            .parent
+            .as_ref()
+            .map(|p| p.key.clone())
+            .unwrap_or_default();
+        if self.current.as_ref().is_some_and(|(k, _)| *k != key) {
+            self.finish_parent();
+        }
+        let lower = self
+            .saved
+            .get(&key)
+            .map(|at| at.0.checked_sub_signed(CURSOR_OVERLAP).unwrap_or(at.0));
+        let newest = &mut self.current.get_or_insert((key, None)).1;
+        let mut count = 0;
+        let mut older = false;
+        for row in records {
+            let at = row
+                .get(&self.field)
+                .and_then(Value::as_str)
+                .and_then(parse_time);
+            *newest = (*newest).max(at.map(Timestamp));
+            if matches!((at, lower), (Some(at), Some(lower)) if at < lower) {
+                older = true;
+                break;
+            }
+            count += 1;
+        }
+        Taken {
+            count,
+            rest_of_parent_is_older: older,
+        }
+    }
+
+    fn checkpoint(&mut self, _: &Page) -> Value {
+        // Until the run ends, parents not read yet keep their saved bookmarks.
+        let mut parents = self.saved.clone();
+        parents.extend(self.done.clone());
+        state::to_value(&PerParentState { parents })
+    }
+
+    fn finish(&mut self, _: &Context) -> Value {
+        self.finish_parent();
+        state::to_value(&PerParentState {
+            parents: self.done.clone(),
+        })
+    }
+}

@@ -1,0 +1,19 @@
+//! source-constant-contact: reads a Constant Contact account through the V3
+//! API and writes it as Airbyte protocol messages or Singer messages.
+//!
+//! Data flows one way, one module per stage:
+//! [`config`] → [`auth`] → [`http`] (rate-limited, retried) → [`engine`]
+//! (reading the [`streams`] table) → [`protocol`] writers. The [`cli`]
+//! commands wire the stages together; nothing reaches back up.
+
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod diagnostics;
+pub mod engine;
+pub mod error;
+pub mod files;
+pub mod http;
+pub mod protocol;
+pub mod sandbox;
+pub mod streams;

@@ -1,0 +1,390 @@
+//! Every stream of the source, as data: a [`StreamDef`] says where a stream's
+//! pages are, where the records sit in a page, what identifies a record, how
+//! it syncs incrementally and which parent it is read for. The engine reads
+//! these definitions and nothing else, so a stream is a table entry
+//! ([`table`]) plus `schemas/<name>.json`. A [`Registry`] holds the built-in
+//! table and the config's custom streams; it is built once per run and passed
+//! to whatever needs it.
+
+mod custom;
+mod table;
+
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use crate::config::CustomStream;
+use crate::error::{Error, Result};
+
+/// Where a page's records are in the response body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Records {
+    /// An array under this key of the body object.
+    Key(String),
+    /// The body is itself the only record.
+    Object,
+    /// The body is an array of records.
+    Array,
+    /// Unknown ahead of time (custom streams without `records_key`): an array
+    /// body holds records, an object body is one.
+    ArrayOrObject,
+}
+
+/// How a stream reads incrementally: the record field that orders changes,
+/// and the query parameters that ask for records changed after (and before)
+/// a moment.
+#[derive(Debug, Clone)]
+pub struct Cursor {
+    pub field: String,
+    pub param: String,
+    /// Carries the config's `end_date`, where the endpoint has one.
+    pub end_param: Option<String>,
+}
+
+impl Cursor {
+    pub fn new(field: &str, param: &str) -> Cursor {
+        Cursor {
+            field: field.into(),
+            param: param.into(),
+            end_param: None,
+        }
+    }
+
+    pub fn until(self, end_param: &str) -> Cursor {
+        Cursor {
+            end_param: Some(end_param.into()),
+            ..self
+        }
+    }
+}
+
+/// A list the config supplies: a query parameter's values, the parent
+/// values of a child stream, or the parent values a child is narrowed to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigList {
+    ContactStatus,
+    ListIds,
+    TagIds,
+    CampaignIds,
+    ContactIds,
+}
+
+impl ConfigList {
+    /// The config field that holds the list.
+    pub fn config_field(self) -> &'static str {
+        match self {
+            ConfigList::ContactStatus => "contact_status",
+            ConfigList::ListIds => "list_ids",
+            ConfigList::TagIds => "tag_ids",
+            ConfigList::CampaignIds => "campaign_ids",
+            ConfigList::ContactIds => "contact_ids",
+        }
+    }
+}
+
+/// A config setting in days that bounds which parents are read again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lookback {
+    ReportLookbackDays,
+}
+
+/// How a child stream reads incrementally.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChildSync {
+    /// Always read in full.
+    FullRefresh,
+    /// Only the children of parents changed since the saved cursor of the
+    /// first stream up the parent chain that has a [`Cursor`] are read again;
+    /// records carry that stream's cursor value under this field.
+    ThroughParent(String),
+    /// The API returns each parent's rows newest first by `field`: a read
+    /// stops at the parent's saved bookmark. With `lookback`, parents already
+    /// read in full are read again only when they changed within that many
+    /// days.
+    NewestFirst {
+        field: String,
+        lookback: Option<Lookback>,
+    },
+}
+
+/// Where a child stream's `{parent}` path values come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ParentSource {
+    /// The records of another stream (often hidden).
+    Stream(String),
+    /// A list in the config, each value standing for a record `{key: value}`.
+    Config(ConfigList),
+}
+
+#[derive(Debug, Clone)]
+pub struct Parent {
+    pub source: ParentSource,
+    /// The field of each parent record that fills `{parent}`.
+    pub key: String,
+    /// Only parents whose `.0` field is one of `.1`.
+    pub only: Option<(String, Vec<String>)>,
+    /// Only parent values in this config list, when the list is set.
+    pub narrowed_by: Option<ConfigList>,
+    /// Parent values one request carries, comma-separated.
+    pub batch: usize,
+    /// Child records get the parent value under this name when they lack it.
+    pub inject: Option<String>,
+    /// Child records get this field of the parent record (`.0`) as `.1`.
+    pub carry: Option<(String, String)>,
+    pub sync: ChildSync,
+}
+
+impl Parent {
+    /// Read once per record of `stream`, one value per request, full refresh.
+    pub fn stream(stream: &str, key: &str) -> Parent {
+        Parent::from(ParentSource::Stream(stream.into()), key)
+    }
+
+    /// Read once per value of a config list.
+    pub fn configured(list: ConfigList, key: &str) -> Parent {
+        Parent::from(ParentSource::Config(list), key)
+    }
+
+    fn from(source: ParentSource, key: &str) -> Parent {
+        Parent {
+            source,
+            key: key.into(),
+            only: None,
+            narrowed_by: None,
+            batch: 1,
+            inject: None,
+            carry: None,
+            sync: ChildSync::FullRefresh,
+        }
+    }
+
+    pub fn carry(self, from: &str, to: &str) -> Parent {
+        Parent {
+            carry: Some((from.into(), to.into())),
+            ..self
+        }
+    }
+
+    pub fn only(self, field: &str, values: &[&str]) -> Parent {
+        Parent {
+            only: Some((field.into(), strings(values))),
+            ..self
+        }
+    }
+
+    pub fn narrowed_by(self, list: ConfigList) -> Parent {
+        Parent {
+            narrowed_by: Some(list),
+            ..self
+        }
+    }
+
+    pub fn batch(self, batch: usize) -> Parent {
+        Parent { batch, ..self }
+    }
+
+    pub fn inject(self, field: &str) -> Parent {
+        Parent {
+            inject: Some(field.into()),
+            ..self
+        }
+    }
+
+    pub fn sync(self, sync: ChildSync) -> Parent {
+        Parent { sync, ..self }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct StreamDef {
+    pub name: String,
+    /// Path under the API base URL; a child's holds `{parent}`.
+    pub path: String,
+    pub records: Records,
+    pub primary_key: Vec<String>,
+    pub cursor: Option<Cursor>,
+    /// Largest page the endpoint allows, sent as `limit`; `None` when the
+    /// endpoint is not paginated.
+    pub page_size: Option<u32>,
+    /// Fixed query parameters.
+    pub params: Vec<(String, String)>,
+    /// Query parameters whose values come from the config (replacing a
+    /// fixed parameter of the same name when the list is set).
+    pub filters: Vec<(String, ConfigList)>,
+    /// Parameters that carry the sync window's start and end.
+    pub window: Option<(String, String)>,
+    pub schema: Value,
+    /// Set for streams read once per parent record.
+    pub parent: Option<Parent>,
+    /// Feeds children only; not offered by discover.
+    pub hidden: bool,
+}
+
+impl StreamDef {
+    /// A stream whose body is one record, no key, full refresh; the
+    /// builder methods below set what differs.
+    pub fn new(name: &str, path: &str) -> StreamDef {
+        StreamDef {
+            name: name.into(),
+            path: path.into(),
+            records: Records::Object,
+            primary_key: Vec::new(),
+            cursor: None,
+            page_size: None,
+            params: Vec::new(),
+            filters: Vec::new(),
+            window: None,
+            schema: serde_json::json!({"type": "object"}),
+            parent: None,
+            hidden: false,
+        }
+    }
+
+    pub fn records_key(self, key: &str) -> StreamDef {
+        self.records(Records::Key(key.into()))
+    }
+
+    pub fn records(self, records: Records) -> StreamDef {
+        StreamDef { records, ..self }
+    }
+
+    pub fn primary_key(self, fields: &[&str]) -> StreamDef {
+        StreamDef {
+            primary_key: strings(fields),
+            ..self
+        }
+    }
+
+    pub fn cursor(self, cursor: Cursor) -> StreamDef {
+        StreamDef {
+            cursor: Some(cursor),
+            ..self
+        }
+    }
+
+    pub fn page_size(self, size: u32) -> StreamDef {
+        StreamDef {
+            page_size: Some(size),
+            ..self
+        }
+    }
+
+    pub fn params(self, params: &[(&str, &str)]) -> StreamDef {
+        StreamDef {
+            params: params
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            ..self
+        }
+    }
+
+    pub fn filter(mut self, param: &str, list: ConfigList) -> StreamDef {
+        self.filters.push((param.into(), list));
+        self
+    }
+
+    pub fn window(self, start_param: &str, end_param: &str) -> StreamDef {
+        StreamDef {
+            window: Some((start_param.into(), end_param.into())),
+            ..self
+        }
+    }
+
+    /// The stream's JSON Schema (`schemas/<name>.json`, embedded at build time).
+    pub fn schema(self, text: &str) -> StreamDef {
+        let schema = serde_json::from_str(text).unwrap_or_else(|e| {
+            panic!(
+                "schemas/{}.json is not JSON ({e}); a unit test checks every schema",
+                self.name
+            )
+        });
+        StreamDef { schema, ..self }
+    }
+
+    pub fn parent(self, parent: Parent) -> StreamDef {
+        StreamDef {
+            parent: Some(parent),
+            ..self
+        }
+    }
+
+    pub fn hidden(self) -> StreamDef {
+        StreamDef {
+            hidden: true,
+            ..self
+        }
+    }
+
+    pub fn supports_incremental(&self) -> bool {
+        self.cursor.is_some()
+            || self
+                .parent
+                .as_ref()
+                .is_some_and(|p| p.sync != ChildSync::FullRefresh)
+    }
+
+    /// The record field that orders changes, where records carry one.
+    pub fn cursor_field(&self) -> Option<&str> {
+        if let Some(cursor) = &self.cursor {
+            return Some(&cursor.field);
+        }
+        match self.parent.as_ref().map(|p| &p.sync) {
+            Some(ChildSync::NewestFirst { field, .. } | ChildSync::ThroughParent(field)) => {
+                Some(field)
+            }
+            _ => None,
+        }
+    }
+}
+
+fn strings(items: &[&str]) -> Vec<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
+
+/// The streams of one run: the built-in table plus the config's custom
+/// streams.
+#[derive(Debug, Clone)]
+pub struct Registry {
+    streams: Vec<Arc<StreamDef>>,
+}
+
+impl Registry {
+    /// The built-in streams and `custom`, whose names must not clash.
+    pub fn new(custom: &[CustomStream]) -> Result<Registry> {
+        let mut streams: Vec<Arc<StreamDef>> = table::streams().into_iter().map(Arc::new).collect();
+        for (index, stream) in custom.iter().enumerate() {
+            let field = || format!("invalid config field `custom_streams[{index}]`");
+            let def = custom::definition(stream).map_err(|e| e.context(field()))?;
+            if streams.iter().any(|d| d.name == def.name) {
+                return Err(Error::config(format!(
+                    "{}: the name {:?} is taken",
+                    field(),
+                    def.name
+                )));
+            }
+            streams.push(Arc::new(def));
+        }
+        Ok(Registry { streams })
+    }
+
+    /// The built-in streams alone.
+    pub fn built_in() -> Registry {
+        Registry::new(&[]).expect("the built-in table has unique names")
+    }
+
+    /// The streams users can select.
+    pub fn visible(&self) -> impl Iterator<Item = &Arc<StreamDef>> {
+        self.streams.iter().filter(|def| !def.hidden)
+    }
+
+    /// A stream users can select, by name.
+    pub fn find(&self, name: &str) -> Option<&Arc<StreamDef>> {
+        self.visible().find(|def| def.name == name)
+    }
+
+    /// Any stream, hidden ones included (parents of children).
+    pub fn find_any(&self, name: &str) -> Option<&Arc<StreamDef>> {
+        self.streams.iter().find(|def| def.name == name)
+    }
+}

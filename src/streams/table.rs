@@ -1,0 +1,355 @@
+//! The built-in streams. Each entry is a [`StreamDef`] built from the
+//! declarations that differ from a plain one-record endpoint.
+
+use super::{ChildSync, ConfigList, Cursor, Lookback, Parent, Records, StreamDef};
+
+macro_rules! schema {
+    ($name:literal) => {
+        include_str!(concat!("../../schemas/", $name, ".json"))
+    };
+}
+
+/// Every campaign activity's id and role, from `/emails/{campaign_id}`.
+const ACTIVITY_REFS: &str = "campaign_activity_refs";
+/// Activities that were sent, and so have reports.
+const SENT_ROLES: (&str, &[&str]) = ("role", &["primary_email", "resend"]);
+/// Where children of campaigns keep their campaign's `updated_at`.
+const CAMPAIGN_CURSOR: &str = "campaign_updated_at";
+
+/// A child of every campaign activity.
+fn activity_child(sync: ChildSync) -> Parent {
+    let parent = Parent::stream(ACTIVITY_REFS, "campaign_activity_id");
+    match &sync {
+        ChildSync::ThroughParent(field) => parent.carry(field, field).sync(sync),
+        _ => parent.sync(sync),
+    }
+}
+
+/// A child of every sent campaign activity.
+fn sent_activity_child(sync: ChildSync) -> Parent {
+    activity_child(sync).only(SENT_ROLES.0, SENT_ROLES.1)
+}
+
+fn through_campaign() -> ChildSync {
+    ChildSync::ThroughParent(CAMPAIGN_CURSOR.into())
+}
+
+/// A tracking report: rows of one sent activity, newest first. Nearly all
+/// events of an activity arrive within days of its send, so activities
+/// already read in full are read again only within `report_lookback_days`.
+fn tracking(name: &str, path: &str, primary_key: &[&str], schema: &str) -> StreamDef {
+    StreamDef::new(name, path)
+        .records_key("tracking_activities")
+        .primary_key(primary_key)
+        .page_size(500)
+        .schema(schema)
+        .parent(sent_activity_child(ChildSync::NewestFirst {
+            field: "created_time".into(),
+            lookback: Some(Lookback::ReportLookbackDays),
+        }))
+}
+
+/// A contact report: the endpoints take one contact per request, so only the
+/// config's `contact_ids` are read.
+fn contact_report(name: &str, path: &str) -> StreamDef {
+    StreamDef::new(name, path)
+        .parent(Parent::configured(ConfigList::ContactIds, "contact_id").inject("contact_id"))
+}
+
+pub fn streams() -> Vec<StreamDef> {
+    vec![
+        StreamDef::new("contacts", "/contacts")
+            .records_key("contacts")
+            .primary_key(&["contact_id"])
+            .cursor(Cursor::new("updated_at", "updated_after").until("updated_before"))
+            .page_size(500)
+            .params(&[
+                ("status", "all"),
+                (
+                    "include",
+                    "custom_fields,list_memberships,phone_numbers,street_addresses,taggings,notes,sms_channel",
+                ),
+            ])
+            .filter("status", ConfigList::ContactStatus)
+            .filter("lists", ConfigList::ListIds)
+            .filter("tags", ConfigList::TagIds)
+            .schema(schema!("contacts")),
+        StreamDef::new("contact_lists", "/contact_lists")
+            .records_key("lists")
+            .primary_key(&["list_id"])
+            .page_size(500)
+            .params(&[("include_membership_count", "all")])
+            .schema(schema!("contact_lists")),
+        StreamDef::new("contact_tags", "/contact_tags")
+            .records_key("tags")
+            .primary_key(&["tag_id"])
+            .page_size(500)
+            .params(&[("include_count", "true")])
+            .schema(schema!("contact_tags")),
+        StreamDef::new("segment_list", "/segments")
+            .records_key("segments")
+            .primary_key(&["segment_id"])
+            .page_size(1000)
+            .params(&[("sort_by", "date")])
+            .hidden(),
+        // Read one by one: only a single segment carries its criteria.
+        StreamDef::new("segments", "/segments/{parent}")
+            .primary_key(&["segment_id"])
+            .schema(schema!("segments"))
+            .parent(Parent::stream("segment_list", "segment_id")),
+        StreamDef::new("custom_fields", "/contact_custom_fields")
+            .records_key("custom_fields")
+            .primary_key(&["custom_field_id"])
+            .page_size(100)
+            .schema(schema!("custom_fields")),
+        StreamDef::new("email_campaigns", "/emails")
+            .records_key("campaigns")
+            .primary_key(&["campaign_id"])
+            .cursor(Cursor::new("updated_at", "after_date").until("before_date"))
+            .page_size(500)
+            .schema(schema!("email_campaigns")),
+        StreamDef::new(ACTIVITY_REFS, "/emails/{parent}")
+            .records_key("campaign_activities")
+            .primary_key(&["campaign_activity_id"])
+            .parent(
+                Parent::stream("email_campaigns", "campaign_id")
+                    .narrowed_by(ConfigList::CampaignIds)
+                    .inject("campaign_id")
+                    .carry("updated_at", CAMPAIGN_CURSOR)
+                    .sync(through_campaign()),
+            )
+            .hidden(),
+        StreamDef::new("email_campaign_activities", "/emails/activities/{parent}")
+            .primary_key(&["campaign_activity_id"])
+            .params(&[(
+                "include",
+                "physical_address_in_footer,permalink_url,html_content,document_properties",
+            )])
+            .schema(schema!("email_campaign_activities"))
+            .parent(activity_child(through_campaign())),
+        StreamDef::new(
+            "campaign_activity_schedules",
+            "/emails/activities/{parent}/schedules",
+        )
+        .records(Records::Array)
+        .primary_key(&["campaign_activity_id", "scheduled_date"])
+        .schema(schema!("campaign_activity_schedules"))
+        .parent(activity_child(through_campaign()).inject("campaign_activity_id")),
+        StreamDef::new(
+            "campaign_activity_send_history",
+            "/emails/activities/{parent}/send_history",
+        )
+        .records(Records::Array)
+        .primary_key(&["campaign_activity_id", "send_id"])
+        .schema(schema!("campaign_activity_send_history"))
+        .parent(sent_activity_child(through_campaign()).inject("campaign_activity_id")),
+        StreamDef::new(
+            "campaign_activity_previews",
+            "/emails/activities/{parent}/previews",
+        )
+        .primary_key(&["campaign_activity_id"])
+        .schema(schema!("campaign_activity_previews"))
+        .parent(activity_child(through_campaign())),
+        tracking(
+            "email_sends",
+            "/reports/email_reports/{parent}/tracking/sends",
+            &["campaign_activity_id", "contact_id", "created_time"],
+            schema!("email_sends"),
+        ),
+        tracking(
+            "email_opens",
+            "/reports/email_reports/{parent}/tracking/opens",
+            &["campaign_activity_id", "contact_id", "created_time"],
+            schema!("email_opens"),
+        ),
+        tracking(
+            "email_unique_opens",
+            "/reports/email_reports/{parent}/tracking/unique_opens",
+            &["campaign_activity_id", "contact_id"],
+            schema!("email_unique_opens"),
+        ),
+        // A current list, not a log: rows vanish when a contact opens, so it
+        // is read in full each time.
+        tracking(
+            "email_did_not_opens",
+            "/reports/email_reports/{parent}/tracking/didnotopens",
+            &["campaign_activity_id", "contact_id"],
+            schema!("email_did_not_opens"),
+        )
+        .parent(sent_activity_child(ChildSync::FullRefresh)),
+        tracking(
+            "email_clicks",
+            "/reports/email_reports/{parent}/tracking/clicks",
+            &["campaign_activity_id", "contact_id", "url_id", "created_time"],
+            schema!("email_clicks"),
+        ),
+        tracking(
+            "email_forwards",
+            "/reports/email_reports/{parent}/tracking/forwards",
+            &["campaign_activity_id", "contact_id", "created_time"],
+            schema!("email_forwards"),
+        ),
+        tracking(
+            "email_optouts",
+            "/reports/email_reports/{parent}/tracking/optouts",
+            &["campaign_activity_id", "contact_id", "created_time"],
+            schema!("email_optouts"),
+        ),
+        tracking(
+            "email_bounces",
+            "/reports/email_reports/{parent}/tracking/bounces",
+            &["campaign_activity_id", "contact_id", "created_time"],
+            schema!("email_bounces"),
+        ),
+        StreamDef::new("email_links", "/reports/email_reports/{parent}/links")
+            .primary_key(&["campaign_activity_id"])
+            .schema(schema!("email_links"))
+            .parent(sent_activity_child(ChildSync::FullRefresh)),
+        StreamDef::new(
+            "email_campaign_summaries",
+            "/reports/summary_reports/email_campaign_summaries",
+        )
+        .records_key("bulk_email_campaign_summaries")
+        .primary_key(&["campaign_id"])
+        .page_size(500)
+        .schema(schema!("email_campaign_summaries")),
+        // The stats endpoints take many ids per call: up to 150 campaigns, 10
+        // activities.
+        StreamDef::new(
+            "email_campaign_stats",
+            "/reports/stats/email_campaigns/{parent}",
+        )
+        .records_key("results")
+        .primary_key(&["campaign_id"])
+        .schema(schema!("email_campaign_stats"))
+        .parent(
+            Parent::stream("email_campaigns", "campaign_id")
+                .narrowed_by(ConfigList::CampaignIds)
+                .batch(150),
+        ),
+        StreamDef::new(
+            "email_campaign_activity_stats",
+            "/reports/stats/email_campaign_activities/{parent}",
+        )
+        .records_key("results")
+        .primary_key(&["campaign_activity_id"])
+        .schema(schema!("email_campaign_activity_stats"))
+        .parent(sent_activity_child(ChildSync::FullRefresh).batch(10)),
+        StreamDef::new("account_summary", "/account/summary")
+            .primary_key(&["encoded_account_id"])
+            .params(&[("extra_fields", "physical_address,company_logo")])
+            .schema(schema!("account_summary")),
+        StreamDef::new("account_emails", "/account/emails")
+            .records(Records::Array)
+            .primary_key(&["email_id"])
+            .schema(schema!("account_emails")),
+        StreamDef::new("user_privileges", "/account/user/privileges")
+            .records(Records::Array)
+            .primary_key(&["privilege_id"])
+            .schema(schema!("user_privileges")),
+        contact_report(
+            "contact_activity_summary",
+            "/reports/contact_reports/{parent}/activity_summary",
+        )
+        .records_key("campaign_activities")
+        .primary_key(&["contact_id", "campaign_activity_id"])
+        .schema(schema!("contact_activity_summary"))
+        .window("start", "end"),
+        contact_report(
+            "contact_activity_details",
+            "/reports/contact_reports/{parent}/activity_details",
+        )
+        .records_key("tracking_activities")
+        .primary_key(&[
+            "contact_id",
+            "campaign_activity_id",
+            "tracking_activity_type",
+            "created_time",
+        ])
+        .page_size(100)
+        .params(&[(
+            "tracking_activities_list",
+            "em_sends,em_opens,em_clicks,em_bounces,em_optouts,em_forwards",
+        )])
+        .schema(schema!("contact_activity_details")),
+        contact_report(
+            "contact_open_and_click_rates",
+            "/reports/contact_reports/{parent}/open_and_click_rates",
+        )
+        .primary_key(&["contact_id"])
+        .schema(schema!("contact_open_and_click_rates"))
+        .window("start", "end"),
+        StreamDef::new("bulk_activities", "/activities")
+            .records_key("activities")
+            .primary_key(&["activity_id"])
+            .page_size(500)
+            .schema(schema!("bulk_activities")),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{ParentSource, Registry};
+    use super::*;
+
+    #[test]
+    fn every_schema_is_valid_and_requires_its_keys() {
+        for def in Registry::built_in().visible() {
+            jsonschema::draft7::new(&def.schema)
+                .unwrap_or_else(|e| panic!("schemas/{}.json: {e}", def.name));
+            let required: Vec<&str> = def.schema["required"]
+                .as_array()
+                .map(|r| r.iter().filter_map(|v| v.as_str()).collect())
+                .unwrap_or_default();
+            for key in def
+                .primary_key
+                .iter()
+                .chain(def.cursor.iter().map(|c| &c.field))
+            {
+                assert!(
+                    required.contains(&key.as_str()),
+                    "{}: {key} not required",
+                    def.name
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn parents_exist_and_paths_take_them() {
+        let registry = Registry::built_in();
+        for def in streams() {
+            let Some(parent) = &def.parent else {
+                assert!(!def.path.contains("{parent}"), "{}", def.name);
+                continue;
+            };
+            assert!(def.path.contains("{parent}"), "{}", def.name);
+            let ParentSource::Stream(name) = &parent.source else {
+                continue;
+            };
+            let source = registry.find_any(name).expect("the parent stream exists");
+            if let ChildSync::ThroughParent(_) = parent.sync {
+                let mut up = source.clone();
+                while up.cursor.is_none() {
+                    let Some(ParentSource::Stream(next)) = up.parent.as_ref().map(|p| &p.source)
+                    else {
+                        panic!("{}: no cursor up the parent chain", def.name)
+                    };
+                    up = registry.find_any(next).unwrap().clone();
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn names_are_unique() {
+        let all = streams();
+        for (i, def) in all.iter().enumerate() {
+            assert!(
+                all[i + 1..].iter().all(|d| d.name != def.name),
+                "{}",
+                def.name
+            );
+        }
+    }
+}
