@@ -329,7 +329,43 @@ fn custom_streams_are_read_by_the_same_engine() {
     );
     assert!(run.last_state("campaigns_changed")["cursor"].is_string());
 
-    let mut clash = config.clone();
+    // The config's end date reaches a custom stream's request through its
+    // cursor_end_param, exactly as it reaches the built-in stream.
+    let campaigns = run.records("campaigns_changed");
+    let mut times: Vec<DateTime<Utc>> = campaigns.iter().map(|c| time(&c["updated_at"])).collect();
+    times.sort();
+    let middle = times[times.len() / 2];
+    let mut ended = run.next_config(&config);
+    ended["end_date"] = Value::from(middle.to_rfc3339());
+    ended["custom_streams"][1]["cursor_end_param"] = json!("before_date");
+    let mut both_streams = catalog(&["email_campaigns"], false);
+    both_streams["streams"]
+        .as_array_mut()
+        .unwrap()
+        .push(custom[1].clone());
+    let bounded = read(dir.path(), &ended, &both_streams, None);
+    bounded.assert_ok();
+    let mut ended = bounded.next_config(&ended);
+    let before_end = times.iter().filter(|at| **at < middle).count();
+    assert!(
+        before_end < times.len(),
+        "the end date leaves some campaigns out"
+    );
+    assert_eq!(bounded.records("campaigns_changed").len(), before_end);
+    assert_eq!(bounded.records("email_campaigns").len(), before_end);
+    // Without the parameter the end date could not reach the request: refused.
+    ended["custom_streams"][1]
+        .as_object_mut()
+        .unwrap()
+        .remove("cursor_end_param");
+    let refused = read(dir.path(), &ended, &both_streams, None);
+    assert_eq!(refused.code, 1);
+    assert!(refused.errors()[0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("cursor_end_param"));
+
+    let mut clash = ended.clone();
     clash["custom_streams"] = json!([{"name": "contacts", "path": "/contacts"}]);
     let run = read(dir.path(), &clash, &json!({"streams": []}), None);
     assert_eq!(run.code, 1);
