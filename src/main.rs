@@ -20,6 +20,8 @@ mod protocol;
 mod sandbox;
 mod singer;
 mod spec;
+#[cfg(test)]
+mod spec_coverage_test;
 mod state;
 mod streams;
 mod token_cache;
