@@ -7,6 +7,8 @@
 //! to whatever needs it.
 
 mod custom;
+#[cfg(test)]
+mod spec_coverage;
 mod table;
 
 use std::sync::Arc;
