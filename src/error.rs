@@ -29,6 +29,9 @@ pub struct Error {
     /// The API said the resource does not exist (404): for a child of a
     /// parent record that vanished mid-run this is news, not a failure.
     pub not_found: bool,
+    /// Nothing else can succeed this run (refused credentials): the other
+    /// streams stop too, and the error is reported once.
+    pub stops_run: bool,
 }
 
 impl Error {
@@ -37,6 +40,7 @@ impl Error {
             failure: FailureType::Config,
             message: message.into(),
             not_found: false,
+            stops_run: false,
         }
     }
 
@@ -45,6 +49,7 @@ impl Error {
             failure: FailureType::System,
             message: message.into(),
             not_found: false,
+            stops_run: false,
         }
     }
 

@@ -1,11 +1,12 @@
 //! The one HTTP client for API requests: every request waits for the shared
 //! rate limiter (the account's limit covers all streams together), carries a
-//! current token, and is retried on 429, 5xx, timeouts and connection errors
-//! with exponential backoff and jitter, a bounded number of times.
+//! current token, and is retried on 5xx, timeouts, connection errors and
+//! broken or malformed bodies with exponential backoff and jitter, a bounded
+//! number of times; 429s are retried within a time budget.
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use rand::Rng;
@@ -28,6 +29,8 @@ pub struct RetryPolicy {
     pub attempts: u32,
     pub base_delay: Duration,
     pub max_delay: Duration,
+    /// How long one request may keep drawing 429s before it fails.
+    pub throttle_budget: Duration,
 }
 
 impl RetryPolicy {
@@ -36,12 +39,14 @@ impl RetryPolicy {
         attempts: 8,
         base_delay: Duration::from_millis(500),
         max_delay: Duration::from_secs(60),
+        throttle_budget: Duration::from_secs(10 * 60),
     };
     /// For `check`: a wrong URL should be reported in seconds, not minutes.
     pub const CHECK: RetryPolicy = RetryPolicy {
         attempts: 2,
         base_delay: Duration::from_millis(500),
         max_delay: Duration::from_secs(5),
+        throttle_budget: Duration::from_secs(10),
     };
 
     /// Full jitter over an exponentially growing ceiling.
@@ -72,6 +77,11 @@ pub struct ApiClient {
 /// Why one attempt failed, and whether another may succeed.
 enum Attempt {
     Retry {
+        reason: String,
+        wait: Option<Duration>,
+    },
+    /// Rate limited (429): retried within the throttle budget.
+    Throttled {
         reason: String,
         wait: Option<Duration>,
     },
@@ -142,11 +152,19 @@ impl ApiClient {
 
     /// GETs `url` as JSON, retrying what can be retried.
     pub async fn get_json(&self, url: &Url) -> Result<Response> {
+        self.get_checked(url, &|_| Ok(())).await
+    }
+
+    /// GETs `url` as JSON whose shape `check` accepts. A body that breaks
+    /// off, is not JSON or fails `check` is retried like a server error:
+    /// a proxy or the API can garble one answer and give the next one whole.
+    pub async fn get_checked(&self, url: &Url, check: &BodyCheck<'_>) -> Result<Response> {
         let endpoint = url.path().to_string();
         let mut token = self.auth.access_token().await?;
         let mut refreshed = false;
         let mut requests = 0;
         let mut failures = 0;
+        let mut throttled_since: Option<Instant> = None;
         loop {
             self.limiter.until_ready().await;
             requests += 1;
@@ -163,15 +181,15 @@ impl ApiClient {
                     wait: None,
                 },
                 Ok(response) => match response.status() {
-                    StatusCode::OK => match response.json::<Value>().await {
-                        Ok(body) => return Ok(Response { body, requests }),
-                        Err(e) if e.is_decode() => Attempt::Fail(Error::system(format!(
-                            "GET {endpoint}: the API answered 200 with a body that is not JSON ({e})"
-                        ))),
-                        Err(e) => Attempt::Retry {
-                            reason: describe_reqwest(&e),
-                            wait: None,
+                    StatusCode::OK => match read_body(response).await {
+                        Ok(body) => match check(&body) {
+                            Ok(()) => return Ok(Response { body, requests }),
+                            Err(problem) => Attempt::Retry {
+                                reason: format!("the API answered 200 but {problem}"),
+                                wait: None,
+                            },
                         },
+                        Err(reason) => Attempt::Retry { reason, wait: None },
                     },
                     StatusCode::UNAUTHORIZED if !refreshed => {
                         refreshed = true;
@@ -183,6 +201,23 @@ impl ApiClient {
             };
             match attempt {
                 Attempt::Fail(error) => return Err(error),
+                Attempt::Throttled { reason, wait } => {
+                    // Per-second throttling passes: it is retried for as long
+                    // as the budget allows, not a number of times.
+                    let since = *throttled_since.get_or_insert_with(Instant::now);
+                    if since.elapsed() >= self.retry.throttle_budget {
+                        return Err(Error::system(format!(
+                            "GET {endpoint} was still rate limited after {}s, giving up: {reason}",
+                            self.retry.throttle_budget.as_secs()
+                        )));
+                    }
+                    let wait = wait.unwrap_or_else(|| self.retry.backoff(0));
+                    self.diagnostics.warn(&format!(
+                        "GET {endpoint}: {reason}; retrying in {:.1}s",
+                        wait.as_secs_f64()
+                    ));
+                    tokio::time::sleep(wait).await;
+                }
                 Attempt::Retry { reason, wait } => {
                     failures += 1;
                     if failures >= self.retry.attempts {
@@ -203,6 +238,21 @@ impl ApiClient {
     }
 }
 
+/// Says what is wrong with a 200 body, if anything.
+pub type BodyCheck<'a> = dyn Fn(&Value) -> std::result::Result<(), String> + Sync + 'a;
+
+/// The whole body of a 200 answer as JSON, or why it could not be had.
+async fn read_body(response: reqwest::Response) -> std::result::Result<Value, String> {
+    let bytes = response
+        .bytes()
+        .await
+        .map_err(|e| format!("the body broke off ({})", describe_reqwest(&e)))?;
+    serde_json::from_slice(&bytes).map_err(|e| {
+        let start: String = String::from_utf8_lossy(&bytes).chars().take(80).collect();
+        format!("the API answered 200 with a body that is not JSON ({e}): {start:?}")
+    })
+}
+
 /// Turns a non-200 answer into a retry or a final error that says what to do.
 async fn classify(endpoint: &str, status: StatusCode, response: reqwest::Response) -> Attempt {
     let retry_after = response
@@ -214,11 +264,8 @@ async fn classify(endpoint: &str, status: StatusCode, response: reqwest::Respons
     let detail = api_error_message(&response.text().await.unwrap_or_default());
     let code = status.as_u16();
     match status {
-        StatusCode::TOO_MANY_REQUESTS => Attempt::Retry {
-            reason: format!(
-                "rate limited (429{detail}); if this persists the account's daily limit \
-                 of 10,000 requests is spent"
-            ),
+        StatusCode::TOO_MANY_REQUESTS => Attempt::Throttled {
+            reason: format!("rate limited (429{detail})"),
             wait: retry_after,
         },
         // 202: the API accepted the request but has not finished it yet.

@@ -12,7 +12,8 @@ use std::time::Duration as StdDuration;
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use oauth2::basic::{BasicClient, BasicErrorResponseType, BasicTokenResponse};
 use oauth2::{
-    AuthType, ClientId, ClientSecret, RefreshToken, RequestTokenError, TokenResponse, TokenUrl,
+    AsyncHttpClient, AuthType, ClientId, ClientSecret, RefreshToken, RequestTokenError,
+    TokenResponse, TokenUrl,
 };
 use tokio::sync::Mutex;
 
@@ -28,8 +29,9 @@ use token_cache::{CacheLock, LockError, TokenCache, TokenSet};
 const EXPIRY_MARGIN: Duration = Duration::minutes(5);
 /// Assumed lifetime when the token response omits `expires_in`.
 const DEFAULT_TOKEN_LIFETIME: Duration = Duration::hours(1);
-/// Network failures talking to the token endpoint are retried this often.
-const TOKEN_ATTEMPTS: u32 = 3;
+/// Network failures, 5xx and 429 of the token endpoint are retried this
+/// often, waiting 1, 2, 4, … seconds in between.
+const TOKEN_ATTEMPTS: u32 = 6;
 const SCOPES_NEEDED: [&str; 3] = ["contact_data", "campaign_data", "account_read"];
 
 /// Called with the full new config when the token endpoint rotates the
@@ -72,6 +74,9 @@ enum Origin {
 }
 
 struct Tokens {
+    /// The token endpoint refused the credentials: every later request for
+    /// a token gets the same error without asking again.
+    refused: Option<Error>,
     refresh: Secret,
     origin: Origin,
     access: Option<(Secret, DateTime<Utc>)>,
@@ -142,6 +147,7 @@ impl Auth {
                     cache: TokenCache::new(cache_path, &config.token_url, client_id),
                     configured: refresh_token.clone(),
                     tokens: Mutex::new(Tokens {
+                        refused: None,
                         refresh: refresh_token.clone(),
                         origin: Origin::Config,
                         access,
@@ -167,7 +173,7 @@ impl Auth {
                 let mut tokens = oauth.tokens.lock().await;
                 match tokens.valid_access() {
                     Some(token) => Ok(token),
-                    None => oauth.refresh(&mut tokens, None).await,
+                    None => oauth.refresh_once(&mut tokens, None).await,
                 }
             }
         }
@@ -186,7 +192,7 @@ impl Auth {
                 let mut tokens = oauth.tokens.lock().await;
                 match &tokens.access {
                     Some((current, _)) if current != rejected => Ok(current.clone()),
-                    _ => oauth.refresh(&mut tokens, Some(rejected)).await,
+                    _ => oauth.refresh_once(&mut tokens, Some(rejected)).await,
                 }
             }
         }
@@ -194,6 +200,27 @@ impl Auth {
 }
 
 impl OAuth {
+    /// Refreshes, unless the credentials were already refused this run: one
+    /// refused refresh token is one token request and one error, shared by
+    /// every stream (which stops the run).
+    async fn refresh_once(&self, tokens: &mut Tokens, rejected: Option<&Secret>) -> Result<Secret> {
+        if let Some(error) = &tokens.refused {
+            return Err(error.clone());
+        }
+        let result = self.refresh(tokens, rejected).await;
+        if let Err(error) = &result {
+            if error.failure == crate::error::FailureType::Config {
+                let error = Error {
+                    stops_run: true,
+                    ..error.clone()
+                };
+                tokens.refused = Some(error.clone());
+                return Err(error);
+            }
+        }
+        result
+    }
+
     /// Takes the cached token set of the lineage of the refresh token in hand
     /// when it is newer: another run (or another process, while this one
     /// waited for the lock) refreshed since that token was issued. A newer
@@ -282,7 +309,8 @@ impl OAuth {
             access_token: Secret::new(response.access_token().secret().clone()),
             expires: Utc::now() + lifetime,
         };
-        // Persist first: a rotated refresh token has killed the spent one.
+        // Persist, then hand it on at once, before any other work: the
+        // rotated refresh token has killed the spent one.
         let keys = [&self.configured, &spent, &set.refresh_token].map(|t| self.cache.key(t));
         match self.cache.store(&keys, &set) {
             Ok(None) => {}
@@ -295,12 +323,12 @@ impl OAuth {
                 ),
             ),
         }
-        tokens.refresh = set.refresh_token.clone();
-        tokens.origin = Origin::ThisRun;
-        tokens.access = Some((set.access_token.clone(), set.expires));
         if set.refresh_token != spent {
             self.report(&set);
         }
+        tokens.refresh = set.refresh_token.clone();
+        tokens.origin = Origin::ThisRun;
+        tokens.access = Some((set.access_token.clone(), set.expires));
         Ok(set.access_token)
     }
 
@@ -350,12 +378,26 @@ impl OAuth {
             None => client.set_auth_type(AuthType::RequestBody),
         };
         let refresh = RefreshToken::new(refresh.expose().to_string());
+        let http = &self.http;
+        // The token endpoint's own failures (5xx, 429, an error page) are
+        // told apart from its OAuth answers, so they are retried and their
+        // status named.
+        let call = |request: oauth2::HttpRequest| async move {
+            let response = http.call(request).await.map_err(|e| {
+                TokenHttpError::Transport(crate::error::with_causes(&e.to_string(), &e))
+            })?;
+            let status = response.status().as_u16();
+            match status {
+                200..=299 | 400 | 401 => Ok(response),
+                _ => Err(TokenHttpError::Status(status)),
+            }
+        };
         let mut attempt = 0;
         loop {
             attempt += 1;
             match client
                 .exchange_refresh_token(&refresh)
-                .request_async(&self.http)
+                .request_async(&call)
                 .await
             {
                 Ok(response) => return Ok(response),
@@ -366,6 +408,14 @@ impl OAuth {
                         other => Refused::Failed(self.rejected(other, description)),
                     });
                 }
+                Err(RequestTokenError::Request(TokenHttpError::Status(status)))
+                    if !retryable(status) =>
+                {
+                    return Err(Refused::Failed(Error::system(format!(
+                        "cannot refresh the access token: token_url {} answered HTTP {status}",
+                        self.token_url
+                    ))))
+                }
                 Err(error) if attempt < TOKEN_ATTEMPTS => {
                     self.diagnostics.log(
                         Level::Warn,
@@ -375,7 +425,7 @@ impl OAuth {
                             describe(&error)
                         ),
                     );
-                    tokio::time::sleep(StdDuration::from_secs(u64::from(attempt))).await;
+                    tokio::time::sleep(StdDuration::from_secs(1 << (attempt - 1))).await;
                 }
                 Err(error) => {
                     return Err(Refused::Failed(Error::system(format!(
@@ -467,6 +517,20 @@ impl OAuth {
             )),
         }
     }
+}
+
+/// Why a token request failed below the OAuth layer.
+#[derive(Debug, thiserror::Error)]
+enum TokenHttpError {
+    #[error("{0}")]
+    Transport(String),
+    #[error("HTTP {0}")]
+    Status(u16),
+}
+
+/// Statuses of the token endpoint worth asking again.
+fn retryable(status: u16) -> bool {
+    status == 429 || status >= 500
 }
 
 fn describe<RE: std::error::Error, T: oauth2::ErrorResponse>(

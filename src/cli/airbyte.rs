@@ -98,9 +98,18 @@ pub fn read(config_path: &Path, catalog_path: &Path, state_path: Option<&Path>) 
         Err(error) => return fail(&output, &error),
     };
     let mut failed = false;
+    let mut run_errors: Vec<&Error> = Vec::new();
     for (name, result) in &results {
         match result {
             Ok(report) => output.log(Level::Info, &summary(name, report)),
+            // An error that stopped the run is reported once, for the run.
+            Err(error) if error.stops_run => {
+                failed = true;
+                if !run_errors.iter().any(|e| e.message == error.message) {
+                    run_errors.push(error);
+                    output.error_trace(error, None);
+                }
+            }
             Err(error) => {
                 failed = true;
                 output.error_trace(error, Some(name));

@@ -119,7 +119,8 @@ fn sync(config_path: &Path, catalog_path: &Path, state_path: Option<&Path>) -> R
     for (name, result) in results {
         match result {
             Ok(report) => output.log(Level::Info, &super::airbyte::summary(&name, &report)),
-            Err(error) => failures.push(error.message),
+            Err(error) if !failures.contains(&error.message) => failures.push(error.message),
+            Err(_) => {}
         }
     }
     if failures.is_empty() {

@@ -17,7 +17,7 @@ use futures::StreamExt;
 use serde_json::Value;
 
 use crate::config::LoadedConfig;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::http::ApiClient;
 use crate::protocol::catalog::Selected;
 use crate::protocol::{Output, StreamStatus};
@@ -109,12 +109,16 @@ pub struct StreamReport {
 }
 
 /// Reads the selected streams concurrently; one stream failing does not stop
-/// the others. Results come back in catalog order.
+/// the others, unless its error stops the run (refused credentials): then
+/// the streams not started yet are not read, and repeat their saved state.
+/// Results come back in catalog order.
 pub async fn read_all(
     ctx: &Context,
     selected: &[Selected],
     states: &StreamStates,
 ) -> Vec<(String, Result<StreamReport>)> {
+    let stopped: std::sync::Mutex<Option<Error>> = std::sync::Mutex::new(None);
+    let stopped = &stopped;
     let mut results: Vec<(usize, String, Result<StreamReport>)> =
         futures::stream::iter(selected.iter().enumerate())
             .map(|(index, stream)| async move {
@@ -124,7 +128,27 @@ pub async fn read_all(
                 } else {
                     None
                 };
-                (index, name, read_stream(ctx, stream, state).await)
+                let earlier = stopped.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                let result = match earlier {
+                    Some(error) => {
+                        let kept = state
+                            .cloned()
+                            .unwrap_or_else(|| Value::Object(Default::default()));
+                        ctx.output.state(&name, &kept, 0);
+                        ctx.output.stream_status(&name, StreamStatus::Incomplete);
+                        Err(error)
+                    }
+                    None => read_stream(ctx, stream, state).await,
+                };
+                if let Err(error) = &result {
+                    if error.stops_run {
+                        stopped
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .get_or_insert(error.clone());
+                    }
+                }
+                (index, name, result)
             })
             .buffer_unordered(PARALLEL_STREAMS)
             .collect()
@@ -202,13 +226,18 @@ pub struct Page {
 }
 
 impl PageSource {
-    async fn next(&mut self, ctx: &Context, report: &mut StreamReport) -> Result<Option<Page>> {
+    async fn next(
+        &mut self,
+        ctx: &Context,
+        def: &StreamDef,
+        report: &mut StreamReport,
+    ) -> Result<Option<Page>> {
         let (parent, fetched) = match self {
-            PageSource::Single(chain) => match chain.next(ctx, report).await? {
+            PageSource::Single(chain) => match chain.next(ctx, def, report).await? {
                 Some(fetched) => (None, fetched),
                 None => return Ok(None),
             },
-            PageSource::Children(children) => match children.next(ctx, report).await? {
+            PageSource::Children(children) => match children.next(ctx, def, report).await? {
                 Some((parent, fetched)) => (Some(parent), fetched),
                 None => return Ok(None),
             },
@@ -284,8 +313,9 @@ async fn read_pages(
     sink: &mut dyn Sink,
     report: &mut StreamReport,
 ) -> Result<()> {
-    while let Some(page) = source.next(ctx, report).await? {
-        let records = records_of(def, &page.body)?;
+    while let Some(page) = source.next(ctx, def, report).await? {
+        // Checked when the page was fetched; the same check cannot fail here.
+        let records = records_of(def, &page.body, page.next.is_some()).map_err(Error::system)?;
         let taken = strategy.take(&page, records);
         for record in &records[..taken.count] {
             match (&page.parent, &def.parent) {

@@ -1,6 +1,8 @@
 //! Requests and pages: the URL of a stream's first page, the chain of pages
 //! linked by `_links.next.href`, and where a page keeps its records.
 
+use std::collections::HashSet;
+
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use url::Url;
@@ -50,6 +52,8 @@ pub struct Chain {
     next: Option<Url>,
     /// Where to start over if the first page (a saved link) fails.
     fallback: Option<Url>,
+    /// Pages of this chain already read: a link back to one is a loop.
+    visited: HashSet<Url>,
 }
 
 /// A page's body and the link after it, as the API gave it.
@@ -63,6 +67,7 @@ impl Chain {
         Chain {
             next: Some(first),
             fallback: None,
+            visited: HashSet::new(),
         }
     }
 
@@ -70,56 +75,58 @@ impl Chain {
     /// longer works (page links may expire).
     pub fn resume(saved: Url, fallback: Url) -> Self {
         Chain {
-            next: Some(saved),
             fallback: Some(fallback),
+            ..Chain::new(saved)
         }
     }
 
-    /// The next page, counting its requests in `report`.
+    /// The next page of `def`, counting its requests in `report`. A page
+    /// whose records or link are malformed is asked for again, and is an
+    /// error if it stays so: never taken as an empty page.
     pub async fn next(
         &mut self,
         ctx: &Context,
+        def: &StreamDef,
         report: &mut StreamReport,
     ) -> Result<Option<Fetched>> {
         loop {
             let Some(url) = self.next.take() else {
                 return Ok(None);
             };
-            let response = match ctx.api.get_json(&url).await {
+            let check = |body: &Value| {
+                next_link(body).and_then(|next| records_of(def, body, next.is_some()).map(|_| ()))
+            };
+            let response = match ctx.api.get_checked(&url, &check).await {
                 Ok(response) => response,
-                Err(error) => {
-                    match self.fallback.take() {
-                        Some(fallback) => {
-                            ctx.output.log(
+                Err(error) => match self.fallback.take() {
+                    Some(fallback) => {
+                        ctx.output.log(
                             Level::Warn,
-                            &format!("cannot resume at {url} ({error}); reading again from the cursor"),
+                            &format!(
+                                "{}: cannot resume at {url} ({error}); reading again from the \
+                                 cursor",
+                                def.name
+                            ),
                         );
-                            self.next = Some(fallback);
-                            continue;
-                        }
-                        None => return Err(error),
+                        self.next = Some(fallback);
+                        continue;
                     }
-                }
+                    None => return Err(error),
+                },
             };
             self.fallback = None;
             report.requests += u64::from(response.requests);
             report.pages += 1;
             let body = response.body;
-            let next = match body.pointer("/_links/next/href") {
-                None | Some(Value::Null) => None,
-                Some(Value::String(href)) => Some(href.clone()),
-                Some(other) => {
-                    return Err(Error::system(format!(
-                        "GET {}: _links.next.href is {other}, not a link",
-                        url.path()
-                    )))
-                }
-            };
+            let next = next_link(&body)
+                .map_err(|problem| Error::system(format!("GET {}: {problem}", url.path())))?;
+            self.visited.insert(url.clone());
             if let Some(href) = &next {
                 let link = ctx.api.resolve_link(href)?;
-                if link == url {
+                if self.visited.contains(&link) {
                     return Err(Error::system(format!(
-                        "GET {}: the API linked a page to itself; stopping to avoid a loop",
+                        "GET {}: the API linked back to a page already read ({href}); stopping \
+                         rather than reading it again",
                         url.path()
                     )));
                 }
@@ -130,20 +137,29 @@ impl Chain {
     }
 }
 
-/// The records of a page, as the stream's definition places them.
-pub fn records_of<'a>(def: &StreamDef, page: &'a Value) -> Result<&'a [Value]> {
-    let shape_error = |expected: &str| {
-        Error::system(format!(
-            "GET {}: expected {expected} in the response, got {}",
-            def.path,
-            truncate(&page.to_string())
-        ))
-    };
+/// The page's `_links.next.href`, if it has one.
+fn next_link(page: &Value) -> std::result::Result<Option<String>, String> {
+    match page.pointer("/_links/next/href") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(href)) => Ok(Some(href.clone())),
+        Some(other) => Err(format!("_links.next.href is {other}, not a link")),
+    }
+}
+
+/// The records of a page, as the stream's definition places them. The API
+/// leaves an empty records array out, so a missing key is an empty page,
+/// but only on a last page: a next link says more data follows.
+pub fn records_of<'a>(
+    def: &StreamDef,
+    page: &'a Value,
+    has_next: bool,
+) -> std::result::Result<&'a [Value], String> {
+    let shape_error =
+        |expected: &str| format!("expected {expected}, got {}", truncate(&page.to_string()));
     let records: &[Value] = match &def.records {
         Records::Key(key) => match page.get(key) {
             Some(Value::Array(items)) => items,
-            // The API leaves the key out of an empty result.
-            None | Some(Value::Null) if page.is_object() => &[],
+            None if page.is_object() && !has_next => &[],
             _ => return Err(shape_error(&format!("an array `{key}`"))),
         },
         Records::Array => page.as_array().ok_or_else(|| shape_error("an array"))?,

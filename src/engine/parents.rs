@@ -113,6 +113,9 @@ pub struct ParentValue {
     pub key: String,
     /// The parent field the child carries (`Parent::carry`), for one parent.
     carried: Option<Value>,
+    /// When the parent last changed, by its stream's cursor field, for one
+    /// parent whose stream has one.
+    pub changed: Option<DateTime<Utc>>,
 }
 
 /// The pages of a child for every parent value (or batch of values).
@@ -130,7 +133,9 @@ impl Children {
         since: Option<DateTime<Utc>>,
         report: &mut StreamReport,
     ) -> Result<Children> {
-        let records: Records = match parent_stream(ctx, parent)? {
+        let source = parent_stream(ctx, parent)?;
+        let changed_field = source.and_then(|s| s.cursor_field());
+        let records: Records = match source {
             Some(source) => ctx.parents.records(ctx, source, since, report).await?,
             None => {
                 let ParentSource::Config(list) = parent.source else {
@@ -159,7 +164,7 @@ impl Children {
             .map(|list| ctx.lists.get(list))
             .unwrap_or_default();
         let wanted = |key: &str| narrowed.is_empty() || narrowed.iter().any(|v| v == key);
-        let values = parent_values(&records, parent, wanted)?;
+        let values = parent_values(&records, parent, changed_field, wanted)?;
         Ok(Children {
             def: def.clone(),
             values: values.into_iter(),
@@ -171,11 +176,12 @@ impl Children {
     pub async fn next(
         &mut self,
         ctx: &Context,
+        def: &StreamDef,
         report: &mut StreamReport,
     ) -> Result<Option<(ParentValue, Fetched)>> {
         loop {
             if let Some((parent, chain)) = &mut self.current {
-                match chain.next(ctx, report).await {
+                match chain.next(ctx, def, report).await {
                     Ok(Some(page)) => return Ok(Some((parent.clone(), page))),
                     Ok(None) => self.current = None,
                     Err(error) if error.not_found => {
@@ -201,6 +207,14 @@ impl Children {
         }
     }
 
+    /// Keeps only the parent values `keep` accepts.
+    pub fn retain(&mut self, keep: impl Fn(&ParentValue) -> bool) {
+        let values: Vec<ParentValue> = std::mem::take(&mut self.values)
+            .filter(|v| keep(v))
+            .collect();
+        self.values = values.into_iter();
+    }
+
     /// Leaves the current parent's remaining pages unread.
     pub fn skip_rest_of_parent(&mut self) {
         self.current = None;
@@ -213,6 +227,7 @@ impl Children {
 fn parent_values(
     records: &[Value],
     parent: &Parent,
+    changed_field: Option<&str>,
     wanted: impl Fn(&str) -> bool,
 ) -> Result<Vec<ParentValue>> {
     let mut single: Vec<ParentValue> = Vec::new();
@@ -238,7 +253,15 @@ fn parent_values(
                 .carry
                 .as_ref()
                 .and_then(|(from, _)| record.get(from).cloned());
-            single.push(ParentValue { key, carried });
+            let changed = changed_field
+                .and_then(|field| record.get(field))
+                .and_then(Value::as_str)
+                .and_then(parse_time);
+            single.push(ParentValue {
+                key,
+                carried,
+                changed,
+            });
         }
     }
     if parent.batch <= 1 {
@@ -253,6 +276,7 @@ fn parent_values(
                 .collect::<Vec<_>>()
                 .join(","),
             carried: None,
+            changed: None,
         })
         .collect())
 }

@@ -75,9 +75,14 @@ pub struct ThroughParentState {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PerParentState {
-    /// Parent value → its newest row read.
+    /// The parents read in full, each with its newest row (`null` when it
+    /// had none). A parent not here has never been read in full.
     #[serde(default)]
-    pub parents: BTreeMap<String, Timestamp>,
+    pub parents: BTreeMap<String, Option<Timestamp>>,
+    /// Set while a run is unfinished: it was reading the parents changed
+    /// after this, and some of them may not have been read yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unfinished_since: Option<Timestamp>,
 }
 
 /// Full-refresh streams save nothing but the fact of a checkpoint.

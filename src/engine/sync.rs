@@ -77,20 +77,7 @@ pub async fn plan(
         }
         (true, _, Some(ChildSync::NewestFirst { field, lookback })) => {
             let saved: PerParentState = state::parse(name, state)?;
-            let since = match (lookback, state) {
-                (Some(Lookback::ReportLookbackDays), Some(_)) => {
-                    days_before(ctx.run_started, ctx.report_lookback_days).max(ctx.start_date)
-                }
-                _ => ctx.start_date,
-            };
-            let source = source(ctx, def, Some(since), report).await?;
-            let strategy = NewestFirstSync {
-                field: field.clone(),
-                saved: saved.parents,
-                done: BTreeMap::new(),
-                current: None,
-            };
-            Ok((Box::new(strategy), source))
+            NewestFirstSync::plan(ctx, def, field, *lookback, saved, report).await
         }
         _ => {
             let source = source(ctx, def, None, report).await?;
@@ -339,25 +326,75 @@ impl Strategy for ThroughParentSync {
 }
 
 /// Rows newest first per parent: each parent is read down to its bookmark.
-/// Bookmarks of parents not read this run are dropped at the end, which
-/// keeps the state small.
+/// With a lookback, parents read in full before are read again only when
+/// they changed within it; a parent never read in full is always read, and
+/// a run that did not finish widens the next run's listing to its own.
 struct NewestFirstSync {
     field: String,
-    saved: BTreeMap<String, Timestamp>,
+    saved: BTreeMap<String, Option<Timestamp>>,
+    /// The parents changed after this are listed this run.
+    since: DateTime<Utc>,
     /// Bookmarks of the parents read in full this run.
-    done: BTreeMap<String, Timestamp>,
+    done: BTreeMap<String, Option<Timestamp>>,
     /// The parent being read and its newest row so far.
     current: Option<(String, Option<Timestamp>)>,
 }
 
 impl NewestFirstSync {
+    async fn plan(
+        ctx: &Context,
+        def: &Arc<StreamDef>,
+        field: &str,
+        lookback: Option<Lookback>,
+        saved: PerParentState,
+        report: &mut StreamReport,
+    ) -> Result<(Box<dyn Strategy>, PageSource)> {
+        // Parents read in full and unchanged since this are not read again.
+        let cutoff = match lookback {
+            Some(Lookback::ReportLookbackDays) if !saved.parents.is_empty() => {
+                days_before(ctx.run_started, ctx.report_lookback_days).max(ctx.start_date)
+            }
+            _ => ctx.start_date,
+        };
+        let since = match saved.unfinished_since {
+            Some(unfinished) => cutoff.min(unfinished.0.max(ctx.start_date)),
+            None => cutoff,
+        };
+        let mut source = source(ctx, def, Some(since), report).await?;
+        if since < cutoff {
+            if let PageSource::Children(children) = &mut source {
+                let read_before = &saved.parents;
+                children.retain(|parent| {
+                    !read_before.contains_key(&parent.key)
+                        || parent.changed.is_none_or(|changed| changed > cutoff)
+                });
+            }
+        }
+        let strategy = NewestFirstSync {
+            field: field.to_string(),
+            saved: saved.parents,
+            since,
+            done: BTreeMap::new(),
+            current: None,
+        };
+        Ok((Box::new(strategy), source))
+    }
+
     /// Records the current parent's bookmark: its newest row, or the old one.
     fn finish_parent(&mut self) {
         if let Some((key, newest)) = self.current.take() {
-            if let Some(at) = self.saved.get(&key).copied().max(newest) {
-                self.done.insert(key, at);
-            }
+            let old = self.saved.get(&key).copied().flatten();
+            self.done.insert(key, old.max(newest));
         }
+    }
+
+    fn position(&self, unfinished: bool) -> Value {
+        let mut parents = self.saved.clone();
+        parents.extend(self.done.clone());
+        state::to_value(&PerParentState {
+            parents,
+            unfinished_since: unfinished.then_some(Timestamp(self.since)),
+        })
     }
 }
 
@@ -374,6 +411,8 @@ impl Strategy for NewestFirstSync {
         let lower = self
             .saved
             .get(&key)
+            .copied()
+            .flatten()
             .map(|at| at.0.checked_sub_signed(CURSOR_OVERLAP).unwrap_or(at.0));
         let newest = &mut self.current.get_or_insert((key, None)).1;
         let mut count = 0;
@@ -397,16 +436,11 @@ impl Strategy for NewestFirstSync {
     }
 
     fn checkpoint(&mut self, _: &Page) -> Value {
-        // Until the run ends, parents not read yet keep their saved bookmarks.
-        let mut parents = self.saved.clone();
-        parents.extend(self.done.clone());
-        state::to_value(&PerParentState { parents })
+        self.position(true)
     }
 
     fn finish(&mut self, _: &Context) -> Value {
         self.finish_parent();
-        state::to_value(&PerParentState {
-            parents: self.done.clone(),
-        })
+        self.position(false)
     }
 }
