@@ -19,9 +19,9 @@ use crate::error::{Error, Result};
 use crate::http::RetryPolicy;
 use crate::protocol::airbyte::AirbyteWriter;
 use crate::protocol::{Level, Output, StreamStatus};
-use crate::sandbox::{Sandbox, SandboxOptions};
 use crate::state::StreamStates;
 use crate::streams;
+use constant_contact_fake::{Sandbox, SandboxOptions};
 
 #[derive(Debug, clap::Args)]
 pub struct DemoOptions {

@@ -1,32 +1,14 @@
 //! source-constant-contact: reads a Constant Contact account through the V3
 //! API and writes it as Airbyte protocol messages (subcommands) or Singer
-//! messages (Singer flags, no subcommand).
-//!
-//! Data flows one way: config → auth → rate-limited HTTP → stream engine →
-//! protocol writer.
-
-mod airbyte;
-mod auth;
-mod authorize;
-mod catalog;
-mod config;
-mod custom_streams;
-mod demo;
-mod engine;
-mod error;
-mod files;
-mod http;
-mod protocol;
-mod sandbox;
-mod singer;
-mod spec;
-mod state;
-mod streams;
-mod token_cache;
+//! messages (Singer flags, no subcommand). The connector itself is the library
+//! (`src/lib.rs`); this is its command line.
 
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
+#[cfg(feature = "sandbox")]
+use source_constant_contact::demo;
+use source_constant_contact::{airbyte, authorize, singer};
 
 #[derive(Parser)]
 #[command(
@@ -66,12 +48,14 @@ enum Command {
         state: Option<PathBuf>,
     },
     /// Serve a fake Constant Contact V3 API on 127.0.0.1 for tests and trials.
-    Sandbox(sandbox::SandboxOptions),
+    #[cfg(feature = "sandbox")]
+    Sandbox(constant_contact_fake::SandboxOptions),
     /// Authorize with Constant Contact (browser with PKCE, or --device) and write
     /// the credentials into a connector config.
     Auth(Box<authorize::AuthorizeArgs>),
     /// Full then incremental sync of every stream against an in-process
     /// sandbox, with a per-stream summary on stderr.
+    #[cfg(feature = "sandbox")]
     Demo(demo::DemoOptions),
 }
 
@@ -94,12 +78,14 @@ fn main() {
                 catalog,
                 state,
             } => airbyte::read(&config, &catalog, state.as_deref()),
+            #[cfg(feature = "sandbox")]
             Command::Demo(options) => demo::run(options),
             Command::Auth(args) => authorize::run(*args),
+            #[cfg(feature = "sandbox")]
             Command::Sandbox(options) => match airbyte::runtime()
                 .map_err(|e| e.to_string())
                 .and_then(|rt| {
-                    rt.block_on(sandbox::serve_forever(options))
+                    rt.block_on(constant_contact_fake::serve_forever(options))
                         .map_err(|e| e.to_string())
                 }) {
                 Ok(()) => 0,
