@@ -271,4 +271,58 @@ mod tests {
         assert!(message.contains("redirect URI") && !message.contains("secret-code"));
         assert!(pasted(&redirect, "not a url").is_err());
     }
+
+    /// Sends one raw HTTP/1.1 request to the listener and returns the whole answer.
+    async fn request(port: u16, request: &str) -> String {
+        let mut stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).await.unwrap();
+        answer
+    }
+
+    #[tokio::test]
+    async fn listener_answers_only_a_get_of_the_redirect_path() {
+        let mut redirect = Url::parse("http://127.0.0.1:0/callback").unwrap();
+        let (tx, mut responses) = mpsc::unbounded_channel();
+        let (stop, server) = serve(&mut redirect, tx).await.unwrap();
+        let port = redirect
+            .port()
+            .expect("port 0 was replaced by the bound one");
+
+        let favicon = request(port, "GET /favicon.ico HTTP/1.1\r\nHost: x\r\n\r\n").await;
+        assert!(favicon.starts_with("HTTP/1.1 404 "), "{favicon}");
+        let post = request(port, "POST /callback?code=c HTTP/1.1\r\nHost: x\r\n\r\n").await;
+        assert!(post.starts_with("HTTP/1.1 405 "), "{post}");
+        assert!(
+            responses.try_recv().is_err(),
+            "only the redirect's GET counts"
+        );
+
+        let page = request(
+            port,
+            "GET /callback?code=c&state=s HTTP/1.1\r\nHost: x\r\nAccept: text/html\r\n\r\n",
+        )
+        .await;
+        assert!(page.starts_with("HTTP/1.1 200 "), "{page}");
+        assert!(page.contains("text/html") && page.contains("Authorization received"));
+        let response = responses.recv().await.unwrap().unwrap();
+        assert_eq!(
+            (response.code.as_deref(), response.state.as_deref()),
+            (Some("c"), Some("s"))
+        );
+
+        let denied = request(
+            port,
+            "GET /callback?error=access_denied&state=s HTTP/1.1\r\n\r\n",
+        )
+        .await;
+        assert!(denied.contains("Authorization failed") && denied.contains("access_denied"));
+
+        let _ = stop.send(());
+        tokio::time::timeout(Duration::from_secs(2), server)
+            .await
+            .expect("the listener stops")
+            .unwrap();
+    }
 }
