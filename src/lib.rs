@@ -15,5 +15,4 @@ pub mod error;
 pub mod files;
 pub mod http;
 pub mod protocol;
-pub mod sandbox;
 pub mod streams;

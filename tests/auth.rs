@@ -1,5 +1,7 @@
 //! OAuth: one refresh per run, rotated refresh tokens reported and used,
 //! 401 recovery, clear errors, and no secret in any output.
+// These tests run the connector binary's `sandbox` subcommand.
+#![cfg(feature = "sandbox")]
 
 mod common;
 

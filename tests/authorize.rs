@@ -2,6 +2,8 @@
 //! against a sandbox process (the test plays the browser and the user), as the
 //! confidential client (with its secret) and as the public one (no secret), and every
 //! way they can fail.
+// These tests run the connector binary's `sandbox` subcommand.
+#![cfg(feature = "sandbox")]
 
 mod common;
 

@@ -1,4 +1,6 @@
 //! The command line: spec, discover, and clear errors for bad input.
+// These tests run the connector binary's `sandbox` subcommand.
+#![cfg(feature = "sandbox")]
 
 mod common;
 

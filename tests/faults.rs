@@ -1,5 +1,7 @@
 //! Retries: 429 and 5xx answers are ridden out with nothing lost, and a
 //! failure that persists ends the run with a clear, typed error.
+// These tests run the connector binary's `sandbox` subcommand.
+#![cfg(feature = "sandbox")]
 
 mod common;
 

@@ -1,5 +1,7 @@
 //! Incremental reads: changed records only, nothing lost at the cursor
 //! boundary, and a killed read resumes where it stopped.
+// These tests run the connector binary's `sandbox` subcommand.
+#![cfg(feature = "sandbox")]
 
 mod common;
 

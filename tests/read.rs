@@ -1,4 +1,6 @@
 //! Full reads of every stream against the sandbox.
+// These tests run the connector binary's `sandbox` subcommand.
+#![cfg(feature = "sandbox")]
 
 mod common;
 

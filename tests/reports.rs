@@ -1,6 +1,8 @@
 //! Report and child streams: parents read once, batched stats, incremental
 //! tracking reports, the lookback window and config filters, shown by the
 //! sandbox's request counts.
+// These tests run the connector binary's `sandbox` subcommand.
+#![cfg(feature = "sandbox")]
 
 mod common;
 

@@ -1,5 +1,7 @@
 //! Singer mode: discover, selection, SCHEMA/RECORD/STATE, Meltano's state
 //! shapes, and the config file rewritten when the refresh token rotates.
+// These tests run the connector binary's `sandbox` subcommand.
+#![cfg(feature = "sandbox")]
 
 mod common;
 

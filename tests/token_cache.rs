@@ -3,6 +3,8 @@
 //! and a process killed right after its refresh; the sandbox's long-lived
 //! mode; errors that name the token sources tried; and no token anywhere but
 //! in CONTROL messages and the private cache file.
+// These tests run the connector binary's `sandbox` subcommand.
+#![cfg(feature = "sandbox")]
 
 mod common;
 

@@ -520,13 +520,22 @@ impl OAuth {
 }
 
 /// Why a token request failed below the OAuth layer.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug)]
 enum TokenHttpError {
-    #[error("{0}")]
     Transport(String),
-    #[error("HTTP {0}")]
     Status(u16),
 }
+
+impl std::fmt::Display for TokenHttpError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TokenHttpError::Transport(text) => f.write_str(text),
+            TokenHttpError::Status(status) => write!(f, "HTTP {status}"),
+        }
+    }
+}
+
+impl std::error::Error for TokenHttpError {}
 
 /// Statuses of the token endpoint worth asking again.
 fn retryable(status: u16) -> bool {

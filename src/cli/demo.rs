@@ -18,8 +18,8 @@ use crate::error::{Error, Result};
 use crate::protocol::airbyte::AirbyteWriter;
 use crate::protocol::catalog::Selected;
 use crate::protocol::{Level, Output, StreamStatus};
-use crate::sandbox::{Sandbox, SandboxOptions};
 use crate::streams::Registry;
+use constant_contact_fake::{Sandbox, SandboxOptions};
 
 #[derive(Debug, clap::Args)]
 pub struct DemoOptions {

@@ -5,6 +5,7 @@
 
 pub mod airbyte;
 pub mod authorize;
+#[cfg(feature = "sandbox")]
 pub mod demo;
 pub mod setup;
 pub mod singer;
@@ -51,12 +52,14 @@ enum Command {
         state: Option<PathBuf>,
     },
     /// Serve a fake Constant Contact V3 API on 127.0.0.1 for tests and trials.
-    Sandbox(crate::sandbox::SandboxOptions),
+    #[cfg(feature = "sandbox")]
+    Sandbox(constant_contact_fake::SandboxOptions),
     /// Authorize with Constant Contact (browser with PKCE, or --device) and write
     /// the credentials into a connector config.
     Auth(Box<authorize::AuthorizeArgs>),
     /// Full then incremental sync of every stream against an in-process
     /// sandbox, with a per-stream summary on stderr.
+    #[cfg(feature = "sandbox")]
     Demo(demo::DemoOptions),
 }
 
@@ -79,15 +82,18 @@ pub fn main() -> i32 {
             catalog,
             state,
         } => airbyte::read(&config, &catalog, state.as_deref()),
-        Command::Demo(options) => demo::run(options),
         Command::Auth(args) => authorize::run(*args),
+        #[cfg(feature = "sandbox")]
+        Command::Demo(options) => demo::run(options),
+        #[cfg(feature = "sandbox")]
         Command::Sandbox(options) => sandbox(options),
     }
 }
 
-fn sandbox(options: crate::sandbox::SandboxOptions) -> i32 {
+#[cfg(feature = "sandbox")]
+fn sandbox(options: constant_contact_fake::SandboxOptions) -> i32 {
     let served = setup::runtime().map_err(|e| e.to_string()).and_then(|rt| {
-        rt.block_on(crate::sandbox::serve_forever(options))
+        rt.block_on(constant_contact_fake::serve_forever(options))
             .map_err(|e| e.to_string())
     });
     match served {

@@ -6,11 +6,10 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
-use axum::extract::{RawQuery, State};
-use axum::response::Html;
-use axum::routing::get;
-use axum::Router;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinSet;
 use url::{Host, Url};
 
 /// The query of the redirect: a code, or an error, and the state.
@@ -94,33 +93,89 @@ async fn serve(
         _ => IpAddr::V4(Ipv4Addr::LOCALHOST),
     };
     let port = redirect.port_or_known_default().unwrap_or(80);
-    let listener = tokio::net::TcpListener::bind((ip, port))
-        .await
-        .with_context(|| {
-            format!("cannot listen on {ip}:{port} for the redirect URI {redirect} (is another auth running?)")
-        })?;
+    let listener = TcpListener::bind((ip, port)).await.with_context(|| {
+        format!("cannot listen on {ip}:{port} for the redirect URI {redirect} (is another auth running?)")
+    })?;
     if port == 0 {
         let bound = listener.local_addr()?.port();
         redirect
             .set_port(Some(bound))
             .map_err(|()| anyhow!("cannot set the port of {redirect}"))?;
     }
-    let app = Router::new()
-        .route(redirect.path(), get(callback))
-        .with_state(tx);
-    let (stop, stopped) = oneshot::channel::<()>();
+    let path = redirect.path().to_string();
+    let (stop, mut stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(async move {
-        let _ = axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let _ = stopped.await;
-            })
-            .await;
+        let mut connections = JoinSet::new();
+        loop {
+            tokio::select! {
+                _ = &mut stopped => break,
+                accepted = listener.accept() => {
+                    if let Ok((stream, _)) = accepted {
+                        connections.spawn(answer(stream, path.clone(), tx.clone()));
+                    }
+                }
+                Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            }
+        }
+        // Like a graceful shutdown: no new connections, the open ones finish.
+        drop(listener);
+        while connections.join_next().await.is_some() {}
     });
     Ok((stop, server))
 }
 
-async fn callback(State(tx): State<Sender>, RawQuery(query): RawQuery) -> Html<String> {
-    let response = AuthorizationResponse::from_query(query.as_deref().unwrap_or_default());
+/// Largest request head the listener reads; a redirect's is far smaller.
+const MAX_HEAD: usize = 16 * 1024;
+
+/// Answers one HTTP/1.1 request on the listener, then closes the connection: the
+/// redirect's `GET <path>?<query>` gets the page, anything else a 404 or 405. Only the
+/// request line matters (a redirect is a GET without a body), so this needs no HTTP
+/// server library.
+async fn answer(mut stream: TcpStream, path: String, tx: Sender) {
+    let mut head = Vec::new();
+    let mut buf = [0u8; 2048];
+    let complete = tokio::time::timeout(Duration::from_secs(10), async {
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < MAX_HEAD {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return false,
+                Ok(n) => head.extend_from_slice(&buf[..n]),
+            }
+        }
+        true
+    })
+    .await
+    .unwrap_or(false);
+    if !complete {
+        return;
+    }
+    let head = String::from_utf8_lossy(&head);
+    let mut request_line = head.lines().next().unwrap_or_default().split(' ');
+    let method = request_line.next().unwrap_or_default();
+    let target = request_line.next().unwrap_or_default();
+    let (target_path, query) = target.split_once('?').unwrap_or((target, ""));
+    let (status, content_type, body) = if target_path != path {
+        ("404 Not Found", "text/plain; charset=utf-8", String::new())
+    } else if method != "GET" {
+        (
+            "405 Method Not Allowed",
+            "text/plain; charset=utf-8",
+            String::new(),
+        )
+    } else {
+        ("200 OK", "text/html; charset=utf-8", callback(&tx, query))
+    };
+    let response = format!(
+        "HTTP/1.1 {status}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\n\
+         connection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = stream.write_all(response.as_bytes()).await;
+    let _ = stream.shutdown().await;
+}
+
+/// Hands the redirect's query to the flow and returns the page the browser shows.
+fn callback(tx: &Sender, query: &str) -> String {
+    let response = AuthorizationResponse::from_query(query);
     let page = match &response.error {
         Some(error) => format!(
             "<h1>Authorization failed</h1><p>{}. Details are in the terminal.</p>",
@@ -131,9 +186,7 @@ async fn callback(State(tx): State<Sender>, RawQuery(query): RawQuery) -> Html<S
             .to_string(),
     };
     let _ = tx.send(Ok(response));
-    Html(format!(
-        "<!doctype html><title>source-constant-contact</title>{page}"
-    ))
+    format!("<!doctype html><title>source-constant-contact</title>{page}")
 }
 
 fn escape(text: &str) -> String {
@@ -217,5 +270,59 @@ mod tests {
         let message = format!("{:#}", wrong.err().unwrap());
         assert!(message.contains("redirect URI") && !message.contains("secret-code"));
         assert!(pasted(&redirect, "not a url").is_err());
+    }
+
+    /// Sends one raw HTTP/1.1 request to the listener and returns the whole answer.
+    async fn request(port: u16, request: &str) -> String {
+        let mut stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).await.unwrap();
+        answer
+    }
+
+    #[tokio::test]
+    async fn listener_answers_only_a_get_of_the_redirect_path() {
+        let mut redirect = Url::parse("http://127.0.0.1:0/callback").unwrap();
+        let (tx, mut responses) = mpsc::unbounded_channel();
+        let (stop, server) = serve(&mut redirect, tx).await.unwrap();
+        let port = redirect
+            .port()
+            .expect("port 0 was replaced by the bound one");
+
+        let favicon = request(port, "GET /favicon.ico HTTP/1.1\r\nHost: x\r\n\r\n").await;
+        assert!(favicon.starts_with("HTTP/1.1 404 "), "{favicon}");
+        let post = request(port, "POST /callback?code=c HTTP/1.1\r\nHost: x\r\n\r\n").await;
+        assert!(post.starts_with("HTTP/1.1 405 "), "{post}");
+        assert!(
+            responses.try_recv().is_err(),
+            "only the redirect's GET counts"
+        );
+
+        let page = request(
+            port,
+            "GET /callback?code=c&state=s HTTP/1.1\r\nHost: x\r\nAccept: text/html\r\n\r\n",
+        )
+        .await;
+        assert!(page.starts_with("HTTP/1.1 200 "), "{page}");
+        assert!(page.contains("text/html") && page.contains("Authorization received"));
+        let response = responses.recv().await.unwrap().unwrap();
+        assert_eq!(
+            (response.code.as_deref(), response.state.as_deref()),
+            (Some("c"), Some("s"))
+        );
+
+        let denied = request(
+            port,
+            "GET /callback?error=access_denied&state=s HTTP/1.1\r\n\r\n",
+        )
+        .await;
+        assert!(denied.contains("Authorization failed") && denied.contains("access_denied"));
+
+        let _ = stop.send(());
+        tokio::time::timeout(Duration::from_secs(2), server)
+            .await
+            .expect("the listener stops")
+            .unwrap();
     }
 }

@@ -80,7 +80,17 @@ static SUMMARIES: ListSpec = ListSpec {
     )
 };
 
-use crate::config::CONTACT_STATUSES;
+/// The `status` values `GET /contacts` accepts (the `status` query parameter's enum in
+/// the V3 OpenAPI spec).
+const CONTACT_STATUSES: &[&str] = &[
+    "all",
+    "active",
+    "deleted",
+    "not_set",
+    "pending_confirmation",
+    "temp_hold",
+    "unsubscribed",
+];
 const SMS_STATUSES: &[&str] = &[
     "all",
     "explicit",
