@@ -190,6 +190,9 @@ pub struct CustomStream {
     pub json_schema: Option<Value>,
 }
 
+/// The longest span in days any `*_days*` field accepts (ten years).
+const MAX_DAYS: u32 = 3650;
+
 /// The values the API's `/contacts?status=` accepts.
 pub const CONTACT_STATUSES: &[&str] = &[
     "all",
@@ -311,6 +314,18 @@ impl LoadedConfig {
         let config: Config = serde_path_to_error::deserialize(&raw)
             .map_err(|e| credentials_error(&raw).unwrap_or_else(|| field_error("", e)))?;
         config.validate_credentials()?;
+        // The spec's bounds, checked before any date arithmetic.
+        for (field, days, min) in [
+            ("start_days_ago", config.start_days_ago, 0),
+            ("end_days_ago", config.end_days_ago, 0),
+            ("report_lookback_days", Some(config.report_lookback_days), 1),
+        ] {
+            if let Some(days) = days.filter(|d| !(min..=MAX_DAYS).contains(d)) {
+                return Err(Error::config(format!(
+                    "invalid config field `{field}`: {days} is outside {min}..={MAX_DAYS} days"
+                )));
+            }
+        }
         let now = Utc::now();
         let days_ago = |days: u32| now - Duration::days(i64::from(days));
         let start_date = match (&config.start_date, config.start_days_ago) {

@@ -131,10 +131,7 @@ pub async fn read_all(
                 let earlier = stopped.lock().unwrap_or_else(|p| p.into_inner()).clone();
                 let result = match earlier {
                     Some(error) => {
-                        let kept = state
-                            .cloned()
-                            .unwrap_or_else(|| Value::Object(Default::default()));
-                        ctx.output.state(&name, &kept, 0);
+                        keep_state(ctx, &name, state);
                         ctx.output.stream_status(&name, StreamStatus::Incomplete);
                         Err(error)
                     }
@@ -190,11 +187,27 @@ pub async fn read_stream(
             Ok(report)
         }
         Err(error) => {
+            // A stream stopped before its first checkpoint keeps its state.
+            if sink.last_state.is_none() {
+                keep_state(ctx, &def.name, state);
+            }
             ctx.output
                 .stream_status(&def.name, StreamStatus::Incomplete);
+            if error.stops_run {
+                return Err(error);
+            }
             Err(error.context(format!("stream {}", def.name)))
         }
     }
+}
+
+/// Repeats a stream's saved state (`{}` when it had none), so that a stream
+/// that stops before its first checkpoint still ends with a STATE.
+fn keep_state(ctx: &Context, name: &str, state: Option<&Value>) {
+    let kept = state
+        .cloned()
+        .unwrap_or_else(|| Value::Object(Default::default()));
+    ctx.output.state(name, &kept, 0);
 }
 
 /// Reads a (parent) stream into memory: its records are ids and small

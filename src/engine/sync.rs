@@ -107,6 +107,28 @@ fn days_before(at: DateTime<Utc>, days: i64) -> DateTime<Utc> {
         .unwrap_or(DateTime::<Utc>::MIN_UTC)
 }
 
+/// A saved cursor after the run's start cannot be right (a clock or a
+/// hand-edited state): it would read nothing, so it is dropped with a
+/// warning and the read starts at the configured start.
+fn not_in_future(ctx: &Context, def: &StreamDef, saved: Option<Timestamp>) -> Option<Timestamp> {
+    match saved {
+        Some(at) if at.0 > ctx.run_started => {
+            ctx.output.log(
+                Level::Warn,
+                &format!(
+                    "{}: the saved cursor {} is in the future; reading from the configured \
+                     start {} instead",
+                    def.name,
+                    state::format_time(at.0),
+                    state::format_time(ctx.start_date)
+                ),
+            );
+            None
+        }
+        other => other,
+    }
+}
+
 /// Earlier versions saved the cursor under the cursor field's own name.
 fn legacy_cursor(field: &str, state: Option<&Value>) -> Option<Value> {
     let mut state = state?.clone();
@@ -157,6 +179,10 @@ impl CursorSync {
             .cursor
             .as_ref()
             .expect("planned for streams with a cursor");
+        let saved = CursorState {
+            cursor: not_in_future(ctx, def, saved.cursor),
+            ..saved
+        };
         let lower_bound = saved
             .cursor
             .map(|c| {
@@ -274,7 +300,7 @@ impl ThroughParentSync {
         saved: ThroughParentState,
         report: &mut StreamReport,
     ) -> Result<(Box<dyn Strategy>, PageSource)> {
-        let saved = saved.parent_cursor;
+        let saved = not_in_future(ctx, def, saved.parent_cursor);
         let since = saved
             .map(|at| {
                 at.0.checked_sub_signed(CURSOR_OVERLAP)

@@ -115,6 +115,11 @@ pub fn parse_configured(
             properties: None,
         });
     }
+    if selected.is_empty() {
+        return Err(Error::config(
+            "the configured catalog has no streams: select at least one stream to read",
+        ));
+    }
     Ok(selected)
 }
 
@@ -254,6 +259,11 @@ pub fn parse_singer(registry: &Registry, catalog: &Value) -> Result<Vec<Selected
             incremental,
             properties,
         });
+    }
+    if selected.is_empty() {
+        return Err(Error::config(
+            "the catalog selects no stream: mark at least one stream selected in its metadata",
+        ));
     }
     Ok(selected)
 }

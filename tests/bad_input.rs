@@ -1,0 +1,130 @@
+//! Bad input and refused credentials: a clear error or warning that names
+//! the problem, never a panic, a silent skip or a retry storm.
+// These tests run the connector binary's `sandbox` subcommand.
+#![cfg(feature = "sandbox")]
+
+mod common;
+
+use common::{all_streams, catalog, read, Sandbox};
+use serde_json::{json, Value};
+
+/// Day counts past the spec's ten years, up to `u32::MAX`: each is refused
+/// by name before any date arithmetic (which used to overflow and panic).
+#[test]
+fn day_counts_out_of_range_are_refused_by_name() {
+    let sandbox = Sandbox::start(&["--contacts", "10"]);
+    let dir = tempfile::tempdir().unwrap();
+    for (field, days) in [
+        ("start_days_ago", 100_000_000u64),
+        ("end_days_ago", 4_000_000_000),
+        ("report_lookback_days", u64::from(u32::MAX)),
+        ("start_days_ago", 3651),
+    ] {
+        let mut config = sandbox.config.clone();
+        config.as_object_mut().unwrap().remove("start_date");
+        config[field] = json!(days);
+        let run = read(
+            dir.path(),
+            &config,
+            &catalog(&["contact_lists"], false),
+            None,
+        );
+        assert_eq!(run.code, 1, "{field}: {days}");
+        assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+        let message = run.errors()[0]["message"].as_str().unwrap().to_string();
+        assert!(
+            message.contains(field) && message.contains("3650"),
+            "{message}"
+        );
+    }
+}
+
+#[test]
+fn a_catalog_without_streams_is_an_error() {
+    let sandbox = Sandbox::start(&["--contacts", "10"]);
+    let dir = tempfile::tempdir().unwrap();
+    let run = read(dir.path(), &sandbox.config, &json!({"streams": []}), None);
+    assert_eq!(run.code, 1);
+    let message = run.errors()[0]["message"].as_str().unwrap().to_string();
+    assert!(message.contains("no streams"), "{message}");
+}
+
+/// A saved cursor in the future would read nothing: the stream reads from
+/// the configured start, and says so.
+#[test]
+fn a_future_cursor_is_reported_and_read_from_the_start() {
+    let sandbox = Sandbox::start(&["--contacts", "40"]);
+    let dir = tempfile::tempdir().unwrap();
+    let future = "2999-01-01T00:00:00.000Z";
+    let state = json!([{"type": "STREAM", "stream": {
+        "stream_descriptor": {"name": "contacts"}, "stream_state": {"cursor": future}}}]);
+    let run = read(
+        dir.path(),
+        &sandbox.config,
+        &catalog(&["contacts"], true),
+        Some(&state),
+    );
+    run.assert_ok();
+    assert_eq!(
+        run.records("contacts").len(),
+        sandbox.expected_counts()["contacts"]
+    );
+    let warned = run.of_type("LOG").into_iter().any(|m| {
+        let text = m["log"]["message"].as_str().unwrap_or_default();
+        m["log"]["level"] == "WARN" && text.contains("contacts") && text.contains(future)
+    });
+    assert!(warned, "a warning names the stream and the saved value");
+}
+
+/// Contact reports with no `contact_ids` have nothing to read, and still
+/// end with a STATE message, like every selected stream.
+#[test]
+fn every_selected_stream_ends_with_a_state() {
+    let sandbox = Sandbox::start(&["--contacts", "10"]);
+    let dir = tempfile::tempdir().unwrap();
+    let streams = ["contact_activity_summary", "contact_lists", "email_opens"];
+    let run = read(dir.path(), &sandbox.config, &catalog(&streams, true), None);
+    run.assert_ok();
+    for stream in streams {
+        assert!(
+            !run.last_state(stream).is_null(),
+            "{stream} ended without a STATE"
+        );
+    }
+}
+
+/// One refused refresh token: one token request, one error for the run,
+/// every stream stopped with its state.
+#[test]
+fn refused_credentials_stop_the_run_once() {
+    let sandbox = Sandbox::start(&["--contacts", "10"]);
+    let dir = tempfile::tempdir().unwrap();
+    sandbox.control("revoke", json!({}));
+    let every: Vec<String> = all_streams();
+    let names: Vec<&str> = every.iter().map(String::as_str).collect();
+    let tokens_before = sandbox.state()["token_requests"].as_u64().unwrap();
+    let run = read(dir.path(), &sandbox.config, &catalog(&names, true), None);
+    assert_eq!(run.code, 1);
+    let tokens = sandbox.state()["token_requests"].as_u64().unwrap() - tokens_before;
+    assert_eq!(tokens, 1, "one token request for the whole run");
+    let errors = run.errors();
+    assert_eq!(errors.len(), 1, "one error for the run: {errors:?}");
+    assert_eq!(errors[0]["failure_type"], "config_error");
+    assert!(errors[0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("invalid_grant"));
+    for stream in &names {
+        let statuses: Vec<Value> = run
+            .of_type("TRACE")
+            .into_iter()
+            .filter(|m| m["trace"]["stream_status"]["stream_descriptor"]["name"] == *stream)
+            .map(|m| m["trace"]["stream_status"]["status"].clone())
+            .collect();
+        assert_eq!(statuses.last(), Some(&json!("INCOMPLETE")), "{stream}");
+        assert!(
+            !run.last_state(stream).is_null(),
+            "{stream} keeps its state"
+        );
+    }
+}
