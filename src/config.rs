@@ -20,6 +20,8 @@ pub const DEFAULT_REQUESTS_PER_SECOND: u32 = 4;
 /// new tracking rows are rare, so re-reading older activities costs requests
 /// for nothing.
 pub const DEFAULT_REPORT_LOOKBACK_DAYS: u32 = 30;
+/// How often an incremental `contacts` sync reads every contact again.
+pub const DEFAULT_CONTACTS_RECONCILE_DAYS: u32 = 7;
 
 /// A secret string: serialised as is (configs are written back), never shown
 /// by `Debug`, so it cannot leak through a log line or an error message.
@@ -133,6 +135,15 @@ pub struct Config {
     #[serde(default = "default_report_lookback_days")]
     #[schemars(title = "Report lookback (days)", range(min = 1, max = 3650), extend("order" = 14))]
     pub report_lookback_days: u32,
+
+    /// Every this many days an incremental `contacts` sync reads all contacts
+    /// again, to deliver what no change filter of the API reveals: deletions and
+    /// list-membership changes leave a contact's `updated_at` alone. 0 turns
+    /// the pass off (such changes then reach the destination only with a
+    /// later personal-details change or a full refresh).
+    #[serde(default = "default_contacts_reconcile_days")]
+    #[schemars(title = "Contacts reconciliation (days)", range(min = 0, max = 3650), extend("order" = 16))]
+    pub contacts_reconcile_days: u32,
 
     /// Your own streams: any GET endpoint of the V3 API, read like the built-in
     /// ones (pagination, incremental cursor, state).
@@ -261,6 +272,10 @@ fn default_token_url() -> String {
     DEFAULT_TOKEN_URL.to_string()
 }
 
+fn default_contacts_reconcile_days() -> u32 {
+    DEFAULT_CONTACTS_RECONCILE_DAYS
+}
+
 fn default_report_lookback_days() -> u32 {
     DEFAULT_REPORT_LOOKBACK_DAYS
 }
@@ -319,6 +334,11 @@ impl LoadedConfig {
             ("start_days_ago", config.start_days_ago, 0),
             ("end_days_ago", config.end_days_ago, 0),
             ("report_lookback_days", Some(config.report_lookback_days), 1),
+            (
+                "contacts_reconcile_days",
+                Some(config.contacts_reconcile_days),
+                0,
+            ),
         ] {
             if let Some(days) = days.filter(|d| !(min..=MAX_DAYS).contains(d)) {
                 return Err(Error::config(format!(

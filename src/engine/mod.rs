@@ -21,7 +21,7 @@ use crate::error::{Error, Result};
 use crate::http::ApiClient;
 use crate::protocol::catalog::Selected;
 use crate::protocol::{Output, StreamStatus};
-use crate::streams::{ConfigList, Registry, StreamDef};
+use crate::streams::{ConfigList, Reconcile, Registry, StreamDef};
 use pages::{records_of, Chain, Fetched};
 use parents::{with_parent, Children, ParentCache, ParentValue};
 use sync::Strategy;
@@ -45,6 +45,8 @@ pub struct Context {
     pub end_date: Option<DateTime<Utc>>,
     /// `report_lookback_days` from the config.
     pub report_lookback_days: i64,
+    /// `contacts_reconcile_days` from the config.
+    pub contacts_reconcile_days: u32,
     pub lists: Lists,
     /// Parent records, read once per run however many children need them.
     parents: ParentCache,
@@ -88,6 +90,7 @@ impl Context {
             run_started: Utc::now(),
             end_date: config.end_date,
             report_lookback_days: i64::from(settings.report_lookback_days),
+            contacts_reconcile_days: settings.contacts_reconcile_days,
             lists: Lists {
                 contact_status: settings.contact_status.clone(),
                 list_ids: settings.list_ids.clone(),
@@ -96,6 +99,15 @@ impl Context {
                 contact_ids: settings.contact_ids.clone(),
             },
             parents: ParentCache::default(),
+        }
+    }
+}
+
+impl Context {
+    /// The config's days for a reconciliation setting of the table.
+    pub fn days(&self, setting: Reconcile) -> u32 {
+        match setting {
+            Reconcile::ContactsReconcileDays => self.contacts_reconcile_days,
         }
     }
 }
@@ -224,16 +236,22 @@ async fn collect(
     Ok(sink)
 }
 
-/// Where a stream's pages come from: one chain, or a chain per parent value.
+/// Where a stream's pages come from: chains read one after the other (one,
+/// or one per pass of an incremental read), or a chain per parent value.
 pub enum PageSource {
-    Single(Chain),
-    Children(Children),
+    Chains(std::collections::VecDeque<(Pass, Chain)>),
+    Children(Box<Children>),
 }
 
-/// A page of a stream: its body, the parent value it was read for and the
-/// link to the page after it.
+/// Which pass of a read a chain belongs to: the stream's own (`None`), or
+/// the one asking by a further change parameter (`Cursor::also`).
+pub type Pass = Option<String>;
+
+/// A page of a stream: its body, the parent value or pass it was read for
+/// and the link to the page after it.
 pub struct Page {
     pub parent: Option<ParentValue>,
+    pub pass: Pass,
     pub body: Value,
     pub next: Option<String>,
 }
@@ -245,18 +263,28 @@ impl PageSource {
         def: &StreamDef,
         report: &mut StreamReport,
     ) -> Result<Option<Page>> {
-        let (parent, fetched) = match self {
-            PageSource::Single(chain) => match chain.next(ctx, def, report).await? {
-                Some(fetched) => (None, fetched),
-                None => return Ok(None),
+        let (parent, pass, fetched) = match self {
+            PageSource::Chains(chains) => loop {
+                let Some((pass, chain)) = chains.front_mut() else {
+                    return Ok(None);
+                };
+                match chain.next(ctx, def, report).await? {
+                    Some(fetched) => break (None, pass.clone(), fetched),
+                    None => chains.pop_front(),
+                };
             },
             PageSource::Children(children) => match children.next(ctx, def, report).await? {
-                Some((parent, fetched)) => (Some(parent), fetched),
+                Some((parent, fetched)) => (Some(parent), None, fetched),
                 None => return Ok(None),
             },
         };
         let Fetched { body, next } = fetched;
-        Ok(Some(Page { parent, body, next }))
+        Ok(Some(Page {
+            parent,
+            pass,
+            body,
+            next,
+        }))
     }
 
     fn skip_rest_of_parent(&mut self) {
@@ -330,17 +358,18 @@ async fn read_pages(
         // Checked when the page was fetched; the same check cannot fail here.
         let records = records_of(def, &page.body, page.next.is_some()).map_err(Error::system)?;
         let taken = strategy.take(&page, records);
-        for record in &records[..taken.count] {
+        for record in taken.keep.iter().map(|&i| &records[i]) {
             match (&page.parent, &def.parent) {
                 (Some(value), Some(parent)) => sink.record(&with_parent(record, parent, value)),
                 _ => sink.record(record),
             }
         }
-        report.records += taken.count as u64;
+        let count = taken.keep.len() as u64;
+        report.records += count;
         if taken.rest_of_parent_is_older {
             source.skip_rest_of_parent();
         }
-        sink.state(strategy.checkpoint(&page), taken.count as u64);
+        sink.state(strategy.checkpoint(&page), count);
     }
     let last = strategy.finish(ctx);
     sink.finish(last);

@@ -17,6 +17,33 @@ use crate::streams::{Records, StreamDef};
 /// filled in): fixed parameters, config filters, page size, the sync window
 /// and, for incremental reads, the lower bound `since`.
 pub fn first_page(ctx: &Context, def: &StreamDef, path: &str, since: Option<DateTime<Utc>>) -> Url {
+    let change = def
+        .cursor
+        .as_ref()
+        .zip(since)
+        .map(|(cursor, at)| (cursor.param.as_str(), at));
+    page_url(ctx, def, path, change, true)
+}
+
+/// The first page of a further pass of an incremental read
+/// (`Cursor::also`): records changed by `param`'s measure after `since`.
+/// The end date is left out: it bounds the cursor's own measure.
+pub fn first_page_of_pass(
+    ctx: &Context,
+    def: &StreamDef,
+    param: &str,
+    since: DateTime<Utc>,
+) -> Url {
+    page_url(ctx, def, &def.path, Some((param, since)), false)
+}
+
+fn page_url(
+    ctx: &Context,
+    def: &StreamDef,
+    path: &str,
+    change: Option<(&str, DateTime<Utc>)>,
+    with_end: bool,
+) -> Url {
     let mut params: Vec<(&str, String)> = def
         .params
         .iter()
@@ -32,13 +59,15 @@ pub fn first_page(ctx: &Context, def: &StreamDef, path: &str, since: Option<Date
     if let Some(size) = def.page_size {
         params.push(("limit", size.to_string()));
     }
-    if let Some(cursor) = &def.cursor {
-        if let Some(at) = since {
-            params.push((&cursor.param, format_time(at)));
-        }
-        if let (Some(param), Some(end)) = (&cursor.end_param, ctx.end_date) {
-            params.push((param, format_time(end)));
-        }
+    if let Some((param, at)) = change {
+        params.push((param, format_time(at)));
+    }
+    if let (true, Some(param), Some(end)) = (
+        with_end,
+        def.cursor.as_ref().and_then(|c| c.end_param.as_ref()),
+        ctx.end_date,
+    ) {
+        params.push((param, format_time(end)));
     }
     if let Some((start, end)) = &def.window {
         params.push((start, format_time(ctx.start_date)));

@@ -47,6 +47,14 @@ pub struct CursorState {
     /// Every record changed before this was emitted by an earlier run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cursor: Option<Timestamp>,
+    /// When the last complete read started: further passes
+    /// (`Cursor::also`) ask for changes after it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_run_started: Option<Timestamp>,
+    /// When the last complete full read (first sync or reconciliation)
+    /// started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reconciled_at: Option<Timestamp>,
     /// A chain of pages that a stopped run did not finish.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resume: Option<Resume>,
@@ -60,6 +68,13 @@ pub struct Resume {
     /// The newest cursor value among the records of the pages already read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_cursor: Option<Timestamp>,
+    /// The further pass the link belongs to (`None`: the cursor's own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pass: Option<String>,
+    /// The stopped run was reading everything (first sync or
+    /// reconciliation).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub full: bool,
 }
 
 /// A child that follows the cursor of a stream up its parent chain.

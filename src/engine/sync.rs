@@ -10,18 +10,19 @@
 //! a cursor only advances once its whole chain is read; until then a
 //! checkpoint records the next page instead, and a stopped run resumes there.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 use serde_json::Value;
+use url::Url;
 
-use super::pages::{first_page, Chain};
+use super::pages::{first_page, first_page_of_pass, Chain};
 use super::parents::{root_with_cursor, Children};
 use super::state::{
     self, parse_time, CursorState, NoState, PerParentState, Resume, ThroughParentState, Timestamp,
 };
-use super::{Context, Page, PageSource, StreamReport};
+use super::{Context, Page, PageSource, Pass, StreamReport};
 use crate::error::Result;
 use crate::protocol::Level;
 use crate::streams::{ChildSync, Lookback, StreamDef};
@@ -31,8 +32,8 @@ pub const CURSOR_OVERLAP: Duration = Duration::minutes(5);
 
 /// What the loop keeps of a page.
 pub struct Taken {
-    /// Records kept, from the front of the page.
-    pub count: usize,
+    /// Indices of the records kept, in page order.
+    pub keep: Vec<usize>,
     /// The rest of the current parent's rows are older than its bookmark.
     pub rest_of_parent_is_older: bool,
 }
@@ -40,7 +41,7 @@ pub struct Taken {
 impl Taken {
     fn all(records: &[Value]) -> Taken {
         Taken {
-            count: records.len(),
+            keep: (0..records.len()).collect(),
             rest_of_parent_is_older: false,
         }
     }
@@ -95,9 +96,18 @@ pub async fn source(
     report: &mut StreamReport,
 ) -> Result<PageSource> {
     Ok(match &def.parent {
-        None => PageSource::Single(Chain::new(first_page(ctx, def, &def.path, since))),
-        Some(parent) => PageSource::Children(Children::new(ctx, def, parent, since, report).await?),
+        None => {
+            PageSource::Chains([(None, Chain::new(first_page(ctx, def, &def.path, since)))].into())
+        }
+        Some(parent) => PageSource::Children(Box::new(
+            Children::new(ctx, def, parent, since, report).await?,
+        )),
     })
+}
+
+/// A saved moment less the overlap that re-reads late-visible changes.
+fn before_overlap(at: DateTime<Utc>) -> DateTime<Utc> {
+    at.checked_sub_signed(CURSOR_OVERLAP).unwrap_or(at)
 }
 
 /// `days` before `at`, or the earliest representable moment.
@@ -157,14 +167,25 @@ impl Strategy for FullRefresh {
     }
 }
 
-/// A stream with its own cursor: records changed after the saved cursor.
+/// A stream with its own cursor: records changed after the saved cursor,
+/// then, for each further change parameter (`Cursor::also`), records changed
+/// by that measure since the last complete run, less those already read. A
+/// full read (the first, or a reconciliation when one is due) reads
+/// everything in one pass instead.
 struct CursorSync {
     field: String,
-    saved: Option<Timestamp>,
+    saved: CursorState,
     /// Changes after this were asked for.
     lower_bound: DateTime<Utc>,
     max_cursor: Option<Timestamp>,
     run_started: DateTime<Utc>,
+    /// This run reads everything.
+    full: bool,
+    /// The passes after the one being read, with their first pages.
+    later: Vec<(Pass, Url)>,
+    /// Primary keys of records read this run, when a further pass follows.
+    seen: Option<HashSet<String>>,
+    primary_key: Vec<String>,
     /// Records without a valid cursor value.
     unparsable: u64,
 }
@@ -183,67 +204,182 @@ impl CursorSync {
             cursor: not_in_future(ctx, def, saved.cursor),
             ..saved
         };
-        let lower_bound = saved
-            .cursor
-            .map(|c| {
-                c.0.checked_sub_signed(CURSOR_OVERLAP)
-                    .unwrap_or(c.0)
-                    .max(ctx.start_date)
-            })
-            .unwrap_or(ctx.start_date);
-        let fresh = first_page(ctx, def, &def.path, Some(lower_bound));
-        let mut max_cursor = None;
-        let chain = match saved.resume {
-            Some(Resume {
-                next_page,
-                max_cursor: saved_max,
-            }) => match ctx.api.resolve_link(&next_page) {
-                Ok(url) => {
-                    ctx.output.log(
-                        Level::Info,
-                        &format!("{}: resuming an unfinished read at {url}", def.name),
-                    );
-                    max_cursor = saved_max;
-                    Chain::resume(url, fresh)
-                }
-                Err(e) => {
-                    ctx.output
-                        .log(Level::Warn, &format!("{}: {e}; starting over", def.name));
-                    Chain::new(fresh)
-                }
-            },
-            None => Chain::new(fresh),
+        let reconcile_due = def.reconcile.is_some_and(|every| {
+            let days = i64::from(ctx.days(every));
+            days > 0
+                && saved
+                    .reconciled_at
+                    .is_some_and(|at| at.0 <= days_before(ctx.run_started, days))
+        });
+        let resume = saved.resume.clone();
+        let full = match &resume {
+            Some(resume) => resume.full,
+            None => saved.cursor.is_none() || reconcile_due,
         };
+        let lower_bound = match saved.cursor {
+            Some(at) if !full => before_overlap(at.0).max(ctx.start_date),
+            _ => ctx.start_date,
+        };
+        let mut passes: Vec<(Pass, Url)> =
+            vec![(None, first_page(ctx, def, &def.path, Some(lower_bound)))];
+        if !full {
+            let since = saved
+                .last_run_started
+                .map_or(lower_bound, |at| before_overlap(at.0).max(ctx.start_date));
+            for param in &cursor.also {
+                passes.push((
+                    Some(param.clone()),
+                    first_page_of_pass(ctx, def, param, since),
+                ));
+            }
+        }
+        if full && reconcile_due && saved.cursor.is_some() {
+            ctx.output.log(
+                Level::Info,
+                &format!("{}: reading every record again to reconcile", def.name),
+            );
+        }
+        let mut max_cursor = None;
+        if let Some(resume) = resume {
+            match ctx.api.resolve_link(&resume.next_page) {
+                Ok(url) => match passes.iter().position(|(pass, _)| *pass == resume.pass) {
+                    Some(index) => {
+                        ctx.output.log(
+                            Level::Info,
+                            &format!("{}: resuming an unfinished read at {url}", def.name),
+                        );
+                        max_cursor = resume.max_cursor;
+                        passes.drain(..index);
+                        let fresh = passes[0].1.clone();
+                        passes[0].1 = url;
+                        let mut chains: VecDeque<(Pass, Chain)> = VecDeque::new();
+                        let mut rest = passes.into_iter();
+                        let (pass, url) = rest.next().expect("the resumed pass");
+                        chains.push_back((pass, Chain::resume(url, fresh)));
+                        let later: Vec<(Pass, Url)> = rest.collect();
+                        chains.extend(
+                            later
+                                .iter()
+                                .map(|(p, u)| (p.clone(), Chain::new(u.clone()))),
+                        );
+                        return Ok(Self::with(
+                            ctx,
+                            def,
+                            saved,
+                            lower_bound,
+                            full,
+                            max_cursor,
+                            later,
+                            chains,
+                        ));
+                    }
+                    None => ctx.output.log(
+                        Level::Warn,
+                        &format!(
+                            "{}: the saved pass {:?} no longer exists; starting over",
+                            def.name, resume.pass
+                        ),
+                    ),
+                },
+                Err(e) => ctx
+                    .output
+                    .log(Level::Warn, &format!("{}: {e}; starting over", def.name)),
+            }
+        }
+        let chains = passes
+            .iter()
+            .map(|(pass, url)| (pass.clone(), Chain::new(url.clone())))
+            .collect();
+        let later = passes.into_iter().skip(1).collect();
+        Ok(Self::with(
+            ctx,
+            def,
+            saved,
+            lower_bound,
+            full,
+            max_cursor,
+            later,
+            chains,
+        ))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn with(
+        ctx: &Context,
+        def: &StreamDef,
+        saved: CursorState,
+        lower_bound: DateTime<Utc>,
+        full: bool,
+        max_cursor: Option<Timestamp>,
+        later: Vec<(Pass, Url)>,
+        chains: VecDeque<(Pass, Chain)>,
+    ) -> (Box<dyn Strategy>, PageSource) {
         let strategy = CursorSync {
-            field: cursor.field.clone(),
-            saved: saved.cursor,
+            field: def
+                .cursor
+                .as_ref()
+                .map(|c| c.field.clone())
+                .unwrap_or_default(),
+            saved,
             lower_bound,
             max_cursor,
             run_started: ctx.run_started,
+            full,
+            seen: (!later.is_empty()).then(HashSet::new),
+            later,
+            primary_key: def.primary_key.clone(),
             unparsable: 0,
         };
-        Ok((Box::new(strategy), PageSource::Single(chain)))
+        (Box::new(strategy), PageSource::Chains(chains))
     }
 
-    /// The state once the chain is read: never past the run's start (see
-    /// `Context::run_started`); with nothing read, the lower bound.
+    /// The state once every pass is read: the cursor never past the run's
+    /// start (see `Context::run_started`); with nothing read, the lower bound.
     fn done(&self) -> CursorState {
         let reached = self
             .max_cursor
             .map(|max| max.min(Timestamp(self.run_started)));
+        let started = Some(Timestamp(self.run_started));
         CursorState {
             cursor: self
                 .saved
+                .cursor
                 .max(reached)
                 .or(Some(Timestamp(self.lower_bound))),
+            last_run_started: started,
+            // A state from before reconciliation existed starts its clock.
+            reconciled_at: if self.full {
+                started
+            } else {
+                self.saved.reconciled_at.or(started)
+            },
             resume: None,
         }
+    }
+
+    fn key_of(&self, record: &Value) -> String {
+        let key: Vec<&Value> = self
+            .primary_key
+            .iter()
+            .map(|k| &record[k.as_str()])
+            .collect();
+        serde_json::to_string(&key).expect("JSON values serialize")
     }
 }
 
 impl Strategy for CursorSync {
-    fn take(&mut self, _: &Page, records: &[Value]) -> Taken {
-        for record in records {
+    fn take(&mut self, page: &Page, records: &[Value]) -> Taken {
+        let mut keep = Vec::with_capacity(records.len());
+        for (index, record) in records.iter().enumerate() {
+            if self.seen.is_some() {
+                let key = self.key_of(record);
+                let first_time = self.seen.as_mut().is_some_and(|seen| seen.insert(key));
+                // A further pass skips what this run read already (an
+                // opt-out that also changed personal details).
+                if !first_time && page.pass.is_some() {
+                    continue;
+                }
+            }
             match record
                 .get(&self.field)
                 .and_then(Value::as_str)
@@ -252,18 +388,35 @@ impl Strategy for CursorSync {
                 Some(at) => self.max_cursor = self.max_cursor.max(Some(Timestamp(at))),
                 None => self.unparsable += 1,
             }
+            keep.push(index);
         }
-        Taken::all(records)
+        Taken {
+            keep,
+            rest_of_parent_is_older: false,
+        }
     }
 
     fn checkpoint(&mut self, page: &Page) -> Value {
-        let position = match &page.next {
-            Some(next) => CursorState {
-                cursor: self.saved,
+        // Drop the passes already begun: the next one starts where this ends.
+        if let Some(index) = self.later.iter().position(|(pass, _)| *pass == page.pass) {
+            self.later.drain(..=index);
+        }
+        let next = match &page.next {
+            Some(next) => Some((page.pass.clone(), next.clone())),
+            None => self
+                .later
+                .first()
+                .map(|(pass, url)| (pass.clone(), url.to_string())),
+        };
+        let position = match next {
+            Some((pass, next_page)) => CursorState {
                 resume: Some(Resume {
-                    next_page: next.clone(),
+                    next_page,
                     max_cursor: self.max_cursor,
+                    pass,
+                    full: self.full,
                 }),
+                ..self.saved.clone()
             },
             None => self.done(),
         };
@@ -302,11 +455,7 @@ impl ThroughParentSync {
     ) -> Result<(Box<dyn Strategy>, PageSource)> {
         let saved = not_in_future(ctx, def, saved.parent_cursor);
         let since = saved
-            .map(|at| {
-                at.0.checked_sub_signed(CURSOR_OVERLAP)
-                    .unwrap_or(at.0)
-                    .max(ctx.start_date)
-            })
+            .map(|at| before_overlap(at.0).max(ctx.start_date))
             .unwrap_or(ctx.start_date);
         let source = source(ctx, def, Some(since), report).await?;
         // Read (and cached) while listing the parents: this costs no request.
@@ -439,7 +588,7 @@ impl Strategy for NewestFirstSync {
             .get(&key)
             .copied()
             .flatten()
-            .map(|at| at.0.checked_sub_signed(CURSOR_OVERLAP).unwrap_or(at.0));
+            .map(|at| before_overlap(at.0));
         let newest = &mut self.current.get_or_insert((key, None)).1;
         let mut count = 0;
         let mut older = false;
@@ -456,7 +605,7 @@ impl Strategy for NewestFirstSync {
             count += 1;
         }
         Taken {
-            count,
+            keep: (0..count).collect(),
             rest_of_parent_is_older: older,
         }
     }

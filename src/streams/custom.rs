@@ -42,6 +42,7 @@ pub fn definition(stream: &CustomStream) -> Result<StreamDef> {
             field: field.clone(),
             param: param.clone(),
             end_param: stream.cursor_end_param.clone(),
+            also: Vec::new(),
         }),
         (None, None) if stream.cursor_end_param.is_none() => None,
         _ => {

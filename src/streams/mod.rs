@@ -41,6 +41,10 @@ pub struct Cursor {
     pub param: String,
     /// Carries the config's `end_date`, where the endpoint has one.
     pub end_param: Option<String>,
+    /// Parameters asking for records changed in ways `param` does not
+    /// follow (`optout_after`): each is a further pass of an incremental
+    /// read, from the last complete run on, merged by primary key.
+    pub also: Vec<String>,
 }
 
 impl Cursor {
@@ -49,6 +53,7 @@ impl Cursor {
             field: field.into(),
             param: param.into(),
             end_param: None,
+            also: Vec::new(),
         }
     }
 
@@ -57,6 +62,11 @@ impl Cursor {
             end_param: Some(end_param.into()),
             ..self
         }
+    }
+
+    pub fn also(mut self, param: &str) -> Cursor {
+        self.also.push(param.into());
+        self
     }
 }
 
@@ -88,6 +98,13 @@ impl ConfigList {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lookback {
     ReportLookbackDays,
+}
+
+/// A config setting in days after which an incremental read of a cursor
+/// stream reads everything again (what no change filter reveals).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reconcile {
+    ContactsReconcileDays,
 }
 
 /// How a child stream reads incrementally.
@@ -220,6 +237,8 @@ pub struct StreamDef {
     pub parent: Option<Parent>,
     /// Feeds children only; not offered by discover.
     pub hidden: bool,
+    /// Incremental reads read everything again this often.
+    pub reconcile: Option<Reconcile>,
 }
 
 impl StreamDef {
@@ -239,6 +258,7 @@ impl StreamDef {
             schema: serde_json::json!({"type": "object"}),
             parent: None,
             hidden: false,
+            reconcile: None,
         }
     }
 
@@ -307,6 +327,13 @@ impl StreamDef {
     pub fn parent(self, parent: Parent) -> StreamDef {
         StreamDef {
             parent: Some(parent),
+            ..self
+        }
+    }
+
+    pub fn reconcile(self, every: Reconcile) -> StreamDef {
+        StreamDef {
+            reconcile: Some(every),
             ..self
         }
     }

@@ -1,7 +1,7 @@
 //! The built-in streams. Each entry is a [`StreamDef`] built from the
 //! declarations that differ from a plain one-record endpoint.
 
-use super::{ChildSync, ConfigList, Cursor, Lookback, Parent, Records, StreamDef};
+use super::{ChildSync, ConfigList, Cursor, Lookback, Parent, Reconcile, Records, StreamDef};
 
 macro_rules! schema {
     ($name:literal) => {
@@ -61,7 +61,15 @@ pub fn streams() -> Vec<StreamDef> {
         StreamDef::new("contacts", "/contacts")
             .records_key("contacts")
             .primary_key(&["contact_id"])
-            .cursor(Cursor::new("updated_at", "updated_after").until("updated_before"))
+            // `updated_after` follows personal details only: opt-outs come
+            // through `optout_after`, deletions and list changes through a
+            // periodic full pass.
+            .cursor(
+                Cursor::new("updated_at", "updated_after")
+                    .until("updated_before")
+                    .also("optout_after"),
+            )
+            .reconcile(Reconcile::ContactsReconcileDays)
             .page_size(500)
             .params(&[
                 ("status", "all"),
