@@ -10,7 +10,7 @@
 //! a cursor only advances once its whole chain is read; until then a
 //! checkpoint records the next page instead, and a stopped run resumes there.
 
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
@@ -240,86 +240,43 @@ impl CursorSync {
             );
         }
         let mut max_cursor = None;
+        // The pass a stopped run was in, and the link it stopped at.
+        let mut resume_at: Option<(usize, Url)> = None;
         if let Some(resume) = resume {
-            match ctx.api.resolve_link(&resume.next_page) {
-                Ok(url) => match passes.iter().position(|(pass, _)| *pass == resume.pass) {
-                    Some(index) => {
-                        ctx.output.log(
-                            Level::Info,
-                            &format!("{}: resuming an unfinished read at {url}", def.name),
-                        );
-                        max_cursor = resume.max_cursor;
-                        passes.drain(..index);
-                        let fresh = passes[0].1.clone();
-                        passes[0].1 = url;
-                        let mut chains: VecDeque<(Pass, Chain)> = VecDeque::new();
-                        let mut rest = passes.into_iter();
-                        let (pass, url) = rest.next().expect("the resumed pass");
-                        chains.push_back((pass, Chain::resume(url, fresh)));
-                        let later: Vec<(Pass, Url)> = rest.collect();
-                        chains.extend(
-                            later
-                                .iter()
-                                .map(|(p, u)| (p.clone(), Chain::new(u.clone()))),
-                        );
-                        return Ok(Self::with(
-                            ctx,
-                            def,
-                            saved,
-                            lower_bound,
-                            full,
-                            max_cursor,
-                            later,
-                            chains,
-                        ));
-                    }
-                    None => ctx.output.log(
-                        Level::Warn,
-                        &format!(
-                            "{}: the saved pass {:?} no longer exists; starting over",
-                            def.name, resume.pass
-                        ),
-                    ),
-                },
-                Err(e) => ctx
+            let index = passes.iter().position(|(pass, _)| *pass == resume.pass);
+            match (ctx.api.resolve_link(&resume.next_page), index) {
+                (Ok(url), Some(index)) => {
+                    ctx.output.log(
+                        Level::Info,
+                        &format!("{}: resuming an unfinished read at {url}", def.name),
+                    );
+                    max_cursor = resume.max_cursor;
+                    resume_at = Some((index, url));
+                }
+                (Err(e), _) => ctx
                     .output
                     .log(Level::Warn, &format!("{}: {e}; starting over", def.name)),
+                (Ok(_), None) => ctx.output.log(
+                    Level::Warn,
+                    &format!(
+                        "{}: the saved pass {:?} no longer exists; starting over",
+                        def.name, resume.pass
+                    ),
+                ),
             }
         }
+        passes.drain(..resume_at.as_ref().map_or(0, |(index, _)| *index));
+        let later: Vec<(Pass, Url)> = passes[1..].to_vec();
         let chains = passes
-            .iter()
-            .map(|(pass, url)| (pass.clone(), Chain::new(url.clone())))
+            .into_iter()
+            .enumerate()
+            .map(|(index, (pass, first))| match (index, &resume_at) {
+                (0, Some((_, saved))) => (pass, Chain::resume(saved.clone(), first)),
+                _ => (pass, Chain::new(first)),
+            })
             .collect();
-        let later = passes.into_iter().skip(1).collect();
-        Ok(Self::with(
-            ctx,
-            def,
-            saved,
-            lower_bound,
-            full,
-            max_cursor,
-            later,
-            chains,
-        ))
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn with(
-        ctx: &Context,
-        def: &StreamDef,
-        saved: CursorState,
-        lower_bound: DateTime<Utc>,
-        full: bool,
-        max_cursor: Option<Timestamp>,
-        later: Vec<(Pass, Url)>,
-        chains: VecDeque<(Pass, Chain)>,
-    ) -> (Box<dyn Strategy>, PageSource) {
         let strategy = CursorSync {
-            field: def
-                .cursor
-                .as_ref()
-                .map(|c| c.field.clone())
-                .unwrap_or_default(),
+            field: cursor.field.clone(),
             saved,
             lower_bound,
             max_cursor,
@@ -330,7 +287,7 @@ impl CursorSync {
             primary_key: def.primary_key.clone(),
             unparsable: 0,
         };
-        (Box::new(strategy), PageSource::Chains(chains))
+        Ok((Box::new(strategy), PageSource::Chains(chains)))
     }
 
     /// The state once every pass is read: the cursor never past the run's
