@@ -136,6 +136,13 @@ pub struct Config {
     #[schemars(title = "Report lookback (days)", range(min = 1, max = 3650), extend("order" = 14))]
     pub report_lookback_days: u32,
 
+    /// The most API requests one run may spend, to leave room on the API key's
+    /// 10,000 a day for other applications. A run that reaches it stops cleanly
+    /// with every stream's state saved, and the next run continues. Unset: no cap.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(title = "Max requests per run", range(min = 1), extend("order" = 17))]
+    pub max_requests_per_run: Option<u32>,
+
     /// Every this many days an incremental `contacts` sync reads all contacts
     /// again, to deliver what no change filter of the API reveals: deletions and
     /// list-membership changes leave a contact's `updated_at` alone. 0 turns
@@ -376,6 +383,12 @@ impl LoadedConfig {
                  (Constant Contact allows 4 per second)",
                 config.requests_per_second
             )));
+        }
+        if config.max_requests_per_run == Some(0) {
+            return Err(Error::config(
+                "invalid config field `max_requests_per_run`: 0 would read nothing; leave it \
+                 out for no cap",
+            ));
         }
         Ok(LoadedConfig {
             config,

@@ -29,9 +29,21 @@ pub struct Error {
     /// The API said the resource does not exist (404): for a child of a
     /// parent record that vanished mid-run this is news, not a failure.
     pub not_found: bool,
-    /// Nothing else can succeed this run (refused credentials): the other
-    /// streams stop too, and the error is reported once.
-    pub stops_run: bool,
+    /// Nothing else can succeed this run: the other streams stop too, keep
+    /// their state, and the reason is reported once.
+    pub stops_run: Option<RunStop>,
+}
+
+/// Why a whole run stops early.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunStop {
+    /// The token endpoint refused the credentials.
+    Refused,
+    /// The API key's daily request quota is spent.
+    QuotaSpent,
+    /// The run spent the requests the config allows it
+    /// (`max_requests_per_run`): a planned stop, not a failure.
+    BudgetSpent,
 }
 
 impl Error {
@@ -40,7 +52,7 @@ impl Error {
             failure: FailureType::Config,
             message: message.into(),
             not_found: false,
-            stops_run: false,
+            stops_run: None,
         }
     }
 
@@ -49,7 +61,15 @@ impl Error {
             failure: FailureType::System,
             message: message.into(),
             not_found: false,
-            stops_run: false,
+            stops_run: None,
+        }
+    }
+
+    /// The same error, stopping the run for `reason`.
+    pub fn stopping(self, reason: RunStop) -> Self {
+        Error {
+            stops_run: Some(reason),
+            ..self
         }
     }
 

@@ -5,7 +5,8 @@
 //! number of times; 429s are retried within a time budget.
 
 use std::num::NonZeroU32;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
@@ -16,7 +17,7 @@ use url::Url;
 
 use crate::auth::Auth;
 use crate::diagnostics::Diagnostics;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, RunStop};
 
 /// Added to the spacing between requests; see `ApiClient::new`.
 const SPACING_MARGIN: Duration = Duration::from_millis(5);
@@ -72,6 +73,59 @@ pub struct ApiClient {
     limiter: DefaultDirectRateLimiter,
     retry: RetryPolicy,
     diagnostics: Diagnostics,
+    /// What this run may still spend, and what stops it (shared by all
+    /// streams: once the quota or the budget is spent, no stream asks again).
+    spending: Spending,
+}
+
+/// What the config allows: requests per second (shared by all streams) and
+/// per run.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestLimits {
+    pub per_second: u32,
+    pub per_run: Option<u64>,
+}
+
+/// The run's requests against its limits.
+struct Spending {
+    /// `max_requests_per_run`, if set.
+    budget: Option<u64>,
+    sent: AtomicU64,
+    /// Set once the API says the daily quota is spent, with the error to repeat.
+    stopped: Mutex<Option<Error>>,
+}
+
+impl Spending {
+    /// Counts one request, or says why none may be sent.
+    fn spend(&self) -> Result<()> {
+        if let Some(error) = self
+            .stopped
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+        {
+            return Err(error);
+        }
+        let sent = self.sent.fetch_add(1, Ordering::SeqCst);
+        match self.budget {
+            Some(budget) if sent >= budget => {
+                self.sent.fetch_sub(1, Ordering::SeqCst);
+                Err(Error::system(format!(
+                    "the run spent its budget of {budget} requests (max_requests_per_run); \
+                     the next run continues from the saved state"
+                ))
+                .stopping(RunStop::BudgetSpent))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn stop(&self, error: &Error) {
+        self.stopped
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_or_insert_with(|| error.clone());
+    }
 }
 
 /// Why one attempt failed, and whether another may succeed.
@@ -91,7 +145,7 @@ enum Attempt {
 impl ApiClient {
     pub fn new(
         base: Url,
-        requests_per_second: u32,
+        limits: RequestLimits,
         auth: Arc<Auth>,
         retry: RetryPolicy,
         diagnostics: Diagnostics,
@@ -102,7 +156,7 @@ impl ApiClient {
             .timeout(Duration::from_secs(120))
             .build()
             .map_err(|e| Error::system(format!("cannot build HTTP client: {e}")))?;
-        let rate = NonZeroU32::new(requests_per_second)
+        let rate = NonZeroU32::new(limits.per_second)
             .ok_or_else(|| Error::config("requests_per_second must be at least 1"))?;
         // Evenly spaced, no burst: a burst would put more than `rate`
         // requests into some one-second window and draw 429s. The small
@@ -118,6 +172,11 @@ impl ApiClient {
             limiter: RateLimiter::direct(quota),
             retry,
             diagnostics,
+            spending: Spending {
+                budget: limits.per_run,
+                sent: AtomicU64::new(0),
+                stopped: Mutex::new(None),
+            },
         })
     }
 
@@ -166,6 +225,7 @@ impl ApiClient {
         let mut failures = 0;
         let mut throttled_since: Option<Instant> = None;
         loop {
+            self.spending.spend()?;
             self.limiter.until_ready().await;
             requests += 1;
             let result = self
@@ -200,7 +260,12 @@ impl ApiClient {
                 },
             };
             match attempt {
-                Attempt::Fail(error) => return Err(error),
+                Attempt::Fail(error) => {
+                    if error.stops_run.is_some() {
+                        self.spending.stop(&error);
+                    }
+                    return Err(error);
+                }
                 Attempt::Throttled { reason, wait } => {
                     // Per-second throttling passes: it is retried for as long
                     // as the budget allows, not a number of times.
@@ -264,6 +329,22 @@ async fn classify(endpoint: &str, status: StatusCode, response: reqwest::Respons
     let detail = api_error_message(&response.text().await.unwrap_or_default());
     let code = status.as_u16();
     match status {
+        StatusCode::TOO_MANY_REQUESTS if names_daily_quota(&detail) => {
+            let resets = match retry_after {
+                Some(wait) => format!(
+                    "it resets at {}",
+                    (chrono::Utc::now() + wait).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                ),
+                None => "it resets within a day".to_string(),
+            };
+            Attempt::Fail(
+                Error::system(format!(
+                    "GET {endpoint}: the API key's daily request quota is spent (429{detail}); \
+                     {resets}, and the next run then resumes from the saved state"
+                ))
+                .stopping(RunStop::QuotaSpent),
+            )
+        }
         StatusCode::TOO_MANY_REQUESTS => Attempt::Throttled {
             reason: format!("rate limited (429{detail})"),
             wait: retry_after,
@@ -297,6 +378,16 @@ async fn classify(endpoint: &str, status: StatusCode, response: reqwest::Respons
             "GET {endpoint}: unexpected response {code}{detail}"
         ))),
     }
+}
+
+/// Whether a 429's message is about the day's quota rather than the
+/// per-second rate: the quota never recovers within a run, so it is not
+/// retried.
+fn names_daily_quota(detail: &str) -> bool {
+    let detail = detail.to_ascii_lowercase();
+    ["daily", "per day", "quota"]
+        .iter()
+        .any(|word| detail.contains(word))
 }
 
 /// The API's error bodies are `[{"error_key", "error_message"}]`; show the

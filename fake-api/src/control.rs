@@ -27,6 +27,7 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
             "/__sandbox/expire_access_tokens",
             post(expire_access_tokens),
         )
+        .route("/__sandbox/reset_quota", post(reset_quota))
         .route("/__sandbox/state", get(state))
         .route("/__sandbox/contact_reports", get(contact_reports))
 }
@@ -138,6 +139,12 @@ async fn add_fault(
 async fn revoke(State(s): State<Arc<Shared>>) -> Json<Value> {
     let token = s.auth().rotate_refresh_token();
     Json(json!({"refresh_token": token}))
+}
+
+/// A new day: the account's daily request quota is whole again.
+async fn reset_quota(State(s): State<Arc<Shared>>) -> StatusCode {
+    s.limits().reset_daily_quota();
+    StatusCode::NO_CONTENT
 }
 
 async fn expire_access_tokens(State(s): State<Arc<Shared>>) -> StatusCode {

@@ -59,6 +59,10 @@ pub(crate) struct Limits {
 }
 
 impl Limits {
+    pub(crate) fn reset_daily_quota(&mut self) {
+        self.daily_used = 0;
+    }
+
     fn take_fault(&mut self, path: &str) -> Option<Response> {
         let i = self
             .faults

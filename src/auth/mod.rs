@@ -210,10 +210,7 @@ impl OAuth {
         let result = self.refresh(tokens, rejected).await;
         if let Err(error) = &result {
             if error.failure == crate::error::FailureType::Config {
-                let error = Error {
-                    stops_run: true,
-                    ..error.clone()
-                };
+                let error = error.clone().stopping(crate::error::RunStop::Refused);
                 tokens.refused = Some(error.clone());
                 return Err(error);
             }

@@ -10,7 +10,7 @@ use serde_json::json;
 use super::setup;
 use crate::config::LoadedConfig;
 use crate::engine::{self, StreamReport};
-use crate::error::Error;
+use crate::error::{Error, RunStop};
 use crate::http::RetryPolicy;
 use crate::protocol::airbyte::AirbyteWriter;
 use crate::protocol::{airbyte_state, catalog, Level, Output};
@@ -98,15 +98,21 @@ pub fn read(config_path: &Path, catalog_path: &Path, state_path: Option<&Path>) 
         Err(error) => return fail(&output, &error),
     };
     let mut failed = false;
-    let mut run_errors: Vec<&Error> = Vec::new();
+    let mut run_stops: Vec<&Error> = Vec::new();
     for (name, result) in &results {
         match result {
             Ok(report) => output.log(Level::Info, &summary(name, report)),
-            // An error that stopped the run is reported once, for the run.
-            Err(error) if error.stops_run => {
-                failed = true;
-                if !run_errors.iter().any(|e| e.message == error.message) {
-                    run_errors.push(error);
+            // What stopped the run is reported once, for the run; a spent
+            // request budget is a planned stop, not a failure.
+            Err(error) if error.stops_run.is_some() => {
+                if run_stops.iter().any(|e| e.stops_run == error.stops_run) {
+                    continue;
+                }
+                run_stops.push(error);
+                if error.stops_run == Some(RunStop::BudgetSpent) {
+                    output.log(Level::Warn, &error.message);
+                } else {
+                    failed = true;
                     output.error_trace(error, None);
                 }
             }

@@ -10,7 +10,7 @@ use crate::config::LoadedConfig;
 use crate::diagnostics::Diagnostics;
 use crate::engine::Context;
 use crate::error::{Error, Result};
-use crate::http::{ApiClient, RetryPolicy};
+use crate::http::{ApiClient, RequestLimits, RetryPolicy};
 use crate::protocol::Output;
 use crate::streams::Registry;
 
@@ -40,9 +40,13 @@ pub fn connect(
     let persist_to = output.clone();
     let on_rotation: TokenRotated = Arc::new(move |updated| persist_to.config_updated(updated));
     let auth = Arc::new(Auth::new(config, diagnostics.clone(), on_rotation)?);
+    let limits = RequestLimits {
+        per_second: config.config.requests_per_second,
+        per_run: config.config.max_requests_per_run.map(u64::from),
+    };
     Ok(Arc::new(ApiClient::new(
         config.api_base_url.clone(),
-        config.config.requests_per_second,
+        limits,
         auth,
         retry,
         diagnostics,

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use super::setup;
 use crate::config::LoadedConfig;
 use crate::engine;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, RunStop};
 use crate::protocol::catalog::{self, read_json_file};
 use crate::protocol::singer::{parse_state, SingerWriter};
 use crate::protocol::{Level, Output};
@@ -116,9 +116,16 @@ fn sync(config_path: &Path, catalog_path: &Path, state_path: Option<&Path>) -> R
     })?;
     output.flush();
     let mut failures = Vec::new();
+    let mut stopped_by_budget = false;
     for (name, result) in results {
         match result {
             Ok(report) => output.log(Level::Info, &super::airbyte::summary(&name, &report)),
+            Err(error) if error.stops_run == Some(RunStop::BudgetSpent) => {
+                if !stopped_by_budget {
+                    output.log(Level::Warn, &error.message);
+                }
+                stopped_by_budget = true;
+            }
             Err(error) if !failures.contains(&error.message) => failures.push(error.message),
             Err(_) => {}
         }

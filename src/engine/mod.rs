@@ -150,7 +150,7 @@ pub async fn read_all(
                     None => read_stream(ctx, stream, state).await,
                 };
                 if let Err(error) = &result {
-                    if error.stops_run {
+                    if error.stops_run.is_some() {
                         stopped
                             .lock()
                             .unwrap_or_else(|p| p.into_inner())
@@ -205,7 +205,7 @@ pub async fn read_stream(
             }
             ctx.output
                 .stream_status(&def.name, StreamStatus::Incomplete);
-            if error.stops_run {
+            if error.stops_run.is_some() {
                 return Err(error);
             }
             Err(error.context(format!("stream {}", def.name)))

@@ -2,7 +2,7 @@
 //! parsed once when the stream starts, with errors that name the stream and
 //! the field.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::de::DeserializeOwned;
@@ -84,6 +84,10 @@ pub struct ThroughParentState {
     /// Children of parents changed before this were all read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent_cursor: Option<Timestamp>,
+    /// Parents whose children an unfinished run read in full: its resumption
+    /// skips them.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub unfinished_read: BTreeSet<String>,
 }
 
 /// A child whose rows come newest first: one bookmark per parent value.
@@ -98,6 +102,10 @@ pub struct PerParentState {
     /// after this, and some of them may not have been read yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unfinished_since: Option<Timestamp>,
+    /// The parents that unfinished run read in full: its resumption skips
+    /// them.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub unfinished_read: BTreeSet<String>,
 }
 
 /// Full-refresh streams save nothing but the fact of a checkpoint.

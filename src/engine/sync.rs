@@ -10,7 +10,7 @@
 //! a cursor only advances once its whole chain is read; until then a
 //! checkpoint records the next page instead, and a stopped run resumes there.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
@@ -401,6 +401,8 @@ struct ThroughParentSync {
     since: DateTime<Utc>,
     /// The newest cursor among that stream's records this run.
     reached: Option<Timestamp>,
+    /// Parents read in full by this run and an unfinished one it resumes.
+    read: BTreeSet<String>,
 }
 
 impl ThroughParentSync {
@@ -410,11 +412,13 @@ impl ThroughParentSync {
         saved: ThroughParentState,
         report: &mut StreamReport,
     ) -> Result<(Box<dyn Strategy>, PageSource)> {
+        let read = saved.unfinished_read;
         let saved = not_in_future(ctx, def, saved.parent_cursor);
         let since = saved
             .map(|at| before_overlap(at.0).max(ctx.start_date))
             .unwrap_or(ctx.start_date);
-        let source = source(ctx, def, Some(since), report).await?;
+        let mut source = source(ctx, def, Some(since), report).await?;
+        skip_parents(&mut source, |key| read.contains(key));
         // Read (and cached) while listing the parents: this costs no request.
         let root = root_with_cursor(ctx, def)?;
         let field = root
@@ -434,8 +438,24 @@ impl ThroughParentSync {
             saved,
             since,
             reached,
+            read,
         };
         Ok((Box::new(strategy), source))
+    }
+}
+
+/// Leaves out the parents `skip` names (those already read).
+fn skip_parents(source: &mut PageSource, skip: impl Fn(&str) -> bool) {
+    if let PageSource::Children(children) = source {
+        children.retain(|parent| !skip(&parent.key));
+    }
+}
+
+/// The parent a page finished, if it was its last.
+fn finished_parent(page: &Page) -> Option<&str> {
+    match (&page.parent, &page.next) {
+        (Some(parent), None) => Some(&parent.key),
+        _ => None,
     }
 }
 
@@ -444,15 +464,20 @@ impl Strategy for ThroughParentSync {
         Taken::all(records)
     }
 
-    fn checkpoint(&mut self, _: &Page) -> Value {
+    fn checkpoint(&mut self, page: &Page) -> Value {
+        if let Some(key) = finished_parent(page) {
+            self.read.insert(key.to_string());
+        }
         state::to_value(&ThroughParentState {
             parent_cursor: self.saved,
+            unfinished_read: self.read.clone(),
         })
     }
 
     fn finish(&mut self, _: &Context) -> Value {
         state::to_value(&ThroughParentState {
             parent_cursor: self.saved.max(self.reached).or(Some(Timestamp(self.since))),
+            unfinished_read: BTreeSet::new(),
         })
     }
 }
@@ -470,6 +495,8 @@ struct NewestFirstSync {
     done: BTreeMap<String, Option<Timestamp>>,
     /// The parent being read and its newest row so far.
     current: Option<(String, Option<Timestamp>)>,
+    /// Parents read in full by this run and an unfinished one it resumes.
+    read: BTreeSet<String>,
 }
 
 impl NewestFirstSync {
@@ -502,12 +529,15 @@ impl NewestFirstSync {
                 });
             }
         }
+        let read = saved.unfinished_read;
+        skip_parents(&mut source, |key| read.contains(key));
         let strategy = NewestFirstSync {
             field: field.to_string(),
             saved: saved.parents,
             since,
             done: BTreeMap::new(),
             current: None,
+            read,
         };
         Ok((Box::new(strategy), source))
     }
@@ -516,6 +546,7 @@ impl NewestFirstSync {
     fn finish_parent(&mut self) {
         if let Some((key, newest)) = self.current.take() {
             let old = self.saved.get(&key).copied().flatten();
+            self.read.insert(key.clone());
             self.done.insert(key, old.max(newest));
         }
     }
@@ -526,6 +557,11 @@ impl NewestFirstSync {
         state::to_value(&PerParentState {
             parents,
             unfinished_since: unfinished.then_some(Timestamp(self.since)),
+            unfinished_read: if unfinished {
+                self.read.clone()
+            } else {
+                BTreeSet::new()
+            },
         })
     }
 }
@@ -560,6 +596,11 @@ impl Strategy for NewestFirstSync {
                 break;
             }
             count += 1;
+        }
+        // A parent is read in full at its last page, or where its rows
+        // reach its bookmark.
+        if older || page.next.is_none() {
+            self.finish_parent();
         }
         Taken {
             keep: (0..count).collect(),
