@@ -32,7 +32,7 @@ fn rotated_refresh_token_is_emitted_and_used_afterwards() {
     let first = read(dir.path(), &sandbox.config, &streams, None);
     first.assert_ok();
     assert_eq!(
-        sandbox.state()["token_requests"],
+        sandbox.token_requests(),
         1,
         "one refresh shared by all streams"
     );
@@ -69,7 +69,7 @@ fn rotated_refresh_token_is_emitted_and_used_afterwards() {
     // The updated config works: its access token is reused without a refresh…
     let second = read(dir.path(), updated, &streams, None);
     second.assert_ok();
-    assert_eq!(sandbox.state()["token_requests"], 1);
+    assert_eq!(sandbox.token_requests(), 1);
     // …and its refresh token is the live one.
     let mut refresh_only = updated.clone();
     refresh_only["credentials"]
@@ -81,7 +81,7 @@ fn rotated_refresh_token_is_emitted_and_used_afterwards() {
         .unwrap()
         .remove("token_expiry_date");
     read(dir.path(), &refresh_only, &streams, None).assert_ok();
-    assert_eq!(sandbox.state()["token_requests"], 2);
+    assert_eq!(sandbox.token_requests(), 2, "the second refresh");
 
     // The original refresh token was spent: a clear config error.
     let stale = read(dir.path(), &sandbox.config, &streams, None);
@@ -112,7 +112,11 @@ fn a_401_mid_sync_refreshes_once_and_retries() {
         second.records("contacts").len(),
         sandbox.expected_counts()["contacts"]
     );
-    assert_eq!(sandbox.state()["token_requests"], 2);
+    assert_eq!(
+        sandbox.token_requests(),
+        2,
+        "the first read's refresh, and one after the 401"
+    );
 }
 
 fn check(config: &Value) -> String {

@@ -26,6 +26,35 @@ const CLIENT: &str = "sandbox-client";
 /// The sandbox's public client (PKCE or device-flow application, no secret).
 const PUBLIC_CLIENT: &str = "sandbox-public-client";
 
+/// How long `auth` may take to print a line a test waits for: generous, as
+/// it prints each at once.
+const LINE_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long `auth` may take to end once the browser or user is done: room for
+/// a few device-flow polls.
+const FINISH_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long the first device-flow poll may take to come.
+const FIRST_POLL_TIMEOUT: Duration = Duration::from_secs(10);
+/// Pause between two looks at something a test waits for.
+const POLL_PAUSE: Duration = Duration::from_millis(50);
+
+/// The device-flow polling interval these tests' sandboxes ask for
+/// (`--device-interval-secs`), in seconds: short, so that flows end quickly.
+const DEVICE_INTERVAL_SECS: u64 = 1;
+/// What a `slow_down` answer adds to the polling interval, in seconds
+/// (RFC 8628, section 3.5).
+const SLOW_DOWN_SECS: u64 = 5;
+
+/// A sandbox whose device flow asks for polls every `DEVICE_INTERVAL_SECS`.
+fn device_sandbox(extra: &[&str]) -> Sandbox {
+    let interval = DEVICE_INTERVAL_SECS.to_string();
+    let args = [
+        &["--contacts", "5", "--device-interval-secs", &interval][..],
+        extra,
+    ]
+    .concat();
+    Sandbox::start(&args)
+}
+
 fn origin(sandbox: &Sandbox) -> String {
     sandbox.base_url.trim_end_matches("/v3").to_string()
 }
@@ -117,7 +146,7 @@ impl Auth {
 
     /// The first stderr line (trimmed) that `wanted` accepts.
     fn line(&self, wanted: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + Duration::from_secs(20);
+        let deadline = Instant::now() + LINE_TIMEOUT;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.lines.recv_timeout(left) {
@@ -139,7 +168,7 @@ impl Auth {
     }
 
     fn finish(mut self) -> Finished {
-        let deadline = Instant::now() + Duration::from_secs(60);
+        let deadline = Instant::now() + FINISH_TIMEOUT;
         let status = loop {
             if let Some(status) = self.child.try_wait().unwrap() {
                 break status;
@@ -148,12 +177,13 @@ impl Auth {
                 let _ = self.child.kill();
                 panic!("auth did not end; stderr:\n{}", self.stderr.lock().unwrap());
             }
-            std::thread::sleep(Duration::from_millis(50));
+            std::thread::sleep(POLL_PAUSE);
         };
         let mut stdout = String::new();
         std::io::Read::read_to_string(&mut self.child.stdout.take().unwrap(), &mut stdout).unwrap();
-        // Let the reader thread drain what is left of stderr.
-        while self.lines.recv_timeout(Duration::from_millis(200)).is_ok() {}
+        // Let the reader thread drain what is left of stderr: it is done once
+        // nothing came for a while.
+        while self.lines.recv_timeout(4 * POLL_PAUSE).is_ok() {}
         let stderr = self.stderr.lock().unwrap().clone();
         Finished {
             code: status.code().unwrap_or(-1),
@@ -507,7 +537,7 @@ fn pkce_flow_as_a_public_client_needs_no_secret_and_its_tokens_refresh() {
 
 #[test]
 fn device_flow_as_a_public_client_needs_no_secret_and_its_tokens_refresh() {
-    let sandbox = Sandbox::start(&["--contacts", "5", "--device-interval-secs", "1"]);
+    let sandbox = device_sandbox(&[]);
     let dir = tempfile::tempdir().unwrap();
     let out = out_path(&dir);
     let (auth, user_code) = start_device_as(&sandbox, &out, PUBLIC_CLIENT, None);
@@ -549,10 +579,6 @@ fn assert_public(sandbox: &Sandbox, config: &Value) {
     assert!(credentials["token_expiry_date"].is_string());
 }
 
-fn token_requests(sandbox: &Sandbox) -> u64 {
-    sandbox.state()["token_requests"].as_u64().unwrap()
-}
-
 /// A `read` with `config` whose access token is gone refreshes it (client_id in the
 /// form body, no secret: the sandbox refuses anything else for the public client),
 /// rotates the refresh token and hands the new one on; so does a later `read` of that
@@ -567,11 +593,11 @@ fn assert_refreshes(sandbox: &Sandbox, dir: &Path, config: &Value) {
         if n > 0 {
             sandbox.control("expire_access_tokens", json!({}));
         }
-        let before = token_requests(sandbox);
+        let before = sandbox.token_requests();
         let run = read(dir, &previous, &streams, None);
         run.assert_ok();
         assert_eq!(
-            token_requests(sandbox),
+            sandbox.token_requests(),
             before + 1,
             "read {n} refreshed once"
         );
@@ -604,15 +630,16 @@ fn start_device_as(
     let auth = Auth::start_as(sandbox, out, client_id, secret, &["--device"]);
     let url = auth.line(|l| l.ends_with("/activate"));
     assert!(url.starts_with(&origin(sandbox)), "{url}");
+    // A user code is shown as XXXX-XXXX.
     let user_code = auth.line(|l| l.len() == 9 && l.as_bytes()[4] == b'-');
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + FIRST_POLL_TIMEOUT;
     while device(sandbox, json!({"user_code": user_code}))["polls_ms"]
         .as_array()
         .unwrap()
         .is_empty()
     {
         assert!(Instant::now() < deadline, "auth --device never polled");
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(POLL_PAUSE);
     }
     (auth, user_code)
 }
@@ -623,7 +650,7 @@ fn device(sandbox: &Sandbox, body: Value) -> Value {
 
 #[test]
 fn device_flow_honours_interval_and_slow_down_then_writes_a_working_config() {
-    let sandbox = Sandbox::start(&["--contacts", "5", "--device-interval-secs", "1"]);
+    let sandbox = device_sandbox(&[]);
     let dir = tempfile::tempdir().unwrap();
     let out = out_path(&dir);
     let (auth, user_code) = start_device(&sandbox, &out);
@@ -634,8 +661,10 @@ fn device_flow_honours_interval_and_slow_down_then_writes_a_working_config() {
     );
     let done = auth.finish();
     done.assert_ok();
+    let slowed = DEVICE_INTERVAL_SECS + SLOW_DOWN_SECS;
     assert!(
-        done.stderr.contains("Now polling every 6 s"),
+        done.stderr
+            .contains(&format!("Now polling every {slowed} s")),
         "{}",
         done.stderr
     );
@@ -647,10 +676,13 @@ fn device_flow_honours_interval_and_slow_down_then_writes_a_working_config() {
     let polls: Vec<u64> = serde_json::from_value(log["polls_ms"].clone()).unwrap();
     let gaps: Vec<u64> = polls.windows(2).map(|w| w[1] - w[0]).collect();
     assert!(gaps.len() >= 2, "{polls:?}");
-    assert!(gaps.iter().all(|&g| g >= 1000), "{gaps:?}");
     assert!(
-        *gaps.last().unwrap() >= 6000,
-        "slow_down adds 5 s: {gaps:?}"
+        gaps.iter().all(|&g| g >= DEVICE_INTERVAL_SECS * 1000),
+        "{gaps:?}"
+    );
+    assert!(
+        *gaps.last().unwrap() >= slowed * 1000,
+        "slow_down adds {SLOW_DOWN_SECS} s: {gaps:?}"
     );
 
     assert_eq!(mode(&out), 0o600);
@@ -663,7 +695,7 @@ fn device_flow_honours_interval_and_slow_down_then_writes_a_working_config() {
 
 #[test]
 fn device_flow_reports_access_denied() {
-    let sandbox = Sandbox::start(&["--contacts", "5", "--device-interval-secs", "1"]);
+    let sandbox = device_sandbox(&[]);
     let dir = tempfile::tempdir().unwrap();
     let out = out_path(&dir);
     let (auth, user_code) = start_device(&sandbox, &out);
@@ -675,14 +707,8 @@ fn device_flow_reports_access_denied() {
 
 #[test]
 fn device_flow_reports_expired_token() {
-    let sandbox = Sandbox::start(&[
-        "--contacts",
-        "5",
-        "--device-interval-secs",
-        "1",
-        "--device-code-ttl-secs",
-        "2",
-    ]);
+    // Device codes that expire after two polls, none approved.
+    let sandbox = device_sandbox(&["--device-code-ttl-secs", "2"]);
     let dir = tempfile::tempdir().unwrap();
     let out = out_path(&dir);
     let (auth, user_code) = start_device(&sandbox, &out);

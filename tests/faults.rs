@@ -5,23 +5,38 @@
 
 mod common;
 
-use common::{catalog, read, Sandbox};
+use std::collections::BTreeMap;
+
+use common::{api_requests, catalog, read, read_counted, Sandbox};
 use serde_json::json;
+
+/// The route template `request_counts` gives a request to `path_prefix`
+/// (the list endpoints these tests break have no parameters in their path).
+fn route(path_prefix: &str) -> String {
+    format!("GET {path_prefix}")
+}
 
 #[test]
 fn transient_failures_are_retried_without_loss() {
+    // 1100 contacts: three pages of 500, so that the faults land on the
+    // first pages and a retried page must not be read twice.
     let sandbox = Sandbox::start(&["--contacts", "1100"]);
-    for fault in [
+    let faults = [
         json!({"path_prefix": "/v3/contacts", "status": 500, "count": 2}),
         json!({"path_prefix": "/v3/contacts", "status": 429, "count": 2, "retry_after": 1}),
         json!({"path_prefix": "/v3/emails", "status": 503, "count": 1}),
         json!({"path_prefix": "/v3/contact_lists", "status": 502, "count": 1, "drop_connection": true}),
-    ] {
-        sandbox.control("faults", fault);
+    ];
+    let mut injected: BTreeMap<String, usize> = BTreeMap::new();
+    for fault in &faults {
+        sandbox.control("faults", fault.clone());
+        *injected
+            .entry(route(fault["path_prefix"].as_str().unwrap()))
+            .or_default() += fault["count"].as_u64().unwrap() as usize;
     }
     let dir = tempfile::tempdir().unwrap();
     let streams = catalog(&["contacts", "email_campaigns", "contact_lists"], true);
-    let run = read(dir.path(), &sandbox.config, &streams, None);
+    let (run, spent) = read_counted(&sandbox, dir.path(), &sandbox.config, &streams, None);
     run.assert_ok();
     let expected = sandbox.expected_counts();
     for name in ["contacts", "email_campaigns", "contact_lists"] {
@@ -40,20 +55,32 @@ fn transient_failures_are_retried_without_loss() {
             "{name}: no duplicates from retries"
         );
     }
-    let retries = run
-        .of_type("LOG")
-        .into_iter()
-        .filter(|m| m["log"]["message"].as_str().unwrap().contains("retry"))
-        .count();
-    assert!(
-        retries >= 6,
-        "each fault is logged as a retry, saw {retries}"
+
+    // The same read with nothing failing: every fault cost exactly one more
+    // request (it was retried, and nothing else was asked again).
+    let config = run.next_config(&sandbox.config);
+    let (clean, spent_clean) = read_counted(&sandbox, dir.path(), &config, &streams, None);
+    clean.assert_ok();
+    let mut with_faults = api_requests(&spent_clean);
+    for (route, n) in &injected {
+        *with_faults.entry(route.clone()).or_default() += n;
+    }
+    assert_eq!(
+        api_requests(&spent),
+        with_faults,
+        "each injected fault was retried once: {injected:?}"
     );
 }
 
+/// The sandbox's rate limit and the connector's default pace, in requests
+/// per second (the API's limit).
+const DEFAULT_RPS: u32 = 4;
+
 #[test]
 fn rate_limit_of_the_sandbox_is_never_exceeded_by_default() {
-    let sandbox = Sandbox::start(&["--contacts", "2600"]);
+    // 2600 contacts: six pages, so the read runs for seconds at the limit.
+    let contacts = ["--contacts", "2600"];
+    let sandbox = Sandbox::start(&contacts);
     let dir = tempfile::tempdir().unwrap();
     // The top-level streams: many at once, all sharing the limiter.
     let names = [
@@ -68,24 +95,29 @@ fn rate_limit_of_the_sandbox_is_never_exceeded_by_default() {
         "user_privileges",
         "bulk_activities",
     ];
-    let run = read(dir.path(), &sandbox.config, &catalog(&names, false), None);
+    let streams = catalog(&names, false);
+    let (run, spent) = read_counted(&sandbox, dir.path(), &sandbox.config, &streams, None);
     run.assert_ok();
-    let throttled = run
-        .of_type("LOG")
-        .into_iter()
-        .filter(|m| {
-            m["log"]["message"]
-                .as_str()
-                .unwrap()
-                .contains("rate limited (429")
-        })
-        .count();
-    assert_eq!(throttled, 0, "four streams at once stay under 4 requests/s");
+
+    // The requests the read needs, from a sandbox with the same data that
+    // never throttles: every 429 would have cost one more.
+    let unlimited = Sandbox::start(&[&contacts[..], &["--rps", "1000"]].concat());
+    assert_eq!(unlimited.expected_counts(), sandbox.expected_counts());
+    let mut config = unlimited.config.clone();
+    config["requests_per_second"] = 100.into(); // the most the config allows
+    let (needed_run, needed) = read_counted(&unlimited, dir.path(), &config, &streams, None);
+    needed_run.assert_ok();
+    assert_eq!(
+        api_requests(&spent),
+        api_requests(&needed),
+        "no request was refused: streams read four at a time stay under {DEFAULT_RPS} requests/s"
+    );
 }
 
 #[test]
 fn persistent_failure_names_the_endpoint_and_fails_the_run() {
     let sandbox = Sandbox::start(&["--contacts", "40"]);
+    // 100 failures: far more than the connector's retries.
     sandbox.control(
         "faults",
         json!({"path_prefix": "/v3/contact_tags", "status": 500, "count": 100, "retry_after": 0}),
@@ -112,9 +144,6 @@ fn persistent_failure_names_the_endpoint_and_fails_the_run() {
         run.records("segments").len(),
         sandbox.expected_counts()["segments"]
     );
-    let incomplete = run.of_type("TRACE").into_iter().any(|t| {
-        t["trace"]["stream_status"]["status"] == "INCOMPLETE"
-            && t["trace"]["stream_status"]["stream_descriptor"]["name"] == "contact_tags"
-    });
-    assert!(incomplete);
+    let statuses = run.stream_statuses("contact_tags");
+    assert!(statuses.contains(&"INCOMPLETE"), "{statuses:?}");
 }

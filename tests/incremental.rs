@@ -6,18 +6,31 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 
-use chrono::{DateTime, Duration, Utc};
-use common::{catalog, read, write_json, Run, Sandbox, BIN};
+use chrono::{Duration, Utc};
+use common::{catalog, read, read_args, run_until, time, write_json, Sandbox};
 use serde_json::{json, Value};
 
-fn time(value: &Value) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(value.as_str().unwrap())
-        .unwrap()
-        .with_timezone(&Utc)
-}
+/// How far before its saved cursor an incremental read starts again, so that
+/// records sharing the cursor's timestamp are not lost (the connector's
+/// `CURSOR_OVERLAP`).
+const CURSOR_OVERLAP_MINUTES: i64 = 5;
+
+/// What the sandbox changes between the first and second read.
+const CHANGED_CONTACTS: usize = 9;
+const CHANGED_CAMPAIGNS: usize = 2;
+const DELETED_CONTACTS: usize = 3;
+
+/// Contacts of the sandbox's own data that may fall within the overlap before
+/// the changed ones: its contacts were last updated at random over a year, up
+/// to a minute before it started.
+const OVERLAP_SLACK: usize = 2;
+
+/// Contacts the connector asks for per page: the API's largest page.
+const CONTACTS_PAGE: usize = 500;
+
+/// Checkpoints the killed read gets out before it is killed.
+const CHECKPOINTS_BEFORE_KILL: usize = 2;
 
 fn ids(values: &Value) -> BTreeSet<String> {
     values
@@ -30,6 +43,7 @@ fn ids(values: &Value) -> BTreeSet<String> {
 
 #[test]
 fn second_read_brings_exactly_the_changes() {
+    // 700 contacts: two pages. 20 requests/s on both sides: quick reads.
     let sandbox = Sandbox::start(&["--contacts", "700", "--rps", "20"]);
     let mut config = sandbox.config.clone();
     config["requests_per_second"] = 20.into();
@@ -46,7 +60,8 @@ fn second_read_brings_exactly_the_changes() {
 
     let changed = sandbox.control(
         "mutate",
-        json!({"contacts": 9, "campaigns": 2, "delete_contacts": 3}),
+        json!({"contacts": CHANGED_CONTACTS, "campaigns": CHANGED_CAMPAIGNS,
+               "delete_contacts": DELETED_CONTACTS}),
     );
     let config = first.next_config(&config);
     let second = read(dir.path(), &config, &streams, Some(&first.state_messages()));
@@ -77,7 +92,8 @@ fn second_read_brings_exactly_the_changes() {
         for record in second.records(stream) {
             if !changed.contains(&record[key].to_string()) {
                 assert!(
-                    time(&record["updated_at"]) >= cursor - Duration::minutes(5),
+                    time(&record["updated_at"])
+                        >= cursor - Duration::minutes(CURSOR_OVERLAP_MINUTES),
                     "{record}"
                 );
             }
@@ -93,9 +109,10 @@ fn second_read_brings_exactly_the_changes() {
         .into_iter()
         .filter(|c| ids(&changed["deleted_contacts"]).contains(&c["contact_id"].to_string()))
         .count();
-    assert_eq!(deleted, 3);
+    assert_eq!(deleted, DELETED_CONTACTS);
 
-    // A third run with no changes re-reads only the overlap, one page each.
+    // A third run with no changes re-reads only the overlap (the changed
+    // contacts, stamped alike), one page each.
     let config = second.next_config(&config);
     let third = read(
         dir.path(),
@@ -104,43 +121,31 @@ fn second_read_brings_exactly_the_changes() {
         Some(&second.state_messages()),
     );
     third.assert_ok();
-    assert!(third.records("contacts").len() <= 12 + 2);
+    let overlap = CHANGED_CONTACTS + DELETED_CONTACTS;
+    assert!(
+        third.records("contacts").len() <= overlap + OVERLAP_SLACK,
+        "{}",
+        third.records("contacts").len()
+    );
 }
 
 #[test]
 fn killed_read_resumes_without_loss() {
+    // 3000 contacts, 150 ms a request: six pages, slow enough to kill the
+    // read between two of them.
     let sandbox = Sandbox::start(&["--contacts", "3000", "--latency-ms", "150"]);
     let dir = tempfile::tempdir().unwrap();
     let config = write_json(dir.path(), "config.json", &sandbox.config);
     let streams = write_json(dir.path(), "catalog.json", &catalog(&["contacts"], true));
-    let mut child = Command::new(BIN)
-        .args([
-            "read",
-            "--config",
-            config.to_str().unwrap(),
-            "--catalog",
-            streams.to_str().unwrap(),
-        ])
-        .env(common::TOKEN_CACHE_ENV, dir.path().join("tokens.json"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut seen = Vec::new();
     let mut states = 0;
-    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
-        let line = line.unwrap();
-        if line.contains("\"type\":\"STATE\"") {
-            states += 1;
-        }
-        seen.push(line);
-        if states == 2 {
-            child.kill().unwrap();
-            break;
-        }
-    }
-    child.wait().unwrap();
-    let killed = Run::from_output(1, seen.join("\n").as_bytes(), b"");
+    let killed = run_until(
+        &read_args(&config, &streams),
+        &dir.path().join("tokens.json"),
+        |line| {
+            states += usize::from(line.contains("\"type\":\"STATE\""));
+            states == CHECKPOINTS_BEFORE_KILL
+        },
+    );
     let config = killed.next_config(&sandbox.config);
     let checkpoint = killed.last_state("contacts");
     assert!(
@@ -165,8 +170,10 @@ fn killed_read_resumes_without_loss() {
         sandbox.expected_counts()["contacts"],
         "nothing lost"
     );
+    let checkpointed = killed.checkpointed_records("contacts");
+    assert_eq!(checkpointed, CHECKPOINTS_BEFORE_KILL * CONTACTS_PAGE);
     assert!(
-        resumed.records("contacts").len() <= 3000 - 1000,
+        resumed.records("contacts").len() <= sandbox.expected_counts()["contacts"] - checkpointed,
         "the resumed run started after the pages already read"
     );
     assert!(resumed.last_state("contacts")["resume"].is_null());
@@ -191,6 +198,8 @@ fn every_state_shape_is_accepted() {
     let sandbox = Sandbox::start(&["--contacts", "30"]);
     let dir = tempfile::tempdir().unwrap();
     let streams = catalog(&["contacts"], true);
+    // A cursor 90 days back: some of the sandbox's contacts (updated over the
+    // past year) are older, some newer.
     let recent = (Utc::now() - Duration::days(90)).to_rfc3339();
     let total = sandbox.expected_counts()["contacts"];
     let mut config = sandbox.config.clone();

@@ -8,12 +8,13 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
-use common::{catalog, connector, read, run, write_json, Run, Sandbox};
+use common::{
+    catalog, connector, read, read_args, run, run_until, write_json, Run, Sandbox, TOKEN_ROUTE,
+};
 use serde_json::{json, Value};
 
 /// `config` with its token cache in `dir`.
@@ -22,10 +23,6 @@ fn with_cache(config: &Value, dir: &Path) -> (Value, PathBuf) {
     let mut config = config.clone();
     config["token_cache_path"] = path.display().to_string().into();
     (config, path)
-}
-
-fn token_requests(sandbox: &Sandbox) -> u64 {
-    sandbox.state()["token_requests"].as_u64().unwrap()
 }
 
 /// Every token the sandbox, the runs and the cache file have seen.
@@ -105,6 +102,8 @@ fn meltano_like_runs_with_the_original_config_keep_working() {
         &["contacts", "contact_lists"],
     );
     let mut runs = Vec::new();
+    // Three runs: the first refreshes with the config's token, the next two
+    // only with the cache's.
     for n in 1..=3 {
         if n > 1 {
             // The cached access token dies: this run must really refresh.
@@ -119,12 +118,11 @@ fn meltano_like_runs_with_the_original_config_keep_working() {
             catalog_path.to_str().unwrap(),
         ]);
         assert_eq!(run.code, 0, "run {n}: {}", run.stderr);
-        let records = run
-            .messages
-            .iter()
-            .filter(|m| m["type"] == "RECORD" && m["stream"] == "contacts");
-        assert_eq!(records.count(), sandbox.expected_counts()["contacts"]);
-        assert_eq!(token_requests(&sandbox), n, "run {n} refreshed once");
+        assert_eq!(
+            run.singer_records("contacts").len(),
+            sandbox.expected_counts()["contacts"]
+        );
+        assert_eq!(sandbox.token_requests(), n, "run {n} refreshed once");
         if n > 1 {
             assert!(run.stderr.contains("newer tokens from the token cache"));
         }
@@ -178,14 +176,9 @@ fn two_reads_started_together_refresh_once() {
         "catalog.json",
         &catalog(&["contacts", "contact_tags"], false),
     );
-    let args = [
-        "read",
-        "--config",
-        config.to_str().unwrap(),
-        "--catalog",
-        streams.to_str().unwrap(),
-    ];
+    let args = read_args(&config, &streams);
     let unused = dir.path().join("unused-tokens.json");
+    let before = sandbox.request_counts();
     let children: Vec<_> = (0..2)
         .map(|_| {
             connector(&args, &unused)
@@ -219,17 +212,12 @@ fn two_reads_started_together_refresh_once() {
             sandbox.state()["current_refresh_token"]
         );
     }
-    assert_eq!(token_requests(&sandbox), 1, "one refresh for both");
-    let waited = runs.iter().any(|run| {
-        run.of_type("LOG").iter().any(|m| {
-            m["log"]["message"]
-                .as_str()
-                .unwrap()
-                .contains("waiting for another process")
-        })
-    });
-    assert!(
-        waited,
+    assert_eq!(sandbox.token_requests(), 1, "one refresh for both");
+    // The token endpoint saw the failed request and its retry, both the
+    // first process's: the second waited for its refresh instead of asking.
+    assert_eq!(
+        sandbox.requests_since(&before).get(TOKEN_ROUTE).copied(),
+        Some(2),
         "the second process waited for the first one's refresh"
     );
     assert!(
@@ -243,46 +231,27 @@ fn two_reads_started_together_refresh_once() {
 
 #[test]
 fn a_run_killed_after_its_refresh_leaves_the_tokens_behind() {
+    // 3000 contacts, 200 ms a request: the first page is still on its way
+    // when the run is killed.
     let sandbox = Sandbox::start(&["--contacts", "3000", "--latency-ms", "200"]);
     let dir = tempfile::tempdir().unwrap();
     let (original, cache) = with_cache(&sandbox.config, dir.path());
     let config = write_json(dir.path(), "config.json", &original);
     let streams = write_json(dir.path(), "catalog.json", &catalog(&["contacts"], false));
-    let mut child = connector(
-        &[
-            "read",
-            "--config",
-            config.to_str().unwrap(),
-            "--catalog",
-            streams.to_str().unwrap(),
-        ],
-        &dir.path().join("unused-tokens.json"),
-    )
-    .stdout(Stdio::piped())
-    .stderr(Stdio::null())
-    .spawn()
-    .unwrap();
     // The refresh succeeded once its CONTROL message is out; a client that
     // dies now (or drops the message) would lose the rotated token.
-    let mut seen = Vec::new();
-    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
-        let line = line.unwrap();
-        let control = line.contains("\"type\":\"CONTROL\"");
-        seen.push(line);
-        if control {
-            child.kill().unwrap();
-            break;
-        }
-    }
-    child.wait().unwrap();
-    let killed = Run::from_output(1, seen.join("\n").as_bytes(), b"");
+    let killed = run_until(
+        &read_args(&config, &streams),
+        &dir.path().join("unused-tokens.json"),
+        |line| line.contains("\"type\":\"CONTROL\""),
+    );
     assert_eq!(
         killed.of_type("CONTROL").len(),
         1,
         "killed after its refresh"
     );
     assert_eq!(killed.of_type("RECORD").len(), 0, "killed before any page");
-    assert_eq!(token_requests(&sandbox), 1);
+    assert_eq!(sandbox.token_requests(), 1);
     assert_private(&cache);
 
     // The next run is handed the original config, whose refresh token that
@@ -290,7 +259,7 @@ fn a_run_killed_after_its_refresh_leaves_the_tokens_behind() {
     let fast = catalog(&["contact_lists", "contact_tags"], false);
     let next = read(dir.path(), &original, &fast, None);
     next.assert_ok();
-    assert_eq!(token_requests(&sandbox), 1, "no second refresh");
+    assert_eq!(sandbox.token_requests(), 1, "no second refresh");
     let updated = next.next_config(&Value::Null);
     assert_eq!(
         updated["credentials"]["refresh_token"],
@@ -303,7 +272,7 @@ fn a_run_killed_after_its_refresh_leaves_the_tokens_behind() {
     sandbox.control("expire_access_tokens", json!({}));
     let later = read(dir.path(), &original, &fast, None);
     later.assert_ok();
-    assert_eq!(token_requests(&sandbox), 2);
+    assert_eq!(sandbox.token_requests(), 2);
     let runs = [&killed, &next, &later];
     assert_no_leak(&runs, &secrets(&sandbox, &runs, &cache));
 
@@ -336,12 +305,12 @@ fn long_lived_refresh_tokens_are_kept_and_reused() {
     assert!(first.of_type("CONTROL").is_empty(), "nothing rotated");
     // The cached access token is reused by a config that holds none.
     read(dir.path(), &config, &streams, None).assert_ok();
-    assert_eq!(token_requests(&sandbox), 1);
+    assert_eq!(sandbox.token_requests(), 1);
     sandbox.control("expire_access_tokens", json!({}));
     let third = read(dir.path(), &config, &streams, None);
     third.assert_ok();
     assert!(third.of_type("CONTROL").is_empty());
-    assert_eq!(token_requests(&sandbox), 2);
+    assert_eq!(sandbox.token_requests(), 2);
     assert_eq!(
         sandbox.state()["current_refresh_token"],
         sandbox.config["credentials"]["refresh_token"],
@@ -351,7 +320,7 @@ fn long_lived_refresh_tokens_are_kept_and_reused() {
     let elsewhere = tempfile::tempdir().unwrap();
     let (uncached, _) = with_cache(&sandbox.config, elsewhere.path());
     read(dir.path(), &uncached, &streams, None).assert_ok();
-    assert_eq!(token_requests(&sandbox), 3);
+    assert_eq!(sandbox.token_requests(), 3);
     let runs = [&first, &third];
     assert_no_leak(&runs, &secrets(&sandbox, &runs, &cache));
 }

@@ -3,9 +3,27 @@
 
 use super::reports::REPORTS;
 use super::tests::{opts, start, Harness};
+use super::tracking::MAX_RECIPIENTS;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
+
+/// The sandbox's sent campaigns (status Done): each has a sent primary email,
+/// some a resend too.
+const SENT_CAMPAIGNS: usize = 18;
+
+/// A loose ceiling on one activity's rows of any tracking report: five per
+/// recipient (a send and a few opens or clicks each is more than the
+/// generator makes).
+const REPORT_ROWS_CEILING: usize = 5 * MAX_RECIPIENTS;
+
+/// The most ids one stats request may carry: campaigns, campaign activities
+/// (the API's limits).
+const CAMPAIGN_STATS_BATCH: usize = 150;
+const ACTIVITY_STATS_BATCH: usize = 10;
+
+/// An odd page size, so that pages and totals never line up by chance.
+const SMALL_PAGE: usize = 37;
 
 /// Every campaign activity reachable from `/emails`: (campaign id, activity id, role).
 async fn activities(h: &Harness) -> Vec<(String, String, String)> {
@@ -33,7 +51,7 @@ async fn activity_stats(h: &Harness, all: &[(String, String, String)]) -> Vec<Va
         .map(|(_, a, _)| a.as_str())
         .collect();
     let mut results = Vec::new();
-    for batch in sendable.chunks(10) {
+    for batch in sendable.chunks(ACTIVITY_STATS_BATCH) {
         let path = format!(
             "/v3/reports/stats/email_campaign_activities/{}",
             batch.join(",")
@@ -68,7 +86,7 @@ async fn tracking_pages_cover_every_row_once_newest_first() {
     let h = start(opts()).await;
     let all = activities(&h).await;
     let sent = sent_activities(&h, &all).await;
-    assert!(sent.len() >= 18, "{sent:?}");
+    assert!(sent.len() >= SENT_CAMPAIGNS, "{sent:?}");
     let expected = h.sandbox.expected_counts();
     for report in &REPORTS {
         let name = report.list.path.rsplit('/').next().unwrap();
@@ -77,7 +95,11 @@ async fn tracking_pages_cover_every_row_once_newest_first() {
             let path = report_path(activity, name);
             let whole = h.read_all(&path, "tracking_activities").await;
             total += whole.len();
-            assert!(whole.len() <= 300 * 4 + 300, "{name}: {}", whole.len());
+            assert!(
+                whole.len() <= REPORT_ROWS_CEILING,
+                "{name}: {}",
+                whole.len()
+            );
             assert!(
                 whole.windows(2).all(|w| created(&w[0]) >= created(&w[1])),
                 "{name} is not newest first"
@@ -87,10 +109,11 @@ async fn tracking_pages_cover_every_row_once_newest_first() {
                 assert_eq!(row["tracking_activity_type"], report.activity_type);
                 assert!(row["email_address"].as_str().unwrap().contains('@'));
             }
-            // Small pages return the same rows, each once.
+            // Small pages return the same rows, each once (for the first
+            // two activities: enough to show it, and cheap).
             if i < 2 {
                 let paged = h
-                    .read_all(&format!("{path}?limit=37"), "tracking_activities")
+                    .read_all(&format!("{path}?limit={SMALL_PAGE}"), "tracking_activities")
                     .await;
                 assert_eq!(paged, whole, "{name}");
             }
@@ -128,10 +151,13 @@ async fn tracking_pages_cover_every_row_once_newest_first() {
             .0,
         StatusCode::BAD_REQUEST
     );
+    // Each sent activity's bounces read whole in one page, then the first two
+    // in small pages (one each: none bounced more than SMALL_PAGE), and the
+    // draft's once.
     assert_eq!(
         h.sandbox.request_counts()
             ["GET /v3/reports/email_reports/{campaign_activity_id}/tracking/bounces"],
-        sent.len() + 3
+        sent.len() + 2 + 1
     );
 }
 
@@ -289,19 +315,36 @@ async fn stats_batches_are_limited() {
     };
     let campaigns = "/v3/reports/stats/email_campaigns";
     let activities = "/v3/reports/stats/email_campaign_activities";
-    let (status, body) = h.get(&format!("{campaigns}/{}", unknown(151))).await;
+    let (status, body) = h
+        .get(&format!(
+            "{campaigns}/{}",
+            unknown(CAMPAIGN_STATS_BATCH + 1)
+        ))
+        .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body[0]["error_key"], "query.param.invalid");
-    let (status, body) = h.get(&format!("{campaigns}/{}", unknown(150))).await;
+    let (status, body) = h
+        .get(&format!("{campaigns}/{}", unknown(CAMPAIGN_STATS_BATCH)))
+        .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["results"], json!([]));
-    assert_eq!(body["errors"].as_array().unwrap().len(), 150);
     assert_eq!(
-        h.get(&format!("{activities}/{}", unknown(11))).await.0,
+        body["errors"].as_array().unwrap().len(),
+        CAMPAIGN_STATS_BATCH
+    );
+    assert_eq!(
+        h.get(&format!(
+            "{activities}/{}",
+            unknown(ACTIVITY_STATS_BATCH + 1)
+        ))
+        .await
+        .0,
         StatusCode::BAD_REQUEST
     );
     assert_eq!(
-        h.get(&format!("{activities}/{}", unknown(10))).await.0,
+        h.get(&format!("{activities}/{}", unknown(ACTIVITY_STATS_BATCH)))
+            .await
+            .0,
         StatusCode::OK
     );
     // One malformed id fails the whole request.
@@ -368,12 +411,19 @@ async fn children_match_expected_counts() {
     for (stream, n) in counts {
         assert_eq!(n, expected[stream], "{stream}");
     }
+    // Pages of three: the sandbox's eight bulk activities take several.
     let bulk = h.read_all("/v3/activities?limit=3", "activities").await;
     assert_eq!(bulk.len(), expected["bulk_activities"]);
     let completed = h
         .read_all("/v3/activities?state=completed", "activities")
         .await;
+    // Five of the sandbox's bulk activities are completed: the filter keeps
+    // those (at least three) and only those.
     assert!(completed.len() >= 3 && completed.iter().all(|a| a["state"] == "completed"));
+    assert_eq!(
+        completed.len(),
+        bulk.iter().filter(|a| a["state"] == "completed").count()
+    );
     let href = bulk[0]["_links"]["self"]["href"].as_str().unwrap();
     assert_eq!(h.get(href).await, (StatusCode::OK, bulk[0].clone()));
     assert_eq!(
@@ -475,10 +525,13 @@ impl Harness {
 
 #[tokio::test]
 async fn mutate_adds_tracking_and_sends_campaigns() {
+    // Opens (each followed by a click) the two mutations add.
+    const FIRST: usize = 4;
+    const LATER: usize = 3;
     let h = start(opts()).await;
     let before = h.sandbox.expected_counts();
     let sent = h
-        .control("mutate", json!({"send_campaign": true, "tracking": 4}))
+        .control("mutate", json!({"send_campaign": true, "tracking": FIRST}))
         .await;
     let campaign = sent["sent_campaign"]["campaign_id"].as_str().unwrap();
     let activity = sent["sent_campaign"]["campaign_activity_id"]
@@ -491,8 +544,8 @@ async fn mutate_adds_tracking_and_sends_campaigns() {
     let sends = h.read_all_owned(report_path(activity, "sends")).await;
     assert!(!sends.is_empty());
     assert_eq!(after["email_sends"], before["email_sends"] + sends.len());
-    assert_eq!(after["email_opens"], before["email_opens"] + 4);
-    assert_eq!(after["email_clicks"], before["email_clicks"] + 4);
+    assert_eq!(after["email_opens"], before["email_opens"] + FIRST);
+    assert_eq!(after["email_clicks"], before["email_clicks"] + FIRST);
     assert_eq!(
         after["email_campaign_summaries"],
         before["email_campaign_summaries"] + 1
@@ -502,23 +555,24 @@ async fn mutate_adds_tracking_and_sends_campaigns() {
     // Later tracking lands on the same (most recent) activity, newest first.
     let opens_before = h.read_all_owned(report_path(activity, "opens")).await;
     let newest = created(&opens_before[0]);
-    let m = h.control("mutate", json!({"tracking": 3})).await;
+    let m = h.control("mutate", json!({"tracking": LATER})).await;
     assert_eq!(m["tracking_activity"], activity);
     let opens = h.read_all_owned(report_path(activity, "opens")).await;
-    assert_eq!(opens.len(), opens_before.len() + 3);
-    assert!(opens[..3].iter().all(|o| created(o) > newest));
-    assert_eq!(opens[3..], opens_before[..]);
+    assert_eq!(opens.len(), opens_before.len() + LATER);
+    assert!(opens[..LATER].iter().all(|o| created(o) > newest));
+    assert_eq!(opens[LATER..], opens_before[..]);
+    // The campaign was just sent: its only clicks are the mutations'.
     let clicks = h.read_all_owned(report_path(activity, "clicks")).await;
-    assert_eq!(clicks.len(), 7);
+    assert_eq!(clicks.len(), FIRST + LATER);
     let (_, stats) = h
         .get(&format!(
             "/v3/reports/stats/email_campaign_activities/{activity}"
         ))
         .await;
-    assert_eq!(stats["results"][0]["stats"]["em_opens_all"], 7);
+    assert_eq!(stats["results"][0]["stats"]["em_opens_all"], FIRST + LATER);
     assert_eq!(
         h.sandbox.expected_counts()["email_opens"],
-        after["email_opens"] + 3
+        after["email_opens"] + LATER
     );
 }
 
@@ -527,13 +581,14 @@ async fn segment_contacts_are_prepared_first() {
     let h = start(opts()).await;
     let (_, segments) = h.get("/v3/segments").await;
     let id = segments["segments"][0]["segment_id"].as_i64().unwrap();
+    // Pages of 40: a segment's members take several.
     let path = format!("/v3/contacts?segment_id={id}&limit=40");
     assert_eq!(
         h.get(&path).await,
         (StatusCode::ACCEPTED, json!({"contacts": []}))
     );
     let members = h.read_all(&path, "contacts").await;
-    assert!(!members.is_empty() && members.len() < 600);
+    assert!(!members.is_empty() && members.len() < opts().contacts);
     assert_eq!(h.read_all(&path, "contacts").await, members);
     assert_eq!(
         h.get(&format!("/v3/contacts?segment_id={id}&status=all"))

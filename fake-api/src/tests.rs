@@ -3,6 +3,14 @@ use reqwest::{Client, StatusCode};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
 
+/// The largest page of contacts the API serves (`limit=500`).
+const CONTACTS_PAGE: usize = 500;
+
+/// An odd page size, so that pages and totals never line up by chance.
+const SMALL_PAGE: usize = 37;
+
+/// 600 contacts (two pages of the largest size), and a rate limit no test
+/// reaches unless it asks for a lower one.
 pub(super) fn opts() -> SandboxOptions {
     SandboxOptions {
         contacts: 600,
@@ -56,13 +64,7 @@ impl Harness {
 
     /// GET a host-relative path such as `/v3/contacts?limit=5`.
     pub async fn get(&self, path: &str) -> (StatusCode, Value) {
-        let res = self
-            .http
-            .get(format!("{}{path}", self.origin()))
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .unwrap();
+        let res = self.get_raw(path).await;
         let status = res.status();
         (status, res.json().await.unwrap_or(Value::Null))
     }
@@ -114,7 +116,7 @@ async fn refresh_tokens_rotate() {
     assert_eq!(res.status(), StatusCode::OK);
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["token_type"], "Bearer");
-    assert_eq!(body["expires_in"], 86_400);
+    assert_eq!(body["expires_in"], opts().token_ttl_secs);
     let second = body["refresh_token"].as_str().unwrap();
     assert_ne!(second, first);
     assert_eq!(
@@ -254,7 +256,7 @@ async fn pagination_returns_every_contact_once() {
         "custom_fields,list_memberships,phone_numbers,street_addresses,taggings,notes,sms_channel";
     let all = h
         .read_all(
-            &format!("/v3/contacts?status=all&limit=500&include={include}"),
+            &format!("/v3/contacts?status=all&limit={CONTACTS_PAGE}&include={include}"),
             "contacts",
         )
         .await;
@@ -264,12 +266,15 @@ async fn pagination_returns_every_contact_once() {
         .iter()
         .filter(|c| c.get("deleted_at").is_some())
         .collect();
+    // About 5% of the sandbox's contacts are deleted: some, under a tenth.
     assert!(!deleted.is_empty() && deleted.len() < expected / 10);
     assert!(all
         .iter()
         .all(|c| c["sms_channel"]["sms_channel_consents"].is_array()));
 
-    let small_pages = h.read_all("/v3/contacts?limit=37", "contacts").await;
+    let small_pages = h
+        .read_all(&format!("/v3/contacts?limit={SMALL_PAGE}"), "contacts")
+        .await;
     assert_eq!(small_pages.len(), expected - deleted.len());
     assert!(small_pages
         .iter()
@@ -279,7 +284,8 @@ async fn pagination_returns_every_contact_once() {
         .get("/v3/contacts?status=all&include_count=true&limit=1")
         .await;
     assert_eq!(body["contacts_count"], expected);
-    let requests = 2 + small_pages.len().div_ceil(37) + 1;
+    // Both paged reads, and the one request for the count.
+    let requests = expected.div_ceil(CONTACTS_PAGE) + small_pages.len().div_ceil(SMALL_PAGE) + 1;
     assert_eq!(h.sandbox.request_counts()["GET /v3/contacts"], requests);
 }
 
@@ -287,6 +293,7 @@ async fn pagination_returns_every_contact_once() {
 async fn every_stream_reads_its_expected_count() {
     let h = start(opts()).await;
     let expected = h.sandbox.expected_counts();
+    // Small pages, each endpoint's own, so that every list is read in pages.
     let paged = [
         (
             "contact_lists",
@@ -378,6 +385,7 @@ async fn every_stream_reads_its_expected_count() {
 #[tokio::test]
 async fn invalid_parameters_get_400() {
     let h = start(opts()).await;
+    // Each limit is one past the endpoint's largest page.
     for path in [
         "/v3/contacts?limit=501",
         "/v3/contacts?limit=0",
@@ -426,10 +434,12 @@ async fn invalid_parameters_get_400() {
 async fn updated_after_returns_exactly_the_mutated_contacts() {
     let h = start(opts()).await;
     let before = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    const UPDATED: usize = 7;
+    const DELETED: usize = 3;
     let m = h
         .control(
             "mutate",
-            json!({"contacts": 7, "campaigns": 2, "delete_contacts": 3}),
+            json!({"contacts": UPDATED, "campaigns": 2, "delete_contacts": DELETED}),
         )
         .await;
     let as_set = |v: &Value| -> BTreeSet<String> {
@@ -440,9 +450,10 @@ async fn updated_after_returns_exactly_the_mutated_contacts() {
             .collect()
     };
     let (updated, deleted) = (as_set(&m["contacts"]), as_set(&m["deleted_contacts"]));
-    assert_eq!((updated.len(), deleted.len()), (7, 3));
+    assert_eq!((updated.len(), deleted.len()), (UPDATED, DELETED));
 
     let since = format!("updated_after={}", before.replace('+', "%2B"));
+    // Pages of two: the changes span several.
     let live = h
         .read_all(&format!("/v3/contacts?{since}&limit=2"), "contacts")
         .await;
@@ -467,16 +478,12 @@ async fn updated_after_returns_exactly_the_mutated_contacts() {
 
 #[tokio::test]
 async fn exceeding_the_rate_limit_gets_429() {
-    let h = start(SandboxOptions { rps: 3, ..opts() }).await;
+    const RPS: u32 = 3;
+    const OVER: usize = 2;
+    let h = start(SandboxOptions { rps: RPS, ..opts() }).await;
     let mut statuses = Vec::new();
-    for _ in 0..5 {
-        let res = h
-            .http
-            .get(format!("{}/contact_tags", h.sandbox.base_url()))
-            .bearer_auth(&h.token)
-            .send()
-            .await
-            .unwrap();
+    for _ in 0..RPS as usize + OVER {
+        let res = h.get_raw("/v3/contact_tags").await;
         statuses.push(res.status());
         if res.status() == StatusCode::TOO_MANY_REQUESTS {
             assert!(res.headers().get("retry-after").is_none());
@@ -486,21 +493,25 @@ async fn exceeding_the_rate_limit_gets_429() {
             );
         }
     }
-    assert_eq!(statuses[..3], [StatusCode::OK; 3]);
-    assert_eq!(statuses[3..], [StatusCode::TOO_MANY_REQUESTS; 2]);
+    let (within, over) = statuses.split_at(RPS as usize);
+    assert_eq!(within, [StatusCode::OK; RPS as usize]);
+    assert_eq!(over, [StatusCode::TOO_MANY_REQUESTS; OVER]);
+    // Just past the one-second window the first requests were counted in.
     tokio::time::sleep(std::time::Duration::from_millis(1050)).await;
     assert_eq!(h.get("/v3/contact_tags").await.0, StatusCode::OK);
 }
 
 #[tokio::test]
 async fn daily_limit_gets_429() {
+    const DAILY_LIMIT: u32 = 2;
     let h = start(SandboxOptions {
-        daily_limit: 2,
+        daily_limit: DAILY_LIMIT,
         ..opts()
     })
     .await;
-    assert_eq!(h.get("/v3/segments").await.0, StatusCode::OK);
-    assert_eq!(h.get("/v3/segments").await.0, StatusCode::OK);
+    for _ in 0..DAILY_LIMIT {
+        assert_eq!(h.get("/v3/segments").await.0, StatusCode::OK);
+    }
     let (status, body) = h.get("/v3/segments").await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(body["error_key"], "too_many_requests");
@@ -508,20 +519,16 @@ async fn daily_limit_gets_429() {
 
 #[tokio::test]
 async fn injected_faults_fail_the_next_matching_requests() {
-    let h = start(SandboxOptions { rps: 2, ..opts() }).await;
+    const RPS: u32 = 2;
+    const FAULTS: usize = 2;
+    let h = start(SandboxOptions { rps: RPS, ..opts() }).await;
     h.control(
         "faults",
-        json!({"path_prefix": "/v3/contact_tags", "status": 503, "count": 2, "retry_after": 7}),
+        json!({"path_prefix": "/v3/contact_tags", "status": 503, "count": FAULTS, "retry_after": 7}),
     )
     .await;
-    for _ in 0..2 {
-        let res = h
-            .http
-            .get(format!("{}/contact_tags", h.sandbox.base_url()))
-            .bearer_auth(&h.token)
-            .send()
-            .await
-            .unwrap();
+    for _ in 0..FAULTS {
+        let res = h.get_raw("/v3/contact_tags").await;
         assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(res.headers()["retry-after"], "7");
         assert_eq!(
@@ -529,9 +536,10 @@ async fn injected_faults_fail_the_next_matching_requests() {
             "service_unavailable"
         );
     }
-    // Faults did not consume the rate budget of 2 per second.
-    assert_eq!(h.get("/v3/contact_tags").await.0, StatusCode::OK);
-    assert_eq!(h.get("/v3/contact_tags").await.0, StatusCode::OK);
+    // Faults did not consume the rate budget: a whole second's worth passes.
+    for _ in 0..RPS {
+        assert_eq!(h.get("/v3/contact_tags").await.0, StatusCode::OK);
+    }
 
     h.control(
         "faults",
@@ -545,5 +553,21 @@ async fn injected_faults_fail_the_next_matching_requests() {
         .send()
         .await;
     assert!(dropped.is_err(), "{dropped:?}");
-    assert_eq!(h.sandbox.request_counts()["GET /v3/contact_tags"], 4);
+    assert_eq!(
+        h.sandbox.request_counts()["GET /v3/contact_tags"],
+        FAULTS + RPS as usize,
+        "failed requests are counted too"
+    );
+}
+
+impl Harness {
+    /// GET a host-relative path, with the harness's token, as it answers.
+    async fn get_raw(&self, path: &str) -> reqwest::Response {
+        self.http
+            .get(format!("{}{path}", self.origin()))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .unwrap()
+    }
 }

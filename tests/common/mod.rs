@@ -298,3 +298,130 @@ pub fn read(dir: &Path, config: &Value, catalog: &Value, state: Option<&Value>) 
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     run(&args)
 }
+
+/// The fake's route template of the OAuth token endpoint, as `request_counts`
+/// names it.
+pub const TOKEN_ROUTE: &str = "POST /oauth2/default/v1/token";
+
+impl Sandbox {
+    /// Requests served per route since `before` (a `request_counts()`
+    /// snapshot); routes with no new request are left out.
+    pub fn requests_since(&self, before: &BTreeMap<String, usize>) -> BTreeMap<String, usize> {
+        self.request_counts()
+            .into_iter()
+            .map(|(route, n)| {
+                let earlier = before.get(&route).copied().unwrap_or(0);
+                (route, n - earlier)
+            })
+            .filter(|(_, n)| *n > 0)
+            .collect()
+    }
+
+    /// Refresh-token grants the token endpoint has served.
+    pub fn token_requests(&self) -> u64 {
+        self.state()["token_requests"].as_u64().unwrap()
+    }
+}
+
+/// `read`, with the requests the sandbox served for it per route.
+pub fn read_counted(
+    sandbox: &Sandbox,
+    dir: &Path,
+    config: &Value,
+    catalog: &Value,
+    state: Option<&Value>,
+) -> (Run, BTreeMap<String, usize>) {
+    let before = sandbox.request_counts();
+    let run = read(dir, config, catalog, state);
+    let spent = sandbox.requests_since(&before);
+    (run, spent)
+}
+
+/// The requests of `spent` made to the V3 API (the token endpoint left out).
+pub fn api_requests(spent: &BTreeMap<String, usize>) -> BTreeMap<String, usize> {
+    spent
+        .iter()
+        .filter(|(route, _)| route.contains(" /v3/"))
+        .map(|(route, n)| (route.clone(), *n))
+        .collect()
+}
+
+/// An RFC 3339 timestamp of a record.
+pub fn time(value: &Value) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::parse_from_rfc3339(value.as_str().unwrap())
+        .unwrap()
+        .with_timezone(&chrono::Utc)
+}
+
+impl Run {
+    /// The statuses `stream`'s STREAM_STATUS traces went through, in order.
+    pub fn stream_statuses(&self, stream: &str) -> Vec<&str> {
+        self.of_type("TRACE")
+            .into_iter()
+            .filter(|t| {
+                t["trace"]["type"] == "STREAM_STATUS"
+                    && t["trace"]["stream_status"]["stream_descriptor"]["name"] == stream
+            })
+            .map(|t| t["trace"]["stream_status"]["status"].as_str().unwrap())
+            .collect()
+    }
+
+    /// Records `stream` counted by its STATE messages' `sourceStats.recordCount`.
+    pub fn checkpointed_records(&self, stream: &str) -> usize {
+        self.of_type("STATE")
+            .into_iter()
+            .filter(|s| s["state"]["stream"]["stream_descriptor"]["name"] == stream)
+            .map(|s| s["state"]["sourceStats"]["recordCount"].as_f64().unwrap() as usize)
+            .sum()
+    }
+
+    /// The STATE messages of `stream`.
+    pub fn state_count(&self, stream: &str) -> usize {
+        self.of_type("STATE")
+            .into_iter()
+            .filter(|s| s["state"]["stream"]["stream_descriptor"]["name"] == stream)
+            .count()
+    }
+
+    /// Singer mode: the RECORD messages of `stream`.
+    pub fn singer_records(&self, stream: &str) -> Vec<&Value> {
+        self.messages
+            .iter()
+            .filter(|m| m["type"] == "RECORD" && m["stream"] == stream)
+            .collect()
+    }
+}
+
+/// Runs the connector with `args` (token cache at `token_cache`), reading its
+/// stdout until `stop` accepts a line, then kills it: what it printed so far.
+pub fn run_until(args: &[&str], token_cache: &Path, stop: impl FnMut(&str) -> bool) -> Run {
+    let mut stop = stop;
+    let mut child = connector(args, token_cache)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut seen = Vec::new();
+    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        let done = stop(&line);
+        seen.push(line);
+        if done {
+            child.kill().unwrap();
+            break;
+        }
+    }
+    child.wait().unwrap();
+    Run::from_output(1, seen.join("\n").as_bytes(), b"")
+}
+
+/// The arguments of `read` with the config and catalog files at these paths.
+pub fn read_args<'a>(config: &'a Path, catalog: &'a Path) -> [&'a str; 5] {
+    [
+        "read",
+        "--config",
+        config.to_str().unwrap(),
+        "--catalog",
+        catalog.to_str().unwrap(),
+    ]
+}
