@@ -117,7 +117,27 @@ fn in_range(t: Option<i64>, after: Option<i64>, before: Option<i64>) -> bool {
     }
 }
 
-/// Filters of `GET /contacts`.
+/// Filters of `GET /contacts`. All given filters must hold (they are ANDed), each as the
+/// docs describe it:
+///
+/// - `status` picks the population: none given means every contact not deleted; `all`
+///   adds the deleted ones; `deleted` is only them; the permission values (`active` =
+///   implicit or explicit) match live contacts only.
+/// - `updated_after`/`updated_before` compare the contact's `updated_at`, which only
+///   personal details move: an opt-out, an opt-in, a list-membership change or a deletion
+///   leaves it alone (Constant Contact support confirmed it for unsubscribes; the sandbox
+///   takes the same strict reading for the others, which the API documents no change date
+///   for). The bounds are exclusive.
+/// - `created_after`/`created_before` compare `created_at`.
+/// - `optout_after`/`optout_before` ("contacts that unsubscribed after/before a date")
+///   compare `email_address.opt_out_date` of contacts that are unsubscribed now: a
+///   resubscribed contact has no opt-out date any more, so it is not returned. A deleted
+///   contact carries an opt-out date too (the spec says so), but the docs promise nothing
+///   about finding deletions this way, so the strict reading applies: the opt-out filters
+///   never return deleted contacts, whatever `status` says (with `status=deleted` they
+///   return nothing).
+///
+/// Dates are ISO-8601 date-times or bare dates (midnight UTC); anything else is a 400.
 struct ContactFilter {
     statuses: Vec<&'static str>,
     sms: Vec<&'static str>,
@@ -170,7 +190,11 @@ impl ContactFilter {
             && self.tags.is_none_or(|m| c.tags & m != 0)
             && in_range(Some(c.updated_at), self.updated.0, self.updated.1)
             && in_range(Some(c.created_at), self.created.0, self.created.1)
-            && in_range(c.opt_out_at, self.optout.0, self.optout.1)
+            && in_range(
+                c.opt_out_at.filter(|_| c.deleted_at.is_none()),
+                self.optout.0,
+                self.optout.1,
+            )
     }
 }
 

@@ -35,12 +35,22 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct MutateRequest {
+    /// Personal-details updates (the only contact change that moves `updated_at`).
     #[serde(default)]
     contacts: usize,
+    /// Live subscribed contacts that opt out.
     #[serde(default)]
-    campaigns: usize,
+    unsubscribe_contacts: usize,
+    /// Live unsubscribed contacts that opt back in.
+    #[serde(default)]
+    resubscribe_contacts: usize,
+    /// Live contacts that join and/or leave a list.
+    #[serde(default)]
+    list_membership_changes: usize,
     #[serde(default)]
     delete_contacts: usize,
+    #[serde(default)]
+    campaigns: usize,
     /// Opens (each followed by a click) to add to the most recently sent activity.
     #[serde(default)]
     tracking: usize,
@@ -56,8 +66,11 @@ async fn mutate(
     let now = chrono::Utc::now().timestamp_millis();
     let request = MutationRequest {
         contacts: req.contacts,
-        campaigns: req.campaigns,
+        unsubscribes: req.unsubscribe_contacts,
+        resubscribes: req.resubscribe_contacts,
+        list_changes: req.list_membership_changes,
         deletes: req.delete_contacts,
+        campaigns: req.campaigns,
         send_campaign: req.send_campaign,
         tracking: req.tracking,
     };
@@ -67,8 +80,11 @@ async fn mutate(
         .map_err(|e| (StatusCode::CONFLICT, e))?;
     let mut body = json!({
         "contacts": m.contacts,
-        "campaigns": m.campaigns,
+        "unsubscribed_contacts": m.unsubscribed_contacts,
+        "resubscribed_contacts": m.resubscribed_contacts,
+        "list_changed_contacts": m.list_changed_contacts,
         "deleted_contacts": m.deleted_contacts,
+        "campaigns": m.campaigns,
     });
     if let Some((campaign, activity)) = m.sent_campaign {
         body["sent_campaign"] = json!({"campaign_id": campaign, "campaign_activity_id": activity});

@@ -276,6 +276,12 @@ pub(crate) struct Contact {
     pub tags: u16,
     /// Index into `SMS_PERMISSIONS` for the contact's SMS channel consent.
     pub sms: u8,
+    /// `email_address.updated_at`: the last change of the address's permission (opt-in,
+    /// opt-out, deletion). Separate from `updated_at`, which follows personal details only.
+    pub email_updated_at: i64,
+    /// `email_address.opt_in_date`, and whether the contact (not the account) opted in.
+    pub opt_in_at: i64,
+    pub opt_in_by_contact: bool,
 }
 
 impl Contact {
@@ -495,11 +501,15 @@ pub(crate) struct Data {
     rng: ChaCha8Rng,
 }
 
-/// Ids changed by one `/__sandbox/mutate` call.
+/// Ids changed by one `/__sandbox/mutate` call; each contact changes in one way at most.
 pub(crate) struct Mutation {
+    /// Personal details updated (the only change that moves the contact's `updated_at`).
     pub contacts: Vec<Uuid>,
-    pub campaigns: Vec<Uuid>,
+    pub unsubscribed_contacts: Vec<Uuid>,
+    pub resubscribed_contacts: Vec<Uuid>,
+    pub list_changed_contacts: Vec<Uuid>,
     pub deleted_contacts: Vec<Uuid>,
+    pub campaigns: Vec<Uuid>,
     /// (campaign id, primary activity id) of the campaign `send_campaign` sent.
     pub sent_campaign: Option<(Uuid, Uuid)>,
     /// Activity that `tracking` added opens and clicks to.
@@ -509,9 +519,13 @@ pub(crate) struct Mutation {
 /// What one `/__sandbox/mutate` call asks for.
 #[derive(Default)]
 pub(crate) struct MutationRequest {
+    /// Personal-details updates.
     pub contacts: usize,
-    pub campaigns: usize,
+    pub unsubscribes: usize,
+    pub resubscribes: usize,
+    pub list_changes: usize,
     pub deletes: usize,
+    pub campaigns: usize,
     pub send_campaign: bool,
     pub tracking: usize,
 }
@@ -750,19 +764,29 @@ impl Data {
         counts
     }
 
-    /// Updates `contacts` live contacts, deletes `deletes` other live contacts and touches
-    /// `campaigns` campaigns. Changed records get `updated_at` strictly after `now`.
+    /// Changes contacts the way the real API does, each picked among the contacts the change
+    /// makes sense for and changed at most once per call (fewer when too few qualify):
+    ///
+    /// - `contacts` live contacts get new personal details (`job_title`) and `updated_at`;
+    /// - `unsubscribes` live subscribed contacts opt out (by the contact: permission
+    ///   `unsubscribed`, opt-out source/date/reason, `email_address.updated_at`);
+    /// - `resubscribes` live unsubscribed contacts opt back in (`explicit`, opt-out fields
+    ///   gone, new opt-in date, `email_address.updated_at`);
+    /// - `list_changes` live contacts join and/or leave a list;
+    /// - `deletes` live contacts are deleted (`deleted_at`; like an account opt-out, and
+    ///   off every list).
+    ///
+    /// Only personal details move the contact's `updated_at`: as Constant Contact support
+    /// confirmed for unsubscribes (and as the API documents no change date for the
+    /// others), `GET /contacts?updated_after=` does not see the other four. Nothing else
+    /// visible changes either (list memberships survive an opt-out; lists keep their
+    /// `updated_at`). `campaigns` campaigns get a new `updated_at`. Every change is
+    /// stamped strictly after `now`.
     ///
     /// Then `send_campaign` sends the newest draft campaign at `now + 1` (sends only: nobody
     /// has opened it yet) and `tracking` appends that many opens, each followed by a click,
     /// to the most recently sent activity, after every earlier event.
     pub(crate) fn mutate(&mut self, now: i64, req: &MutationRequest) -> Result<Mutation, String> {
-        let MutationRequest {
-            contacts,
-            campaigns,
-            deletes,
-            ..
-        } = *req;
         let draft = self
             .campaigns
             .iter()
@@ -771,34 +795,62 @@ impl Data {
             return Err("send_campaign: no draft campaign is left to send".into());
         }
         let stamp = now + 1;
-        let live: Vec<usize> = (0..self.contacts.len())
-            .filter(|&i| self.contacts[i].deleted_at.is_none())
-            .collect();
-        let picked: Vec<usize> = rand::seq::index::sample(
-            &mut self.rng,
-            live.len(),
-            (contacts + deletes).min(live.len()),
-        )
-        .iter()
-        .map(|i| live[i])
-        .collect();
-        let (updated, deleted) = picked.split_at(contacts.min(picked.len()));
-        for &i in updated {
+        let mut taken = BTreeSet::new();
+        let live = |c: &Contact| c.deleted_at.is_none();
+        let updated = self.pick(req.contacts, &mut taken, live);
+        let unsubscribed = self.pick(req.unsubscribes, &mut taken, Contact::is_active);
+        let resubscribed = self.pick(req.resubscribes, &mut taken, |c| {
+            live(c) && c.permission == Permission::Unsubscribed
+        });
+        let list_changed = self.pick(req.list_changes, &mut taken, live);
+        let deleted = self.pick(req.deletes, &mut taken, live);
+        for &i in &updated {
             let c = &mut self.contacts[i];
             c.job = (c.job + 1) % JOB_TITLES.len() as u8;
             c.updated_by_contact = false;
             c.updated_at = stamp;
         }
-        for &i in deleted {
+        for &i in &unsubscribed {
             let c = &mut self.contacts[i];
             c.permission = Permission::Unsubscribed;
             c.opt_out_at = Some(stamp);
+            c.email_updated_at = stamp;
+        }
+        for &i in &resubscribed {
+            // Only the contact can undo its own opt-out, so the new opt-in is its own.
+            let c = &mut self.contacts[i];
+            c.permission = Permission::Explicit;
+            c.opt_out_at = None;
+            c.opt_in_at = stamp;
+            c.opt_in_by_contact = true;
+            c.email_updated_at = stamp;
+        }
+        let lists = self.lists.len();
+        for &i in &list_changed {
+            let old = self.contacts[i].lists;
+            let (members, others): (Vec<usize>, Vec<usize>) =
+                (0..lists).partition(|&l| old & (1 << l) != 0);
+            let mut new = old;
+            // Move from one list to another; join one when on none, leave one when on all.
+            if let Some(&l) = members.choose(&mut self.rng).filter(|_| !others.is_empty()) {
+                new &= !(1 << l);
+            } else if let Some(&l) = members.first().filter(|_| others.is_empty()) {
+                new &= !(1 << l);
+            }
+            if let Some(&l) = others.choose(&mut self.rng) {
+                new |= 1 << l;
+            }
+            self.contacts[i].lists = new;
+        }
+        for &i in &deleted {
+            let c = &mut self.contacts[i];
+            c.permission = Permission::Unsubscribed;
+            c.opt_out_at = Some(stamp);
+            c.email_updated_at = stamp;
             c.deleted_at = Some(stamp);
             c.lists = 0;
-            c.updated_by_contact = false;
-            c.updated_at = stamp;
         }
-        let n = campaigns.min(self.campaigns.len());
+        let n = req.campaigns.min(self.campaigns.len());
         let touched: Vec<usize> =
             rand::seq::index::sample(&mut self.rng, self.campaigns.len(), n).into_vec();
         for &i in &touched {
@@ -814,12 +866,34 @@ impl Data {
         };
         let ids = |idx: &[usize]| idx.iter().map(|&i| self.contacts[i].id).collect::<Vec<_>>();
         Ok(Mutation {
-            contacts: ids(updated),
-            deleted_contacts: ids(deleted),
+            contacts: ids(&updated),
+            unsubscribed_contacts: ids(&unsubscribed),
+            resubscribed_contacts: ids(&resubscribed),
+            list_changed_contacts: ids(&list_changed),
+            deleted_contacts: ids(&deleted),
             campaigns: touched.iter().map(|&i| self.campaigns[i].id).collect(),
             sent_campaign,
             tracking_activity,
         })
+    }
+
+    /// Up to `n` random contacts, not yet in `taken`, that pass `eligible`; adds them to `taken`.
+    fn pick(
+        &mut self,
+        n: usize,
+        taken: &mut BTreeSet<usize>,
+        eligible: impl Fn(&Contact) -> bool,
+    ) -> Vec<usize> {
+        let pool: Vec<usize> = (0..self.contacts.len())
+            .filter(|i| !taken.contains(i) && eligible(&self.contacts[*i]))
+            .collect();
+        let picked: Vec<usize> =
+            rand::seq::index::sample(&mut self.rng, pool.len(), n.min(pool.len()))
+                .iter()
+                .map(|i| pool[i])
+                .collect();
+        taken.extend(&picked);
+        picked
     }
 
     /// Sends campaign `i` (a draft) at `at`; returns its id and its primary activity's.
@@ -892,6 +966,10 @@ fn generate_contacts(rng: &mut ChaCha8Rng, n: usize, now: i64) -> Vec<Contact> {
                 lists: bits(rng, LIST_NAMES.len(), 1, 4),
                 tags: bits(rng, TAG_NAMES.len(), 1, 3),
                 sms: [0, 0, 0, 0, 0, 0, 0, 0, 1, 2][rng.gen_range(0..10)],
+                // Set below, once opt-outs and deletions are final.
+                email_updated_at: created_at,
+                opt_in_at: created_at,
+                opt_in_by_contact: false,
             }
         })
         .collect();
@@ -909,6 +987,11 @@ fn generate_contacts(rng: &mut ChaCha8Rng, n: usize, now: i64) -> Vec<Contact> {
         c.opt_out_at = Some(c.updated_at);
         c.deleted_at = Some(c.updated_at);
         c.lists = 0;
+    }
+    for c in &mut contacts {
+        c.email_updated_at = c.opt_out_at.unwrap_or(c.created_at);
+        c.opt_in_at = c.created_at;
+        c.opt_in_by_contact = c.created_by_contact;
     }
     contacts.sort_by_key(|c| c.id);
     contacts

@@ -3,6 +3,8 @@
 
 mod api;
 mod auth;
+#[cfg(test)]
+mod change_tests;
 mod control;
 mod data;
 mod error;
@@ -55,6 +57,7 @@ pub struct SandboxOptions {
     #[arg(long, default_value_t = 4)]
     pub rps: u32,
     /// API requests allowed for the account over the sandbox lifetime; more get 429.
+    /// 0 is allowed and means the quota is already spent: every API request gets 429.
     #[arg(long = "daily-limit", default_value_t = 10_000)]
     pub daily_limit: u32,
     /// Lifetime of issued access tokens.
@@ -74,6 +77,66 @@ pub struct SandboxOptions {
     /// Lifetime of device codes.
     #[arg(long = "device-code-ttl-secs", default_value_t = 600)]
     pub device_code_ttl_secs: u64,
+}
+
+/// Largest `--contacts`: beyond it generating and holding the data takes minutes and GBs.
+pub const MAX_CONTACTS: usize = 1_000_000;
+/// Largest `--latency-ms`: one minute, already past most HTTP clients' timeouts.
+pub const MAX_LATENCY_MS: u64 = 60_000;
+/// Largest `--token-ttl-secs`: one year.
+pub const MAX_TOKEN_TTL_SECS: u64 = 365 * 86_400;
+/// Largest `--device-code-ttl-secs`: one day.
+pub const MAX_DEVICE_CODE_TTL_SECS: u64 = 86_400;
+
+impl SandboxOptions {
+    /// Refuses options the sandbox cannot work with. `Sandbox::start` (and so
+    /// `serve_forever` and both binaries) calls it first.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        let fail = |msg: String| Err(anyhow::anyhow!("invalid sandbox option: {msg}"));
+        if self.rps == 0 {
+            return fail("--rps must be at least 1 (0 would refuse every request)".into());
+        }
+        if self.contacts > MAX_CONTACTS {
+            return fail(format!(
+                "--contacts must be at most {MAX_CONTACTS}, got {}",
+                self.contacts
+            ));
+        }
+        if self.latency_ms > MAX_LATENCY_MS {
+            return fail(format!(
+                "--latency-ms must be at most {MAX_LATENCY_MS}, got {}",
+                self.latency_ms
+            ));
+        }
+        if !(1..=MAX_TOKEN_TTL_SECS).contains(&self.token_ttl_secs) {
+            return fail(format!(
+                "--token-ttl-secs must be from 1 to {MAX_TOKEN_TTL_SECS}, got {} \
+                 (0 would issue access tokens that are already expired)",
+                self.token_ttl_secs
+            ));
+        }
+        if !(1..=MAX_DEVICE_CODE_TTL_SECS).contains(&self.device_code_ttl_secs) {
+            return fail(format!(
+                "--device-code-ttl-secs must be from 1 to {MAX_DEVICE_CODE_TTL_SECS}, got {}",
+                self.device_code_ttl_secs
+            ));
+        }
+        if self.device_interval_secs >= self.device_code_ttl_secs {
+            return fail(format!(
+                "--device-interval-secs ({}) must be below --device-code-ttl-secs ({}): \
+                 the device code would expire before the first poll",
+                self.device_interval_secs, self.device_code_ttl_secs
+            ));
+        }
+        for uri in &self.redirect_uris {
+            if url::Url::parse(uri).is_err() {
+                return fail(format!(
+                    "--redirect-uri must be an absolute URL, got '{uri}'"
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// What the token endpoint's refresh-token grant does with the refresh token.
@@ -152,7 +215,9 @@ pub struct Sandbox {
 
 impl Sandbox {
     /// Generates the data, binds 127.0.0.1 and serves on the current tokio runtime.
+    /// Refuses invalid options (see `SandboxOptions::validate`).
     pub async fn start(opts: SandboxOptions) -> anyhow::Result<Sandbox> {
+        opts.validate()?;
         let listener = TcpListener::bind(("127.0.0.1", opts.port))
             .await
             .with_context(|| format!("binding 127.0.0.1:{}", opts.port))?;

@@ -60,13 +60,10 @@ fn email_address(c: &Contact) -> Value {
     e.insert("address".into(), c.email().into());
     e.insert("permission_to_send".into(), c.permission.as_str().into());
     e.insert("created_at".into(), timestamp(c.created_at).into());
-    e.insert(
-        "updated_at".into(),
-        timestamp(c.opt_out_at.unwrap_or(c.created_at)).into(),
-    );
+    e.insert("updated_at".into(), timestamp(c.email_updated_at).into());
     if matches!(c.permission, Permission::Implicit | Permission::Explicit) {
-        e.insert("opt_in_source".into(), source(c.created_by_contact).into());
-        e.insert("opt_in_date".into(), timestamp(c.created_at).into());
+        e.insert("opt_in_source".into(), source(c.opt_in_by_contact).into());
+        e.insert("opt_in_date".into(), timestamp(c.opt_in_at).into());
     }
     if let Some(out) = c.opt_out_at {
         let by_contact = c.deleted_at.is_none();
