@@ -1,11 +1,14 @@
 //! A local fake of the Constant Contact V3 API (read endpoints, OAuth2 token endpoint,
 //! rate limits and scripted faults) for tests and demos.
 
+mod abtests;
 mod api;
 mod auth;
+mod contact_consent;
 mod control;
 mod data;
 mod error;
+mod landing_pages;
 mod limits;
 mod oauth_flows;
 mod paging;
