@@ -10,6 +10,8 @@ mod data;
 mod error;
 mod landing_pages;
 mod limits;
+#[cfg(test)]
+mod new_endpoint_tests;
 mod oauth_flows;
 mod paging;
 mod render;
