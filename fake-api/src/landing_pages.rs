@@ -85,7 +85,7 @@ pub(crate) fn generate(
     campaigns: &mut Vec<Campaign>,
     now: i64,
 ) -> Vec<LandingPage> {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x1A4D_1A6E_0FA6_E5);
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x001A_4D1A_6E0F_A6E5);
     let mut pages = Vec::new();
     for (i, &(name, paths)) in PAGES.iter().enumerate() {
         let created_at = between(&mut rng, now - 200 * DAY_MS, now - 30 * DAY_MS);
