@@ -44,6 +44,9 @@ pub(crate) fn routes() -> Vec<(&'static str, MethodRouter<Arc<Shared>>)> {
     ]
     .into_iter()
     .chain(reports::routes())
+    .chain(super::abtests::routes())
+    .chain(super::landing_pages::routes())
+    .chain(super::contact_consent::routes())
     .collect()
 }
 

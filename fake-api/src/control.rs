@@ -113,7 +113,7 @@ async fn contact_reports(
         .unwrap_or_else(|| CONTACT_ACTIVITY_TYPES.iter().map(|(_, k)| *k).collect());
     let data = s.data();
     let mut per_contact = Map::new();
-    let (mut summary, mut details) = (0, 0);
+    let (mut summary, mut details, mut sms) = (0, 0, 0);
     for id in p.required("contact_ids").map_err(bad)?.split(',') {
         let Some(c) = data.contact_index(id.trim()) else {
             return Err((StatusCode::NOT_FOUND, format!("unknown contact {id}")));
@@ -121,6 +121,7 @@ async fn contact_reports(
         let sent = reports::contact_activities(&data, c, start, end).len();
         let events = reports::contact_events(&data, c, &kinds).len();
         (summary, details) = (summary + sent, details + events);
+        sms += super::contact_consent::history_len(&data, c);
         per_contact.insert(
             id.trim().to_owned(),
             json!({"campaign_activities": sent, "tracking_activities": events}),
@@ -131,6 +132,7 @@ async fn contact_reports(
             "contact_activity_summary": summary,
             "contact_activity_details": details,
             "contact_open_and_click_rates": per_contact.len(),
+            "contact_sms_engagement_history": sms,
         },
         "contacts": per_contact,
     })))

@@ -194,7 +194,11 @@ pub(crate) const CAMPAIGN_TYPES: &[(&str, i64)] = &[
     ("Sale Promotion", 13),
     ("Fundraiser", 16),
     ("Feedback Request", 8),
+    // Never drawn: campaigns become A/B tests after generation (`abtests`).
+    ("A/B Test", 57),
 ];
+/// The `CAMPAIGN_TYPES` campaigns are generated with.
+const GENERATED_TYPES: usize = 8;
 const CAMPAIGN_TOPICS: &[&str] = &[
     "Spring Sale",
     "Summer Kickoff",
@@ -496,6 +500,8 @@ pub(crate) struct Data {
     pub account_emails: Vec<AccountEmail>,
     /// Newest first.
     pub bulk_activities: Vec<BulkActivity>,
+    /// Landing pages (each a campaign with one `landing_page` activity) and their events.
+    pub landing_pages: Vec<super::landing_pages::LandingPage>,
     /// Segments whose `/contacts?segment_id=` result was already prepared (answered 202).
     pub prepared_segments: BTreeSet<i64>,
     rng: ChaCha8Rng,
@@ -649,7 +655,10 @@ impl Data {
             lists.len(),
             now,
         );
+        super::abtests::mark(&mut campaigns);
+        let landing_pages = super::landing_pages::generate(seed, &contacts, &mut campaigns, now);
         Data {
+            landing_pages,
             contacts,
             lists,
             tags,
@@ -698,6 +707,9 @@ impl Data {
             ("bulk_activities", self.bulk_activities.len()),
         ]
         .into_iter()
+        .chain(super::abtests::expected_counts(self))
+        .chain(super::landing_pages::expected_counts(self))
+        .chain(super::contact_consent::expected_counts())
         .chain(REPORTS.iter().map(|r| {
             let rows = self.sent().map(|(_, _, t)| t.rows(r.view).len()).sum();
             (r.stream, rows)
@@ -1012,7 +1024,7 @@ fn generate_campaigns(rng: &mut ChaCha8Rng, now: i64, segment_id: i64) -> Vec<Ca
         .enumerate()
         .map(|(i, &status)| {
             let topic = CAMPAIGN_TOPICS[i % CAMPAIGN_TOPICS.len()];
-            let kind = rng.gen_range(0..CAMPAIGN_TYPES.len());
+            let kind = rng.gen_range(0..GENERATED_TYPES);
             let created_at = between(rng, now - YEAR_MS, now - 2 * DAY_MS);
             let updated_at = between(rng, created_at, now - DAY_MS);
             let id = new_uuid(rng);

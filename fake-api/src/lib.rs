@@ -1,14 +1,19 @@
 //! A local fake of the Constant Contact V3 API (read endpoints, OAuth2 token endpoint,
 //! rate limits and scripted faults) for tests and demos.
 
+mod abtests;
 mod api;
 mod auth;
 #[cfg(test)]
 mod change_tests;
+mod contact_consent;
 mod control;
 mod data;
 mod error;
+mod landing_pages;
 mod limits;
+#[cfg(test)]
+mod new_endpoint_tests;
 mod oauth_flows;
 mod paging;
 mod render;

@@ -387,7 +387,7 @@ async fn children_match_expected_counts() {
         let (links_status, _) = h
             .get(&format!("/v3/reports/email_reports/{activity}/links"))
             .await;
-        if role == "permalink" {
+        if role == "permalink" || role == "landing_page" {
             assert_eq!(history_status, StatusCode::BAD_REQUEST);
             assert_eq!(preview_status, StatusCode::NOT_FOUND);
             assert_eq!(links_status, StatusCode::BAD_REQUEST);
@@ -505,12 +505,16 @@ async fn contact_reports_require_their_parameters() {
         .get_control(&format!("contact_reports?contact_ids={contact}&{range}"))
         .await;
     assert_eq!(status, StatusCode::OK);
+    let (_, sms) = h
+        .get(&format!("/v3/contacts/sms_engagement_history/{contact}"))
+        .await;
     assert_eq!(
         counts["expected_counts"],
         json!({
             "contact_activity_summary": entries.len(),
             "contact_activity_details": details.len(),
             "contact_open_and_click_rates": 1,
+            "contact_sms_engagement_history": sms.as_array().unwrap().len(),
         })
     );
 }

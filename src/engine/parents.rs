@@ -111,8 +111,9 @@ pub fn root_with_cursor<'a>(
 pub struct ParentValue {
     /// Fills `{parent}`: one value, or several comma-separated.
     pub key: String,
-    /// The parent field the child carries (`Parent::carry`), for one parent.
-    carried: Option<Value>,
+    /// The parent fields the child carries (`Parent::carry`), for one
+    /// parent: (child field, value).
+    carried: Vec<(String, Value)>,
     /// When the parent last changed, by its stream's cursor field, for one
     /// parent whose stream has one.
     pub changed: Option<DateTime<Utc>>,
@@ -232,11 +233,16 @@ fn parent_values(
 ) -> Result<Vec<ParentValue>> {
     let mut single: Vec<ParentValue> = Vec::new();
     for record in records {
-        if let Some((field, allowed)) = &parent.only {
-            let value = record.get(field).and_then(Value::as_str).unwrap_or("");
-            if !allowed.iter().any(|a| a == value) {
-                continue;
-            }
+        let passes = parent.only.iter().all(|(field, allowed)| {
+            let value = match record.get(field) {
+                Some(Value::String(text)) => Cow::Borrowed(text.as_str()),
+                Some(Value::Number(number)) => Cow::Owned(number.to_string()),
+                _ => Cow::Borrowed(""),
+            };
+            allowed.iter().any(|a| *a == value)
+        });
+        if !passes {
+            continue;
         }
         let key = match record.get(&parent.key) {
             Some(Value::String(text)) => text.clone(),
@@ -251,8 +257,9 @@ fn parent_values(
         if wanted(&key) && !single.iter().any(|v| v.key == key) {
             let carried = parent
                 .carry
-                .as_ref()
-                .and_then(|(from, _)| record.get(from).cloned());
+                .iter()
+                .filter_map(|(from, to)| record.get(from).map(|v| (to.clone(), v.clone())))
+                .collect();
             let changed = changed_field
                 .and_then(|field| record.get(field))
                 .and_then(Value::as_str)
@@ -275,21 +282,21 @@ fn parent_values(
                 .map(|v| v.key.as_str())
                 .collect::<Vec<_>>()
                 .join(","),
-            carried: None,
+            carried: Vec::new(),
             changed: None,
         })
         .collect())
 }
 
 /// The record with what it takes from its parent: the parent value under
-/// `inject` and the carried field, where the record lacks them.
+/// `inject` and the carried fields, where the record lacks them.
 pub fn with_parent<'r>(record: &'r Value, parent: &Parent, value: &ParentValue) -> Cow<'r, Value> {
     let mut additions: Vec<(&str, Value)> = Vec::new();
     if let Some(field) = &parent.inject {
         additions.push((field, Value::from(value.key.as_str())));
     }
-    if let (Some((_, field)), Some(carried)) = (&parent.carry, &value.carried) {
-        additions.push((field, carried.clone()));
+    for (field, carried) in &value.carried {
+        additions.push((field.as_str(), carried.clone()));
     }
     match record {
         Value::Object(map) if additions.iter().any(|(f, _)| !map.contains_key(*f)) => {

@@ -140,16 +140,17 @@ pub struct Parent {
     pub source: ParentSource,
     /// The field of each parent record that fills `{parent}`.
     pub key: String,
-    /// Only parents whose `.0` field is one of `.1`.
-    pub only: Option<(String, Vec<String>)>,
+    /// Only parents whose `.0` field is one of `.1`, for every entry (a
+    /// number matches its decimal text).
+    pub only: Vec<(String, Vec<String>)>,
     /// Only parent values in this config list, when the list is set.
     pub narrowed_by: Option<ConfigList>,
     /// Parent values one request carries, comma-separated.
     pub batch: usize,
     /// Child records get the parent value under this name when they lack it.
     pub inject: Option<String>,
-    /// Child records get this field of the parent record (`.0`) as `.1`.
-    pub carry: Option<(String, String)>,
+    /// Child records get these fields of the parent record (`.0`) as `.1`.
+    pub carry: Vec<(String, String)>,
     pub sync: ChildSync,
 }
 
@@ -168,27 +169,25 @@ impl Parent {
         Parent {
             source,
             key: key.into(),
-            only: None,
+            only: Vec::new(),
             narrowed_by: None,
             batch: 1,
             inject: None,
-            carry: None,
+            carry: Vec::new(),
             sync: ChildSync::FullRefresh,
         }
     }
 
-    pub fn carry(self, from: &str, to: &str) -> Parent {
-        Parent {
-            carry: Some((from.into(), to.into())),
-            ..self
-        }
+    /// Adds a field the child records get from the parent record.
+    pub fn carry(mut self, from: &str, to: &str) -> Parent {
+        self.carry.push((from.into(), to.into()));
+        self
     }
 
-    pub fn only(self, field: &str, values: &[&str]) -> Parent {
-        Parent {
-            only: Some((field.into(), strings(values))),
-            ..self
-        }
+    /// Adds a condition on parent records; all must hold.
+    pub fn only(mut self, field: &str, values: &[&str]) -> Parent {
+        self.only.push((field.into(), strings(values)));
+        self
     }
 
     pub fn narrowed_by(self, list: ConfigList) -> Parent {

@@ -15,6 +15,17 @@ const ACTIVITY_REFS: &str = "campaign_activity_refs";
 const SENT_ROLES: (&str, &[&str]) = ("role", &["primary_email", "resend"]);
 /// Where children of campaigns keep their campaign's `updated_at`.
 const CAMPAIGN_CURSOR: &str = "campaign_updated_at";
+/// Where activity refs keep their campaign's `type_code`.
+const CAMPAIGN_TYPE_CODE: &str = "campaign_type_code";
+/// The campaign `type_code` of A/B tests: creating an A/B test on a
+/// campaign's primary email turns its type from Newsletter (10) to A/B Test
+/// (57), and deleting it turns it back.
+const AB_TEST_TYPE_CODE: &str = "57";
+/// The role of a landing page's campaign activity. Neither the spec nor the
+/// docs list it (their role enum is primary_email, permalink, resend); the
+/// landing page reports take a landing page `campaign_activity_id`, and this
+/// is the role the connector assumes such activities carry.
+const LANDING_PAGE_ROLE: &str = "landing_page";
 
 /// A child of every campaign activity.
 fn activity_child(sync: ChildSync) -> Parent {
@@ -32,6 +43,30 @@ fn sent_activity_child(sync: ChildSync) -> Parent {
 
 fn through_campaign() -> ChildSync {
     ChildSync::ThroughParent(CAMPAIGN_CURSOR.into())
+}
+
+/// A child of every primary email activity.
+fn primary_email_child() -> Parent {
+    activity_child(through_campaign())
+        .only("role", &["primary_email"])
+        .inject("campaign_activity_id")
+}
+
+/// A landing page report: rows of one landing page activity, newest first,
+/// read again within `report_lookback_days` like the email tracking reports.
+fn landing_page_report(name: &str, path: &str, primary_key: &[&str], schema: &str) -> StreamDef {
+    StreamDef::new(name, path)
+        .records_key("tracking_activities")
+        .primary_key(primary_key)
+        .page_size(500)
+        .schema(schema)
+        .parent(
+            activity_child(ChildSync::NewestFirst {
+                field: "created_time".into(),
+                lookback: Some(Lookback::ReportLookbackDays),
+            })
+            .only("role", &[LANDING_PAGE_ROLE]),
+        )
 }
 
 /// A tracking report: rows of one sent activity, newest first. Nearly all
@@ -124,6 +159,7 @@ pub fn streams() -> Vec<StreamDef> {
                     .narrowed_by(ConfigList::CampaignIds)
                     .inject("campaign_id")
                     .carry("updated_at", CAMPAIGN_CURSOR)
+                    .carry("type_code", CAMPAIGN_TYPE_CODE)
                     .sync(through_campaign()),
             )
             .hidden(),
@@ -292,6 +328,70 @@ pub fn streams() -> Vec<StreamDef> {
             .primary_key(&["activity_id"])
             .page_size(500)
             .schema(schema!("bulk_activities")),
+        // Only primary emails of A/B Test campaigns have one; asking for any
+        // other activity's is a 404.
+        StreamDef::new(
+            "email_campaign_activity_abtests",
+            "/emails/activities/{parent}/abtest",
+        )
+        .primary_key(&["campaign_activity_id"])
+        .schema(schema!("email_campaign_activity_abtests"))
+        .parent(primary_email_child().only(CAMPAIGN_TYPE_CODE, &[AB_TEST_TYPE_CODE])),
+        StreamDef::new(
+            "email_campaign_activity_resends",
+            "/emails/activities/{parent}/non_opener_resends",
+        )
+        .records(Records::Array)
+        .primary_key(&["campaign_activity_id", "resend_request_id"])
+        .schema(schema!("email_campaign_activity_resends"))
+        .parent(primary_email_child()),
+        landing_page_report(
+            "landing_page_contact_opens",
+            "/reports/landing_pages/campaign_details/{parent}/p_contact_opens",
+            &["campaign_activity_id", "contact_id", "created_time"],
+            schema!("landing_page_contact_opens"),
+        ),
+        landing_page_report(
+            "landing_page_unique_contact_opens",
+            "/reports/landing_pages/campaign_details/{parent}/p_unique_contact_opens",
+            &["campaign_activity_id", "contact_id"],
+            schema!("landing_page_unique_contact_opens"),
+        ),
+        landing_page_report(
+            "landing_page_unique_contact_clicks",
+            "/reports/landing_pages/campaign_details/{parent}/p_unique_contact_clicks",
+            &["campaign_activity_id", "contact_id", "url_id"],
+            schema!("landing_page_unique_contact_clicks"),
+        ),
+        landing_page_report(
+            "landing_page_unique_contact_adds",
+            "/reports/landing_pages/campaign_details/{parent}/p_unique_contact_adds",
+            &["campaign_activity_id", "contact_id"],
+            schema!("landing_page_unique_contact_adds"),
+        ),
+        landing_page_report(
+            "landing_page_unique_contact_updates",
+            "/reports/landing_pages/campaign_details/{parent}/p_unique_contact_updates",
+            &["campaign_activity_id", "contact_id"],
+            schema!("landing_page_unique_contact_updates"),
+        ),
+        landing_page_report(
+            "landing_page_unique_contact_sms_optins",
+            "/reports/landing_pages/campaign_details/{parent}/p_unique_contact_sms_optins",
+            &["campaign_activity_id", "contact_id"],
+            schema!("landing_page_unique_contact_sms_optins"),
+        ),
+        // One account-wide record without an id: read in full each time.
+        StreamDef::new("contact_consent_counts", "/contacts/counts")
+            .params(&[("include", "new_subscriber")])
+            .schema(schema!("contact_consent_counts")),
+        contact_report(
+            "contact_sms_engagement_history",
+            "/contacts/sms_engagement_history/{parent}",
+        )
+        .records(Records::Array)
+        .primary_key(&["contact_id", "sms_channel_history_id"])
+        .schema(schema!("contact_sms_engagement_history")),
     ]
 }
 
