@@ -7,6 +7,7 @@
 mod pages;
 mod parents;
 pub mod state;
+mod stats;
 mod sync;
 
 use std::sync::Arc;
@@ -50,6 +51,8 @@ pub struct Context {
     pub lists: Lists,
     /// Parent records, read once per run however many children need them.
     parents: ParentCache,
+    /// Stats that gate per-parent reads, read once per run.
+    stats: stats::StatsCache,
 }
 
 /// The lists the config narrows reads with.
@@ -99,6 +102,7 @@ impl Context {
                 contact_ids: settings.contact_ids.clone(),
             },
             parents: ParentCache::default(),
+            stats: stats::StatsCache::default(),
         }
     }
 }

@@ -208,8 +208,33 @@ impl Children {
         }
     }
 
+    /// The parent values still to read.
+    pub fn keys(&self) -> Vec<String> {
+        self.values
+            .as_slice()
+            .iter()
+            .map(|v| v.key.clone())
+            .collect()
+    }
+
+    /// Adds parent values known from saved state that the listing lacks
+    /// (their parent record did not change, so it was not listed again).
+    pub fn add_keys(&mut self, keys: impl IntoIterator<Item = String>) {
+        let mut values: Vec<ParentValue> = std::mem::take(&mut self.values).collect();
+        for key in keys {
+            if !values.iter().any(|v| v.key == key) {
+                values.push(ParentValue {
+                    key,
+                    carried: Vec::new(),
+                    changed: None,
+                });
+            }
+        }
+        self.values = values.into_iter();
+    }
+
     /// Keeps only the parent values `keep` accepts.
-    pub fn retain(&mut self, keep: impl Fn(&ParentValue) -> bool) {
+    pub fn retain(&mut self, mut keep: impl FnMut(&ParentValue) -> bool) {
         let values: Vec<ParentValue> = std::mem::take(&mut self.values)
             .filter(|v| keep(v))
             .collect();

@@ -106,6 +106,14 @@ pub struct PerParentState {
     /// them.
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub unfinished_read: BTreeSet<String>,
+    /// For a stream gated on counts: each parent's counts when it was last
+    /// read in full.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub counts: BTreeMap<String, Vec<u64>>,
+    /// For a stream gated on counts: parents of records changed before this
+    /// were all listed (new parents come from those changed after it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_cursor: Option<Timestamp>,
 }
 
 /// Full-refresh streams save nothing but the fact of a checkpoint.

@@ -10,7 +10,7 @@
 //! a cursor only advances once its whole chain is read; until then a
 //! checkpoint records the next page instead, and a stopped run resumes there.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
@@ -22,10 +22,11 @@ use super::parents::{root_with_cursor, Children};
 use super::state::{
     self, parse_time, CursorState, NoState, PerParentState, Resume, ThroughParentState, Timestamp,
 };
+use super::stats::Counts;
 use super::{Context, Page, PageSource, Pass, StreamReport};
 use crate::error::Result;
 use crate::protocol::Level;
-use crate::streams::{ChildSync, Lookback, StreamDef};
+use crate::streams::{ChildSync, Lookback, Parent, StreamDef};
 
 /// How far before the saved cursor an incremental read starts again.
 pub const CURSOR_OVERLAP: Duration = Duration::minutes(5);
@@ -76,9 +77,10 @@ pub async fn plan(
             let saved: ThroughParentState = state::parse(name, state)?;
             ThroughParentSync::plan(ctx, def, saved, report).await
         }
-        (true, _, Some(ChildSync::NewestFirst { field, lookback })) => {
+        (true, _, Some(ChildSync::NewestFirst { .. } | ChildSync::WholeWhenCountsChange)) => {
             let saved: PerParentState = state::parse(name, state)?;
-            NewestFirstSync::plan(ctx, def, field, *lookback, saved, report).await
+            let parent = def.parent.as_ref().expect("a child stream");
+            PerParentSync::plan(ctx, def, parent, saved, report).await
         }
         _ => {
             let source = source(ctx, def, None, report).await?;
@@ -419,21 +421,7 @@ impl ThroughParentSync {
             .unwrap_or(ctx.start_date);
         let mut source = source(ctx, def, Some(since), report).await?;
         skip_parents(&mut source, |key| read.contains(key));
-        // Read (and cached) while listing the parents: this costs no request.
-        let root = root_with_cursor(ctx, def)?;
-        let field = root
-            .cursor
-            .as_ref()
-            .map(|c| c.field.as_str())
-            .unwrap_or_default();
-        let reached = ctx
-            .parents
-            .records(ctx, root, Some(since), report)
-            .await?
-            .iter()
-            .filter_map(|r| r.get(field).and_then(Value::as_str).and_then(parse_time))
-            .max()
-            .map(|max| Timestamp(max.min(ctx.run_started)));
+        let reached = reached_root_cursor(ctx, def, since, report).await?;
         let strategy = ThroughParentSync {
             saved,
             since,
@@ -482,70 +470,125 @@ impl Strategy for ThroughParentSync {
     }
 }
 
-/// Rows newest first per parent: each parent is read down to its bookmark.
-/// With a lookback, parents read in full before are read again only when
-/// they changed within it; a parent never read in full is always read, and
-/// a run that did not finish widens the next run's listing to its own.
-struct NewestFirstSync {
-    field: String,
+/// Per-parent reads with a bookmark per parent. Rows newest first (`field`)
+/// are read down to the parent's bookmark; otherwise a parent's rows are read
+/// whole. With a [`StatsGate`], only parents whose counts changed since their
+/// last complete read are read (new parents come from parent records changed
+/// since the last run, known ones from the state). With a lookback, parents
+/// read in full before are read again only when they changed within it. A
+/// parent never read in full is always read, and a run that did not finish
+/// widens the next run's listing to its own.
+struct PerParentSync {
+    /// Rows come newest first by this field.
+    field: Option<String>,
     saved: BTreeMap<String, Option<Timestamp>>,
+    saved_counts: BTreeMap<String, Counts>,
     /// The parents changed after this are listed this run.
     since: DateTime<Utc>,
     /// Bookmarks of the parents read in full this run.
     done: BTreeMap<String, Option<Timestamp>>,
+    /// Counts of the parents to read this run, and of those read in full.
+    counts: HashMap<String, Counts>,
+    done_counts: BTreeMap<String, Counts>,
     /// The parent being read and its newest row so far.
     current: Option<(String, Option<Timestamp>)>,
     /// Parents read in full by this run and an unfinished one it resumes.
     read: BTreeSet<String>,
+    /// With a gate: where the listing of new parents started this run, and
+    /// where it starts next run.
+    saved_parent_cursor: Option<Timestamp>,
+    parent_cursor: Option<Timestamp>,
 }
 
-impl NewestFirstSync {
+impl PerParentSync {
     async fn plan(
         ctx: &Context,
         def: &Arc<StreamDef>,
-        field: &str,
-        lookback: Option<Lookback>,
+        parent: &Parent,
         saved: PerParentState,
         report: &mut StreamReport,
     ) -> Result<(Box<dyn Strategy>, PageSource)> {
+        let (field, lookback) = match &parent.sync {
+            ChildSync::NewestFirst { field, lookback } => (Some(field.clone()), *lookback),
+            _ => (None, None),
+        };
         // Parents read in full and unchanged since this are not read again.
-        let cutoff = match lookback {
-            Some(Lookback::ReportLookbackDays) if !saved.parents.is_empty() => {
+        let cutoff = match (&parent.gate, lookback) {
+            (Some(_), _) => saved.parent_cursor.map_or(ctx.start_date, |at| {
+                before_overlap(at.0).max(ctx.start_date)
+            }),
+            (None, Some(Lookback::ReportLookbackDays)) if !saved.parents.is_empty() => {
                 days_before(ctx.run_started, ctx.report_lookback_days).max(ctx.start_date)
             }
-            _ => ctx.start_date,
+            (None, _) => ctx.start_date,
         };
         let since = match saved.unfinished_since {
             Some(unfinished) => cutoff.min(unfinished.0.max(ctx.start_date)),
             None => cutoff,
         };
         let mut source = source(ctx, def, Some(since), report).await?;
-        if since < cutoff {
-            if let PageSource::Children(children) = &mut source {
-                let read_before = &saved.parents;
-                children.retain(|parent| {
-                    !read_before.contains_key(&parent.key)
-                        || parent.changed.is_none_or(|changed| changed > cutoff)
-                });
-            }
+        let PageSource::Children(children) = &mut source else {
+            unreachable!("per-parent streams have a parent")
+        };
+        if since < cutoff && parent.gate.is_none() {
+            let read_before = &saved.parents;
+            children.retain(|parent| {
+                !read_before.contains_key(&parent.key)
+                    || parent.changed.is_none_or(|changed| changed > cutoff)
+            });
         }
         let read = saved.unfinished_read;
-        skip_parents(&mut source, |key| read.contains(key));
-        let strategy = NewestFirstSync {
-            field: field.to_string(),
+        children.retain(|parent| !read.contains(&parent.key));
+        let mut counts = HashMap::new();
+        let mut done = BTreeMap::new();
+        let mut done_counts = BTreeMap::new();
+        let mut parent_cursor = None;
+        if let Some(gate) = &parent.gate {
+            children.add_keys(saved.parents.keys().filter(|k| !read.contains(*k)).cloned());
+            counts = ctx
+                .stats
+                .counts(ctx, gate, &children.keys(), report)
+                .await?;
+            let saved_counts = &saved.counts;
+            children.retain(|parent| match counts.get(&parent.key) {
+                // Unchanged since its last complete read: nothing new.
+                Some(now) if saved_counts.get(&parent.key) == Some(now) => false,
+                // Nothing to read, ever: done without a request.
+                Some(now) if now.iter().all(|n| *n == 0) => {
+                    done.insert(parent.key.clone(), None);
+                    done_counts.insert(parent.key.clone(), now.clone());
+                    false
+                }
+                _ => true,
+            });
+            parent_cursor = reached_root_cursor(ctx, def, since, report)
+                .await?
+                .max(saved.parent_cursor);
+        }
+        let strategy = PerParentSync {
+            field,
             saved: saved.parents,
+            saved_counts: saved.counts,
             since,
-            done: BTreeMap::new(),
+            done,
+            counts,
+            done_counts,
             current: None,
             read,
+            saved_parent_cursor: saved.parent_cursor,
+            parent_cursor,
         };
         Ok((Box::new(strategy), source))
     }
 
-    /// Records the current parent's bookmark: its newest row, or the old one.
+    /// Records the current parent's bookmark (its newest row, or the old
+    /// one) and the counts it was read at.
     fn finish_parent(&mut self) {
         if let Some((key, newest)) = self.current.take() {
             let old = self.saved.get(&key).copied().flatten();
+            if let Some(counts) = self.counts.get(&key) {
+                self.done_counts.insert(key.clone(), counts.clone());
+            }
             self.read.insert(key.clone());
             self.done.insert(key, old.max(newest));
         }
@@ -554,6 +597,8 @@ impl NewestFirstSync {
     fn position(&self, unfinished: bool) -> Value {
         let mut parents = self.saved.clone();
         parents.extend(self.done.clone());
+        let mut counts = self.saved_counts.clone();
+        counts.extend(self.done_counts.clone());
         state::to_value(&PerParentState {
             parents,
             unfinished_since: unfinished.then_some(Timestamp(self.since)),
@@ -562,11 +607,43 @@ impl NewestFirstSync {
             } else {
                 BTreeSet::new()
             },
+            counts,
+            // Listing resumes from the saved cursor until the run completes.
+            parent_cursor: if unfinished {
+                self.saved_parent_cursor
+            } else {
+                self.parent_cursor
+            },
         })
     }
 }
 
-impl Strategy for NewestFirstSync {
+/// The newest cursor value, capped at the run's start, of the first stream up
+/// `def`'s parent chain that has a cursor, among its records changed after
+/// `since` (read and cached while listing the parents: no request).
+async fn reached_root_cursor(
+    ctx: &Context,
+    def: &Arc<StreamDef>,
+    since: DateTime<Utc>,
+    report: &mut StreamReport,
+) -> Result<Option<Timestamp>> {
+    let root = root_with_cursor(ctx, def)?;
+    let field = root
+        .cursor
+        .as_ref()
+        .map(|c| c.field.as_str())
+        .unwrap_or_default();
+    Ok(ctx
+        .parents
+        .records(ctx, root, Some(since), report)
+        .await?
+        .iter()
+        .filter_map(|r| r.get(field).and_then(Value::as_str).and_then(parse_time))
+        .max()
+        .map(|max| Timestamp(max.min(ctx.run_started))))
+}
+
+impl Strategy for PerParentSync {
     fn take(&mut self, page: &Page, records: &[Value]) -> Taken {
         let key = page
             .parent
@@ -576,18 +653,23 @@ impl Strategy for NewestFirstSync {
         if self.current.as_ref().is_some_and(|(k, _)| *k != key) {
             self.finish_parent();
         }
-        let lower = self
-            .saved
-            .get(&key)
-            .copied()
-            .flatten()
-            .map(|at| before_overlap(at.0));
+        let lower = match &self.field {
+            Some(_) => self
+                .saved
+                .get(&key)
+                .copied()
+                .flatten()
+                .map(|at| before_overlap(at.0)),
+            None => None,
+        };
         let newest = &mut self.current.get_or_insert((key, None)).1;
         let mut count = 0;
         let mut older = false;
         for row in records {
-            let at = row
-                .get(&self.field)
+            let at = self
+                .field
+                .as_ref()
+                .and_then(|field| row.get(field))
                 .and_then(Value::as_str)
                 .and_then(parse_time);
             *newest = (*newest).max(at.map(Timestamp));

@@ -124,6 +124,31 @@ pub enum ChildSync {
         field: String,
         lookback: Option<Lookback>,
     },
+    /// A parent's rows are read again, all of them, only when its counts in
+    /// the parent's [`StatsGate`] changed.
+    WholeWhenCountsChange,
+}
+
+/// Counts that say whether a parent has new rows: a parent whose counts
+/// are unchanged since its last complete read is not read again, one whose
+/// counts are zero is not read at all. The stats are read in batches, one
+/// request for many parents, before any parent is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatsGate {
+    /// The stream whose records hold the counts, one record per parent
+    /// value (its first primary-key field), read `batch` values a request.
+    pub stream: String,
+    /// JSON pointers of the counts in a stats record.
+    pub counts: Vec<String>,
+}
+
+impl StatsGate {
+    pub fn new(stream: &str, counts: &[&str]) -> StatsGate {
+        StatsGate {
+            stream: stream.into(),
+            counts: strings(counts),
+        }
+    }
 }
 
 /// Where a child stream's `{parent}` path values come from.
@@ -152,6 +177,8 @@ pub struct Parent {
     /// Child records get these fields of the parent record (`.0`) as `.1`.
     pub carry: Vec<(String, String)>,
     pub sync: ChildSync,
+    /// Incrementally, parents are read only when their counts change.
+    pub gate: Option<StatsGate>,
 }
 
 impl Parent {
@@ -175,6 +202,14 @@ impl Parent {
             inject: None,
             carry: Vec::new(),
             sync: ChildSync::FullRefresh,
+            gate: None,
+        }
+    }
+
+    pub fn gate(self, gate: StatsGate) -> Parent {
+        Parent {
+            gate: Some(gate),
+            ..self
         }
     }
 

@@ -1,7 +1,9 @@
 //! The built-in streams. Each entry is a [`StreamDef`] built from the
 //! declarations that differ from a plain one-record endpoint.
 
-use super::{ChildSync, ConfigList, Cursor, Lookback, Parent, Reconcile, Records, StreamDef};
+use super::{
+    ChildSync, ConfigList, Cursor, Lookback, Parent, Reconcile, Records, StatsGate, StreamDef,
+};
 
 macro_rules! schema {
     ($name:literal) => {
@@ -69,19 +71,31 @@ fn landing_page_report(name: &str, path: &str, primary_key: &[&str], schema: &st
         )
 }
 
-/// A tracking report: rows of one sent activity, newest first. Nearly all
-/// events of an activity arrive within days of its send, so activities
-/// already read in full are read again only within `report_lookback_days`.
-fn tracking(name: &str, path: &str, primary_key: &[&str], schema: &str) -> StreamDef {
+/// The stats of sent activities, ten a request, whose counts gate the
+/// reports of each activity.
+const ACTIVITY_STATS: &str = "email_campaign_activity_stats";
+
+/// A report of sent activities, read incrementally only for activities whose
+/// `counts` in their stats changed since the last read.
+fn counted(sync: ChildSync, counts: &[&str]) -> Parent {
+    sent_activity_child(sync).gate(StatsGate::new(ACTIVITY_STATS, counts))
+}
+
+/// A tracking report: rows of one sent activity, newest first, read down to
+/// the activity's bookmark when its count of such events changed.
+fn tracking(name: &str, path: &str, primary_key: &[&str], count: &str, schema: &str) -> StreamDef {
     StreamDef::new(name, path)
         .records_key("tracking_activities")
         .primary_key(primary_key)
         .page_size(500)
         .schema(schema)
-        .parent(sent_activity_child(ChildSync::NewestFirst {
-            field: "created_time".into(),
-            lookback: Some(Lookback::ReportLookbackDays),
-        }))
+        .parent(counted(
+            ChildSync::NewestFirst {
+                field: "created_time".into(),
+                lookback: None,
+            },
+            &[count],
+        ))
 }
 
 /// A contact report: the endpoints take one contact per request, so only the
@@ -198,57 +212,72 @@ pub fn streams() -> Vec<StreamDef> {
             "email_sends",
             "/reports/email_reports/{parent}/tracking/sends",
             &["campaign_activity_id", "contact_id", "created_time"],
+            "/stats/em_sends",
             schema!("email_sends"),
         ),
         tracking(
             "email_opens",
             "/reports/email_reports/{parent}/tracking/opens",
             &["campaign_activity_id", "contact_id", "created_time"],
+            "/stats/em_opens_all",
             schema!("email_opens"),
         ),
         tracking(
             "email_unique_opens",
             "/reports/email_reports/{parent}/tracking/unique_opens",
             &["campaign_activity_id", "contact_id"],
+            "/stats/em_opens",
             schema!("email_unique_opens"),
         ),
-        // A current list, not a log: rows vanish when a contact opens, so it
-        // is read in full each time.
         tracking(
             "email_did_not_opens",
             "/reports/email_reports/{parent}/tracking/didnotopens",
             &["campaign_activity_id", "contact_id"],
+            "/stats/em_not_opened",
             schema!("email_did_not_opens"),
         )
-        .parent(sent_activity_child(ChildSync::FullRefresh)),
+        // A current list, not a log (rows vanish when a contact opens): an
+        // activity's list is read again whole when its sends or opens changed.
+        .parent(counted(
+            ChildSync::WholeWhenCountsChange,
+            &["/stats/em_sends", "/stats/em_opens"],
+        )),
         tracking(
             "email_clicks",
             "/reports/email_reports/{parent}/tracking/clicks",
             &["campaign_activity_id", "contact_id", "url_id", "created_time"],
+            "/stats/em_clicks_all",
             schema!("email_clicks"),
         ),
         tracking(
             "email_forwards",
             "/reports/email_reports/{parent}/tracking/forwards",
             &["campaign_activity_id", "contact_id", "created_time"],
+            "/stats/em_forwards",
             schema!("email_forwards"),
         ),
         tracking(
             "email_optouts",
             "/reports/email_reports/{parent}/tracking/optouts",
             &["campaign_activity_id", "contact_id", "created_time"],
+            "/stats/em_optouts",
             schema!("email_optouts"),
         ),
         tracking(
             "email_bounces",
             "/reports/email_reports/{parent}/tracking/bounces",
             &["campaign_activity_id", "contact_id", "created_time"],
+            "/stats/em_bounces",
             schema!("email_bounces"),
         ),
         StreamDef::new("email_links", "/reports/email_reports/{parent}/links")
             .primary_key(&["campaign_activity_id"])
             .schema(schema!("email_links"))
-            .parent(sent_activity_child(ChildSync::FullRefresh)),
+            // Link click counts change only with clicks.
+            .parent(counted(
+                ChildSync::WholeWhenCountsChange,
+                &["/stats/em_clicks_all"],
+            )),
         StreamDef::new(
             "email_campaign_summaries",
             "/reports/summary_reports/email_campaign_summaries",

@@ -1,0 +1,87 @@
+//! Counts that gate per-parent reads ([`StatsGate`]): the stats records of
+//! many parents are read in batches, once per run, and shared by every
+//! stream gated on them.
+
+use std::collections::HashMap;
+
+use serde_json::Value;
+use tokio::sync::Mutex;
+
+use super::pages::{first_page, records_of};
+use super::{Context, StreamReport};
+use crate::error::{Error, Result};
+use crate::streams::StatsGate;
+
+/// A parent's counts: one per pointer of its gate, in order.
+pub type Counts = Vec<u64>;
+
+/// Stats records read this run: (stats stream, parent value) → record, or
+/// `Null` for a value the endpoint did not answer for.
+#[derive(Default)]
+pub struct StatsCache {
+    records: Mutex<HashMap<(String, String), Value>>,
+}
+
+impl StatsCache {
+    /// The counts of `keys` by `gate`; a key the stats do not cover has
+    /// none (and is read, as one whose counts changed).
+    pub async fn counts(
+        &self,
+        ctx: &Context,
+        gate: &StatsGate,
+        keys: &[String],
+        report: &mut StreamReport,
+    ) -> Result<HashMap<String, Counts>> {
+        let def = ctx.registry.find_any(&gate.stream).ok_or_else(|| {
+            Error::system(format!("the stats stream {} does not exist", gate.stream))
+        })?;
+        let field = def.primary_key.first().cloned().unwrap_or_default();
+        let batch = def.parent.as_ref().map_or(1, |p| p.batch.max(1));
+        // Held while reading, so concurrent streams wait for one read.
+        let mut records = self.records.lock().await;
+        let missing: Vec<&String> = keys
+            .iter()
+            .filter(|key| !records.contains_key(&(gate.stream.clone(), (*key).clone())))
+            .collect();
+        for chunk in missing.chunks(batch) {
+            let ids: Vec<&str> = chunk.iter().map(|k| k.as_str()).collect();
+            let path = def.path.replace("{parent}", &ids.join(","));
+            let url = first_page(ctx, def, &path, None);
+            let check = |body: &Value| records_of(def, body, false).map(|_| ());
+            let response = ctx.api.get_checked(&url, &check).await?;
+            report.requests += u64::from(response.requests);
+            let page = records_of(def, &response.body, false).map_err(Error::system)?;
+            for key in chunk {
+                records.insert((gate.stream.clone(), (*key).clone()), Value::Null);
+            }
+            for record in page {
+                if let Some(key) = value_text(record.get(&field)) {
+                    records.insert((gate.stream.clone(), key), record.clone());
+                }
+            }
+        }
+        Ok(keys
+            .iter()
+            .filter_map(|key| {
+                let record = records.get(&(gate.stream.clone(), key.clone()))?;
+                if record.is_null() {
+                    return None;
+                }
+                let counts = gate
+                    .counts
+                    .iter()
+                    .map(|pointer| record.pointer(pointer).and_then(Value::as_u64).unwrap_or(0))
+                    .collect();
+                Some((key.clone(), counts))
+            })
+            .collect())
+    }
+}
+
+fn value_text(value: Option<&Value>) -> Option<String> {
+    match value? {
+        Value::String(text) => Some(text.clone()),
+        Value::Number(number) => Some(number.to_string()),
+        _ => None,
+    }
+}
