@@ -20,8 +20,8 @@ pub fn first_page(ctx: &Context, def: &StreamDef, path: &str, since: Option<Date
     let change = def
         .cursor
         .as_ref()
-        .zip(since)
-        .map(|(cursor, at)| (cursor.param.as_str(), at));
+        .and_then(|cursor| cursor.param.as_deref())
+        .zip(since);
     page_url(ctx, def, path, change, true)
 }
 

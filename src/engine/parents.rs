@@ -4,7 +4,7 @@
 //! of a child across all its parent values.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
@@ -16,7 +16,7 @@ use super::state::parse_time;
 use super::{Context, StreamReport};
 use crate::error::{Error, Result};
 use crate::protocol::Level;
-use crate::streams::{Parent, ParentSource, StreamDef};
+use crate::streams::{self, Parent, ParentSource, StreamDef};
 
 type Records = Arc<Vec<Value>>;
 /// A parent stream and the lower bound its records were read from.
@@ -119,10 +119,15 @@ pub struct ParentValue {
     pub changed: Option<DateTime<Utc>>,
 }
 
-/// The pages of a child for every parent value (or batch of values).
+/// The pages of a child for every parent value, or batch of values as the
+/// child's endpoint takes them.
 pub struct Children {
     def: Arc<StreamDef>,
-    values: std::vec::IntoIter<ParentValue>,
+    /// Single parent values not read yet, batched as they are read.
+    values: VecDeque<ParentValue>,
+    batch: usize,
+    /// Values to read one at a time (a batch that failed as a whole).
+    unbatched: usize,
     current: Option<(ParentValue, Chain)>,
 }
 
@@ -168,7 +173,9 @@ impl Children {
         let values = parent_values(&records, parent, changed_field, wanted)?;
         Ok(Children {
             def: def.clone(),
-            values: values.into_iter(),
+            values: values.into(),
+            batch: parent.batch.max(1),
+            unbatched: 0,
             current: None,
         })
     }
@@ -185,6 +192,20 @@ impl Children {
                 match chain.next(ctx, def, report).await {
                     Ok(Some(page)) => return Ok(Some((parent.clone(), page))),
                     Ok(None) => self.current = None,
+                    // One unknown value fails its whole batch: ask for
+                    // the values one by one to find it.
+                    Err(error) if error.not_found && parent.key.contains(',') => {
+                        let singles: Vec<&str> = parent.key.split(',').collect();
+                        for key in singles.iter().rev() {
+                            self.values.push_front(ParentValue {
+                                key: key.to_string(),
+                                carried: Vec::new(),
+                                changed: None,
+                            });
+                        }
+                        self.unbatched = singles.len();
+                        self.current = None;
+                    }
                     Err(error) if error.not_found => {
                         // The parent was deleted after it was listed.
                         ctx.output.log(
@@ -199,46 +220,87 @@ impl Children {
                     Err(error) => return Err(error),
                 }
             }
-            let Some(parent) = self.values.next() else {
-                return Ok(None);
+            let batch = if self.unbatched > 0 {
+                self.unbatched -= 1;
+                1
+            } else {
+                self.batch
             };
+            let parent = match self.values.len().min(batch) {
+                0 => return Ok(None),
+                1 => self.values.pop_front().expect("one value is left"),
+                n => ParentValue {
+                    key: self
+                        .values
+                        .drain(..n)
+                        .map(|v| v.key)
+                        .collect::<Vec<_>>()
+                        .join(","),
+                    carried: Vec::new(),
+                    changed: None,
+                },
+            };
+            // A stats stream that gates others is read through their shared
+            // cache: what a gate read this run is not asked for again.
+            if ctx.registry.gates_on(&self.def.name) {
+                // Every value left at once, so what the gates did not read
+                // fills whole requests.
+                let left: Vec<&str> = parent
+                    .key
+                    .split(',')
+                    .chain(self.values.iter().map(|v| v.key.as_str()))
+                    .collect();
+                ctx.stats.records(ctx, &self.def, &left, report).await?;
+                let keys: Vec<&str> = parent.key.split(',').collect();
+                let records: Vec<Value> = ctx
+                    .stats
+                    .records(ctx, &self.def, &keys, report)
+                    .await?
+                    .into_iter()
+                    .flatten()
+                    .collect();
+                let body = match &self.def.records {
+                    streams::Records::Key(key) => json!({ key.as_str(): records }),
+                    _ => Value::Array(records),
+                };
+                return Ok(Some((parent, Fetched { body, next: None })));
+            }
             let path = self.def.path.replace("{parent}", &parent.key);
             let first = first_page(ctx, &self.def, &path, None);
             self.current = Some((parent, Chain::new(first)));
         }
     }
 
+    /// When each listed parent's record last changed, where its stream says.
+    pub fn changes(&self) -> Vec<(String, DateTime<Utc>)> {
+        self.values
+            .iter()
+            .filter_map(|v| v.changed.map(|at| (v.key.clone(), at)))
+            .collect()
+    }
+
     /// The parent values still to read.
     pub fn keys(&self) -> Vec<String> {
-        self.values
-            .as_slice()
-            .iter()
-            .map(|v| v.key.clone())
-            .collect()
+        self.values.iter().map(|v| v.key.clone()).collect()
     }
 
     /// Adds parent values known from saved state that the listing lacks
     /// (their parent record did not change, so it was not listed again).
     pub fn add_keys(&mut self, keys: impl IntoIterator<Item = String>) {
-        let mut values: Vec<ParentValue> = std::mem::take(&mut self.values).collect();
         for key in keys {
-            if !values.iter().any(|v| v.key == key) {
-                values.push(ParentValue {
+            if !self.values.iter().any(|v| v.key == key) {
+                self.values.push_back(ParentValue {
                     key,
                     carried: Vec::new(),
                     changed: None,
                 });
             }
         }
-        self.values = values.into_iter();
     }
 
     /// Keeps only the parent values `keep` accepts.
     pub fn retain(&mut self, mut keep: impl FnMut(&ParentValue) -> bool) {
-        let values: Vec<ParentValue> = std::mem::take(&mut self.values)
-            .filter(|v| keep(v))
-            .collect();
-        self.values = values.into_iter();
+        self.values.retain(|v| keep(v));
     }
 
     /// Leaves the current parent's remaining pages unread.
@@ -248,8 +310,7 @@ impl Children {
 }
 
 /// The values of `parent.key` in the parent records that pass its filter and
-/// `wanted`, without repeats, in order, batched as the child's endpoint
-/// takes them.
+/// `wanted`, without repeats, in order.
 fn parent_values(
     records: &[Value],
     parent: &Parent,
@@ -296,21 +357,7 @@ fn parent_values(
             });
         }
     }
-    if parent.batch <= 1 {
-        return Ok(single);
-    }
-    Ok(single
-        .chunks(parent.batch)
-        .map(|chunk| ParentValue {
-            key: chunk
-                .iter()
-                .map(|v| v.key.as_str())
-                .collect::<Vec<_>>()
-                .join(","),
-            carried: Vec::new(),
-            changed: None,
-        })
-        .collect())
+    Ok(single)
 }
 
 /// The record with what it takes from its parent: the parent value under

@@ -88,6 +88,11 @@ pub struct ThroughParentState {
     /// skips them.
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub unfinished_read: BTreeSet<String>,
+    /// Parents read in full whose change time lies within the overlap before
+    /// `parent_cursor`, with that time: listed again by the overlap, they
+    /// are not read again unless they changed since.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub boundary: BTreeMap<String, Timestamp>,
 }
 
 /// A child whose rows come newest first: one bookmark per parent value.
@@ -110,10 +115,13 @@ pub struct PerParentState {
     /// read in full.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub counts: BTreeMap<String, Vec<u64>>,
-    /// For a stream gated on counts: parents of records changed before this
-    /// were all listed (new parents come from those changed after it).
+    /// Parents of records changed before this were all listed (new parents
+    /// come from those changed after it; known ones from this state).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent_cursor: Option<Timestamp>,
+    /// For a stream with a lookback: when each parent's record last changed.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub changed: BTreeMap<String, Timestamp>,
 }
 
 /// Full-refresh streams save nothing but the fact of a checkpoint.

@@ -10,7 +10,7 @@ use tokio::sync::Mutex;
 use super::pages::{first_page, records_of};
 use super::{Context, StreamReport};
 use crate::error::{Error, Result};
-use crate::streams::StatsGate;
+use crate::streams::{StatsGate, StreamDef};
 
 /// A parent's counts: one per pointer of its gate, in order.
 pub type Counts = Vec<u64>;
@@ -35,45 +35,63 @@ impl StatsCache {
         let def = ctx.registry.find_any(&gate.stream).ok_or_else(|| {
             Error::system(format!("the stats stream {} does not exist", gate.stream))
         })?;
-        let field = def.primary_key.first().cloned().unwrap_or_default();
-        let batch = def.parent.as_ref().map_or(1, |p| p.batch.max(1));
-        // Held while reading, so concurrent streams wait for one read.
-        let mut records = self.records.lock().await;
-        let missing: Vec<&String> = keys
-            .iter()
-            .filter(|key| !records.contains_key(&(gate.stream.clone(), (*key).clone())))
-            .collect();
-        for chunk in missing.chunks(batch) {
-            let ids: Vec<&str> = chunk.iter().map(|k| k.as_str()).collect();
-            let path = def.path.replace("{parent}", &ids.join(","));
-            let url = first_page(ctx, def, &path, None);
-            let check = |body: &Value| records_of(def, body, false).map(|_| ());
-            let response = ctx.api.get_checked(&url, &check).await?;
-            report.requests += u64::from(response.requests);
-            let page = records_of(def, &response.body, false).map_err(Error::system)?;
-            for key in chunk {
-                records.insert((gate.stream.clone(), (*key).clone()), Value::Null);
-            }
-            for record in page {
-                if let Some(key) = value_text(record.get(&field)) {
-                    records.insert((gate.stream.clone(), key), record.clone());
-                }
-            }
-        }
+        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+        let records = self.records(ctx, def, &keys, report).await?;
         Ok(keys
             .iter()
-            .filter_map(|key| {
-                let record = records.get(&(gate.stream.clone(), key.clone()))?;
-                if record.is_null() {
-                    return None;
-                }
+            .zip(records)
+            .filter_map(|(key, record)| {
+                let record = record?;
                 let counts = gate
                     .counts
                     .iter()
                     .map(|pointer| record.pointer(pointer).and_then(Value::as_u64).unwrap_or(0))
                     .collect();
-                Some((key.clone(), counts))
+                Some((key.to_string(), counts))
             })
+            .collect())
+    }
+
+    /// The stats records of `keys` from the stats stream `def`, in order
+    /// (`None` where the endpoint did not answer for a key). Records not read
+    /// yet this run are read, `batch` keys a request, while the cache is
+    /// held, so a gate and the stats stream itself never ask twice.
+    pub async fn records(
+        &self,
+        ctx: &Context,
+        def: &StreamDef,
+        keys: &[&str],
+        report: &mut StreamReport,
+    ) -> Result<Vec<Option<Value>>> {
+        let field = def.primary_key.first().cloned().unwrap_or_default();
+        let batch = def.parent.as_ref().map_or(1, |p| p.batch.max(1));
+        let entry = |key: &str| (def.name.clone(), key.to_string());
+        let mut records = self.records.lock().await;
+        let missing: Vec<&str> = keys
+            .iter()
+            .copied()
+            .filter(|key| !records.contains_key(&entry(key)))
+            .collect();
+        for chunk in missing.chunks(batch) {
+            let path = def.path.replace("{parent}", &chunk.join(","));
+            let url = first_page(ctx, def, &path, None);
+            let check = |body: &Value| records_of(def, body, false).map(|_| ());
+            let response = ctx.api.get_checked(&url, &check).await?;
+            report.requests += u64::from(response.requests);
+            report.pages += 1;
+            let page = records_of(def, &response.body, false).map_err(Error::system)?;
+            for key in chunk {
+                records.insert(entry(key), Value::Null);
+            }
+            for record in page {
+                if let Some(key) = value_text(record.get(&field)) {
+                    records.insert(entry(&key), record.clone());
+                }
+            }
+        }
+        Ok(keys
+            .iter()
+            .map(|key| records.get(&entry(key)).filter(|r| !r.is_null()).cloned())
             .collect())
     }
 }

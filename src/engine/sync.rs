@@ -77,7 +77,15 @@ pub async fn plan(
             let saved: ThroughParentState = state::parse(name, state)?;
             ThroughParentSync::plan(ctx, def, saved, report).await
         }
-        (true, _, Some(ChildSync::NewestFirst { .. } | ChildSync::WholeWhenCountsChange)) => {
+        (
+            true,
+            _,
+            Some(
+                ChildSync::NewestFirst { .. }
+                | ChildSync::WholeWhenCountsChange
+                | ChildSync::KnownParents,
+            ),
+        ) => {
             let saved: PerParentState = state::parse(name, state)?;
             let parent = def.parent.as_ref().expect("a child stream");
             PerParentSync::plan(ctx, def, parent, saved, report).await
@@ -188,6 +196,8 @@ struct CursorSync {
     /// Primary keys of records read this run, when a further pass follows.
     seen: Option<HashSet<String>>,
     primary_key: Vec<String>,
+    /// The endpoint has no filter for the cursor.
+    client_side: bool,
     /// Records without a valid cursor value.
     unparsable: u64,
 }
@@ -287,6 +297,7 @@ impl CursorSync {
             seen: (!later.is_empty()).then(HashSet::new),
             later,
             primary_key: def.primary_key.clone(),
+            client_side: cursor.param.is_none(),
             unparsable: 0,
         };
         Ok((Box::new(strategy), PageSource::Chains(chains)))
@@ -344,6 +355,8 @@ impl Strategy for CursorSync {
                 .and_then(Value::as_str)
                 .and_then(parse_time)
             {
+                // The endpoint could not filter: older records are skipped here.
+                Some(at) if self.client_side && at <= self.lower_bound => continue,
                 Some(at) => self.max_cursor = self.max_cursor.max(Some(Timestamp(at))),
                 None => self.unparsable += 1,
             }
@@ -405,6 +418,8 @@ struct ThroughParentSync {
     reached: Option<Timestamp>,
     /// Parents read in full by this run and an unfinished one it resumes.
     read: BTreeSet<String>,
+    /// Parents near the cursor and when they changed: saved, and read now.
+    boundary: BTreeMap<String, Timestamp>,
 }
 
 impl ThroughParentSync {
@@ -415,27 +430,29 @@ impl ThroughParentSync {
         report: &mut StreamReport,
     ) -> Result<(Box<dyn Strategy>, PageSource)> {
         let read = saved.unfinished_read;
+        let boundary = saved.boundary;
         let saved = not_in_future(ctx, def, saved.parent_cursor);
         let since = saved
             .map(|at| before_overlap(at.0).max(ctx.start_date))
             .unwrap_or(ctx.start_date);
         let mut source = source(ctx, def, Some(since), report).await?;
-        skip_parents(&mut source, |key| read.contains(key));
+        if let PageSource::Children(children) = &mut source {
+            // Listed again only by the overlap, and unchanged: read already.
+            children.retain(|parent| {
+                !read.contains(&parent.key)
+                    && (parent.changed.is_none()
+                        || boundary.get(&parent.key).map(|at| at.0) != parent.changed)
+            });
+        }
         let reached = reached_root_cursor(ctx, def, since, report).await?;
         let strategy = ThroughParentSync {
             saved,
             since,
             reached,
             read,
+            boundary,
         };
         Ok((Box::new(strategy), source))
-    }
-}
-
-/// Leaves out the parents `skip` names (those already read).
-fn skip_parents(source: &mut PageSource, skip: impl Fn(&str) -> bool) {
-    if let PageSource::Children(children) = source {
-        children.retain(|parent| !skip(&parent.key));
     }
 }
 
@@ -455,17 +472,30 @@ impl Strategy for ThroughParentSync {
     fn checkpoint(&mut self, page: &Page) -> Value {
         if let Some(key) = finished_parent(page) {
             self.read.insert(key.to_string());
+            if let Some(changed) = page.parent.as_ref().and_then(|p| p.changed) {
+                self.boundary.insert(key.to_string(), Timestamp(changed));
+            }
         }
         state::to_value(&ThroughParentState {
             parent_cursor: self.saved,
             unfinished_read: self.read.clone(),
+            boundary: BTreeMap::new(),
         })
     }
 
     fn finish(&mut self, _: &Context) -> Value {
+        let cursor = self.saved.max(self.reached).or(Some(Timestamp(self.since)));
+        let window = cursor.map(|c| before_overlap(c.0));
+        let boundary = self
+            .boundary
+            .iter()
+            .filter(|(_, at)| window.is_some_and(|w| at.0 >= w))
+            .map(|(key, at)| (key.clone(), *at))
+            .collect();
         state::to_value(&ThroughParentState {
-            parent_cursor: self.saved.max(self.reached).or(Some(Timestamp(self.since))),
+            parent_cursor: cursor,
             unfinished_read: BTreeSet::new(),
+            boundary,
         })
     }
 }
@@ -481,6 +511,8 @@ impl Strategy for ThroughParentSync {
 struct PerParentSync {
     /// Rows come newest first by this field.
     field: Option<String>,
+    /// When each parent's record last changed, for the lookback.
+    changed: BTreeMap<String, Timestamp>,
     saved: BTreeMap<String, Option<Timestamp>>,
     saved_counts: BTreeMap<String, Counts>,
     /// The parents changed after this are listed this run.
@@ -512,39 +544,41 @@ impl PerParentSync {
             ChildSync::NewestFirst { field, lookback } => (Some(field.clone()), *lookback),
             _ => (None, None),
         };
-        // Parents read in full and unchanged since this are not read again.
-        let cutoff = match (&parent.gate, lookback) {
-            (Some(_), _) => saved.parent_cursor.map_or(ctx.start_date, |at| {
-                before_overlap(at.0).max(ctx.start_date)
-            }),
-            (None, Some(Lookback::ReportLookbackDays)) if !saved.parents.is_empty() => {
-                days_before(ctx.run_started, ctx.report_lookback_days).max(ctx.start_date)
-            }
-            (None, _) => ctx.start_date,
-        };
+        // The parents: those known from earlier runs, and those of parent
+        // records changed since the last complete run (or since an unfinished
+        // run began listing), so unchanged parent records are not listed again.
+        let listed_since = saved.parent_cursor.map_or(ctx.start_date, |at| {
+            before_overlap(at.0).max(ctx.start_date)
+        });
         let since = match saved.unfinished_since {
-            Some(unfinished) => cutoff.min(unfinished.0.max(ctx.start_date)),
-            None => cutoff,
+            Some(unfinished) => listed_since.min(unfinished.0.max(ctx.start_date)),
+            None => listed_since,
         };
         let mut source = source(ctx, def, Some(since), report).await?;
         let PageSource::Children(children) = &mut source else {
             unreachable!("per-parent streams have a parent")
         };
-        if since < cutoff && parent.gate.is_none() {
+        let read = saved.unfinished_read;
+        let mut changed: BTreeMap<String, Timestamp> = saved.changed.clone();
+        for (key, at) in children.changes() {
+            changed.insert(key, Timestamp(at));
+        }
+        children.add_keys(saved.parents.keys().cloned());
+        children.retain(|parent| !read.contains(&parent.key));
+        // Parents read in full before whose record has not changed within the
+        // lookback are not read again.
+        if let (Some(Lookback::ReportLookbackDays), None) = (lookback, &parent.gate) {
+            let cutoff = days_before(ctx.run_started, ctx.report_lookback_days);
             let read_before = &saved.parents;
             children.retain(|parent| {
                 !read_before.contains_key(&parent.key)
-                    || parent.changed.is_none_or(|changed| changed > cutoff)
+                    || changed.get(&parent.key).is_none_or(|at| at.0 > cutoff)
             });
         }
-        let read = saved.unfinished_read;
-        children.retain(|parent| !read.contains(&parent.key));
         let mut counts = HashMap::new();
         let mut done = BTreeMap::new();
         let mut done_counts = BTreeMap::new();
-        let mut parent_cursor = None;
         if let Some(gate) = &parent.gate {
-            children.add_keys(saved.parents.keys().filter(|k| !read.contains(*k)).cloned());
             counts = ctx
                 .stats
                 .counts(ctx, gate, &children.keys(), report)
@@ -561,12 +595,17 @@ impl PerParentSync {
                 }
                 _ => true,
             });
-            parent_cursor = reached_root_cursor(ctx, def, since, report)
-                .await?
-                .max(saved.parent_cursor);
+        }
+        let parent_cursor = reached_root_cursor(ctx, def, since, report)
+            .await?
+            .max(saved.parent_cursor);
+        // Only the lookback needs to know when known parents changed.
+        if lookback.is_none() {
+            changed.clear();
         }
         let strategy = PerParentSync {
             field,
+            changed,
             saved: saved.parents,
             saved_counts: saved.counts,
             since,
@@ -584,13 +623,17 @@ impl PerParentSync {
     /// Records the current parent's bookmark (its newest row, or the old
     /// one) and the counts it was read at.
     fn finish_parent(&mut self) {
-        if let Some((key, newest)) = self.current.take() {
-            let old = self.saved.get(&key).copied().flatten();
-            if let Some(counts) = self.counts.get(&key) {
-                self.done_counts.insert(key.clone(), counts.clone());
+        let Some((batch, newest)) = self.current.take() else {
+            return;
+        };
+        // A batch of parent values is read in full together.
+        for key in batch.split(',') {
+            let old = self.saved.get(key).copied().flatten();
+            if let Some(counts) = self.counts.get(key) {
+                self.done_counts.insert(key.to_string(), counts.clone());
             }
-            self.read.insert(key.clone());
-            self.done.insert(key, old.max(newest));
+            self.read.insert(key.to_string());
+            self.done.insert(key.to_string(), old.max(newest));
         }
     }
 
@@ -608,6 +651,7 @@ impl PerParentSync {
                 BTreeSet::new()
             },
             counts,
+            changed: self.changed.clone(),
             // Listing resumes from the saved cursor until the run completes.
             parent_cursor: if unfinished {
                 self.saved_parent_cursor

@@ -40,7 +40,7 @@ pub fn definition(stream: &CustomStream) -> Result<StreamDef> {
     def.cursor = match (&stream.cursor_field, &stream.cursor_param) {
         (Some(field), Some(param)) => Some(Cursor {
             field: field.clone(),
-            param: param.clone(),
+            param: Some(param.clone()),
             end_param: stream.cursor_end_param.clone(),
             also: Vec::new(),
         }),

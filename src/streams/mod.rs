@@ -38,7 +38,9 @@ pub enum Records {
 #[derive(Debug, Clone)]
 pub struct Cursor {
     pub field: String,
-    pub param: String,
+    /// `None`: the endpoint has no such filter, so records are compared
+    /// with the cursor here (a parent listing that is one request anyway).
+    pub param: Option<String>,
     /// Carries the config's `end_date`, where the endpoint has one.
     pub end_param: Option<String>,
     /// Parameters asking for records changed in ways `param` does not
@@ -50,8 +52,16 @@ pub struct Cursor {
 impl Cursor {
     pub fn new(field: &str, param: &str) -> Cursor {
         Cursor {
+            param: Some(param.into()),
+            ..Cursor::client_side(field)
+        }
+    }
+
+    /// A cursor the endpoint cannot filter by.
+    pub fn client_side(field: &str) -> Cursor {
+        Cursor {
             field: field.into(),
-            param: param.into(),
+            param: None,
             end_param: None,
             also: Vec::new(),
         }
@@ -127,6 +137,10 @@ pub enum ChildSync {
     /// A parent's rows are read again, all of them, only when its counts in
     /// the parent's [`StatsGate`] changed.
     WholeWhenCountsChange,
+    /// Every parent is read on every run (a snapshot per parent), but the
+    /// parents are remembered: only parent records changed since the last
+    /// run are listed again.
+    KnownParents,
 }
 
 /// Counts that say whether a parent has new rows: a parent whose counts
@@ -444,6 +458,16 @@ impl Registry {
     /// A stream users can select, by name.
     pub fn find(&self, name: &str) -> Option<&Arc<StreamDef>> {
         self.visible().find(|def| def.name == name)
+    }
+
+    /// Whether some stream's [`StatsGate`] reads its counts from `name`.
+    pub fn gates_on(&self, name: &str) -> bool {
+        self.streams.iter().any(|def| {
+            def.parent
+                .as_ref()
+                .and_then(|p| p.gate.as_ref())
+                .is_some_and(|gate| gate.stream == name)
+        })
     }
 
     /// Any stream, hidden ones included (parents of children).

@@ -143,9 +143,12 @@ pub fn streams() -> Vec<StreamDef> {
             .page_size(500)
             .params(&[("include_count", "true")])
             .schema(schema!("contact_tags")),
+        // The listing has no change filter but carries `edited_at`: only
+        // segments edited since the last run are read one by one again.
         StreamDef::new("segment_list", "/segments")
             .records_key("segments")
             .primary_key(&["segment_id"])
+            .cursor(Cursor::client_side("edited_at"))
             .page_size(1000)
             .params(&[("sort_by", "date")])
             .hidden(),
@@ -153,7 +156,10 @@ pub fn streams() -> Vec<StreamDef> {
         StreamDef::new("segments", "/segments/{parent}")
             .primary_key(&["segment_id"])
             .schema(schema!("segments"))
-            .parent(Parent::stream("segment_list", "segment_id")),
+            .parent(
+                Parent::stream("segment_list", "segment_id")
+                    .sync(ChildSync::ThroughParent("edited_at".into())),
+            ),
         StreamDef::new("custom_fields", "/contact_custom_fields")
             .records_key("custom_fields")
             .primary_key(&["custom_field_id"])
@@ -307,7 +313,9 @@ pub fn streams() -> Vec<StreamDef> {
         .records_key("results")
         .primary_key(&["campaign_activity_id"])
         .schema(schema!("email_campaign_activity_stats"))
-        .parent(sent_activity_child(ChildSync::FullRefresh).batch(10)),
+        // A snapshot of every sent activity, each run; the activities are
+        // listed again only for campaigns that changed.
+        .parent(sent_activity_child(ChildSync::KnownParents).batch(10)),
         StreamDef::new("account_summary", "/account/summary")
             .primary_key(&["encoded_account_id"])
             .params(&[("extra_fields", "physical_address,company_logo")])
