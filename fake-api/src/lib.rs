@@ -6,6 +6,7 @@ mod auth;
 mod control;
 mod data;
 mod error;
+mod ground_truth;
 mod limits;
 mod oauth_flows;
 mod paging;
