@@ -10,6 +10,7 @@ mod ground_truth;
 mod limits;
 mod oauth_flows;
 mod paging;
+mod proxy;
 mod render;
 #[cfg(test)]
 mod report_tests;
@@ -33,6 +34,8 @@ use std::{
 };
 use tokio::{net::TcpListener, sync::watch};
 use tower::ServiceExt;
+
+pub use proxy::{FaultKind, Faults, Proxy, ProxyStats};
 
 use auth::AuthState;
 use data::Data;
