@@ -413,6 +413,9 @@ async fn serve(mut client: TcpStream, inner: &Inner) -> anyhow::Result<()> {
         return write_all(&mut client, &response.bytes()).await;
     }
 
+    // Chains are remembered by the targets the client asked for: a link back must name
+    // a URL the client itself read, not the one the proxy rewrote its limit in.
+    let asked = request.target.clone();
     let mut forwarded = request;
     if let (true, Some(limit)) = (is_api, faults.page_limit) {
         forwarded.target = lower_limit(&forwarded.target, limit);
@@ -436,7 +439,7 @@ async fn serve(mut client: TcpStream, inner: &Inner) -> anyhow::Result<()> {
         .and_then(|p| p.pointer("/_links/next/href"))
         .and_then(Value::as_str)
         .map(str::to_string);
-    let chain_pages = is_api.then(|| remember_page(inner, &forwarded.target, next.as_deref()));
+    let chain_pages = is_api.then(|| remember_page(inner, &asked, next.as_deref()));
 
     let faulted = is_api && response.status == 200 && unit(draw) < faults.rate;
     let applicable: Vec<FaultKind> = faults
@@ -512,7 +515,7 @@ async fn serve(mut client: TcpStream, inner: &Inner) -> anyhow::Result<()> {
                     let earlier = pages
                         .get((pick / 7 % pages.len().max(1) as u64) as usize)
                         .cloned()
-                        .unwrap_or_else(|| forwarded.target.clone());
+                        .unwrap_or_else(|| asked.clone());
                     page["_links"]["next"]["href"] = earlier.into();
                 }
             }

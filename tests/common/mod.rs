@@ -298,3 +298,6 @@ pub fn read(dir: &Path, config: &Value, catalog: &Value, state: Option<&Value>) 
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     run(&args)
 }
+
+/// Ground truth, proxies, killed runs: the "nothing lost" harness.
+pub mod proxy_harness;
