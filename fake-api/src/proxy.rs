@@ -231,6 +231,15 @@ impl Proxy {
         if url.scheme() != "http" {
             bail!("the upstream must be plain http, not {upstream}");
         }
+        let loopback = match url.host() {
+            Some(url::Host::Domain(host)) => host == "localhost",
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+            None => false,
+        };
+        if !loopback {
+            bail!("the upstream {upstream} is not on the loopback interface");
+        }
         let upstream = url
             .socket_addrs(|| Some(80))?
             .into_iter()
@@ -775,6 +784,8 @@ mod tests {
         assert!(Faults::parse("none").unwrap().kinds.is_empty());
         assert!(Faults::parse("melt").is_err());
         assert!(Faults::parse("reset@2").is_err());
+        let remote = Proxy::start("http://example.com/v3", Faults::none(), 1);
+        assert!(remote.err().unwrap().to_string().contains("loopback"));
         for kind in FaultKind::ALL {
             assert_eq!(Faults::parse(kind.name()).unwrap().kinds, [kind]);
         }
