@@ -955,6 +955,13 @@ mod through_a_sandbox {
         .unwrap();
         let page: Value = get(&cycle).await.unwrap().json().await.unwrap();
         assert_eq!(page["_links"]["next"]["href"], "/v3/contacts?limit=50");
+        // With limits lowered, the link back names the URL the client asked for.
+        let mut lowered = Faults::parse("cycle-link@1").unwrap();
+        lowered.page_limit = Some(20);
+        let lowered = Proxy::start(&sandbox.base_url(), lowered, 1).unwrap();
+        let page: Value = get(&lowered).await.unwrap().json().await.unwrap();
+        assert_eq!(page["contacts"].as_array().unwrap().len(), 20);
+        assert_eq!(page["_links"]["next"]["href"], "/v3/contacts?limit=50");
 
         let mut storm = Faults::parse("storm429").unwrap();
         storm.storm_after = Duration::ZERO;
