@@ -155,8 +155,8 @@ fn a_stream_failed_until_retries_ran_out_resumes_without_loss() {
     let dir = tempfile::tempdir().unwrap();
     let activity = oldest_activity_with_opens(&sandbox);
     let endpoint = format!("/v3/reports/email_reports/{activity}/tracking/opens");
-    // As many 500s as the connector makes attempts: every attempt of this run fails,
-    // and the fault is spent when the next run asks.
+    // As many 500s as the connector makes attempts (8, `RetryPolicy::SYNC`): every
+    // attempt of this run fails, and the fault is spent when the next run asks.
     sandbox.control(
         "faults",
         json!({"path_prefix": endpoint, "status": 500, "count": 8, "retry_after": 0}),
