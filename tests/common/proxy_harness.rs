@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{json, Value};
 
@@ -166,7 +166,6 @@ pub fn read_killed(
         .stderr(std::fs::File::create(&stderr_path).unwrap())
         .spawn()
         .unwrap();
-    let started = Instant::now();
     let stdout = child.stdout.take().unwrap();
     // A watchdog: a run that neither finishes nor is killed in time is a hang.
     let pid = child.id();
@@ -207,7 +206,6 @@ pub fn read_killed(
         lines.last(),
         std::fs::read_to_string(&stderr_path).unwrap_or_default()
     );
-    let _ = started;
     let stdout: String = lines.iter().map(|m| format!("{m}\n")).collect();
     let stderr = std::fs::read_to_string(&stderr_path).unwrap_or_default();
     let code = if killed {
