@@ -30,6 +30,7 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
         .route("/__sandbox/reset_quota", post(reset_quota))
         .route("/__sandbox/state", get(state))
         .route("/__sandbox/contact_reports", get(contact_reports))
+        .route("/__sandbox/ground_truth", get(ground_truth))
 }
 
 #[derive(Deserialize)]
@@ -181,4 +182,23 @@ async fn state(State(s): State<Arc<Shared>>) -> Json<Value> {
         "token_requests": token_requests,
         "current_refresh_token": current_refresh_token,
     }))
+}
+
+/// `?stream=NAME`: the primary keys of every record the API holds for the stream now.
+async fn ground_truth(
+    State(s): State<Arc<Shared>>,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<Value>, (StatusCode, String)> {
+    let p = Params::parse(raw.as_deref().unwrap_or(""));
+    let stream = p
+        .required("stream")
+        .map_err(|e| (StatusCode::BAD_REQUEST, format!("{e:?}")))?;
+    super::ground_truth::response(&s.data(), stream)
+        .map(Json)
+        .ok_or_else(|| {
+            (
+                StatusCode::NOT_FOUND,
+                format!("no ground truth for {stream}"),
+            )
+        })
 }

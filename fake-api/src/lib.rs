@@ -10,12 +10,14 @@ mod contact_consent;
 mod control;
 mod data;
 mod error;
+mod ground_truth;
 mod landing_pages;
 mod limits;
 #[cfg(test)]
 mod new_endpoint_tests;
 mod oauth_flows;
 mod paging;
+mod proxy;
 mod render;
 #[cfg(test)]
 mod report_tests;
@@ -39,6 +41,8 @@ use std::{
 };
 use tokio::{net::TcpListener, sync::watch};
 use tower::ServiceExt;
+
+pub use proxy::{FaultKind, Faults, Proxy, ProxyStats};
 
 use auth::AuthState;
 use data::Data;

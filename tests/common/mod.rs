@@ -425,3 +425,5 @@ pub fn read_args<'a>(config: &'a Path, catalog: &'a Path) -> [&'a str; 5] {
         catalog.to_str().unwrap(),
     ]
 }
+/// Ground truth, proxies, killed runs: the "nothing lost" harness.
+pub mod proxy_harness;
