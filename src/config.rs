@@ -129,9 +129,9 @@ pub struct Config {
     #[schemars(title = "Tag IDs", extend("order" = 13))]
     pub tag_ids: Vec<String>,
 
-    /// Incremental syncs re-read tracking reports only for activities of campaigns
-    /// changed within this many days. Nearly all opens and clicks arrive within
-    /// days of a send, so older activities would cost requests for nothing.
+    /// Incremental syncs re-read the landing-page reports only for activities of
+    /// campaigns changed within this many days (email tracking reports are read
+    /// again when their stats change, whatever their age).
     #[serde(default = "default_report_lookback_days")]
     #[schemars(title = "Report lookback (days)", range(min = 1, max = 3650), extend("order" = 14))]
     pub report_lookback_days: u32,
