@@ -276,7 +276,7 @@ mod tests {
     fn incremental_only_where_a_cursor_exists() {
         let catalog = json!({"streams": [
             {"stream": {"name": "contacts"}, "sync_mode": "incremental", "destination_sync_mode": "append_dedup"},
-            {"stream": {"name": "segments"}, "sync_mode": "incremental", "destination_sync_mode": "append"},
+            {"stream": {"name": "contact_lists"}, "sync_mode": "incremental", "destination_sync_mode": "append"},
         ]});
         let mut notes = vec![];
         let selected = parse_configured(&Registry::built_in(), &catalog, &mut notes).unwrap();
