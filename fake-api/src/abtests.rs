@@ -55,7 +55,7 @@ fn ab_test(c: &Campaign) -> Value {
 }
 
 /// The resends to non-openers of a campaign: its `resend` activity, if any.
-fn resends(c: &Campaign) -> Vec<Value> {
+pub(crate) fn resends(c: &Campaign) -> Vec<Value> {
     c.activities
         .iter()
         .filter(|a| a.role == "resend")

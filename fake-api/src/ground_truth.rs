@@ -4,9 +4,13 @@
 //! against it: "nothing lost" is checked by key, not only by count.
 //!
 //! Covers every stream `Data::expected_counts` covers, over the same items, so the
-//! number of keys of a stream is its expected count.
+//! number of keys of a stream is its expected count. A stream without a primary key
+//! (`contact_consent_counts`, one account-wide record) has no key fields and one empty
+//! key per record.
 
-use super::data::{timestamp, Data, PRIVILEGES};
+use super::abtests::{has_ab_test, resends};
+use super::data::{timestamp, Activity, Campaign, CampaignStatus, Data, PRIVILEGES};
+use super::landing_pages::{self, Kind, View as PageView};
 use super::reports::REPORTS;
 use super::tracking::{is_sendable, EventKind, View};
 use serde_json::{json, Value};
@@ -90,8 +94,75 @@ pub(crate) fn ground_truth(
                 })
                 .collect(),
         )),
-        _ => tracking_report(data, stream),
+        // Children of primary email activities: the connector adds the parent's
+        // `campaign_activity_id`, which the records themselves lack.
+        "email_campaign_activity_abtests" => one(
+            "campaign_activity_id",
+            live_campaigns(data)
+                .filter(|c| has_ab_test(c))
+                .filter_map(primary_email)
+                .map(|a| json!(a.id))
+                .collect(),
+        ),
+        "email_campaign_activity_resends" => Some((
+            vec!["campaign_activity_id", "resend_request_id"],
+            live_campaigns(data)
+                .filter_map(|c| primary_email(c).map(|a| (c, json!(a.id))))
+                .flat_map(|(c, primary)| {
+                    resends(c)
+                        .into_iter()
+                        .map(move |r| vec![primary.clone(), r["resend_request_id"].clone()])
+                })
+                .collect(),
+        )),
+        // One account-wide record, without an id.
+        "contact_consent_counts" => Some((Vec::new(), vec![Vec::new()])),
+        _ => landing_page_report(data, stream).or_else(|| tracking_report(data, stream)),
     }
+}
+
+/// Campaigns `GET /emails` lists as not removed, whose activities the API serves.
+fn live_campaigns(data: &Data) -> impl Iterator<Item = &Campaign> + '_ {
+    data.campaigns
+        .iter()
+        .filter(|c| c.status != CampaignStatus::Removed)
+}
+
+/// A campaign's primary email activity.
+fn primary_email(c: &Campaign) -> Option<&Activity> {
+    c.activities.iter().find(|a| a.role == "primary_email")
+}
+
+/// A `/reports/landing_pages/campaign_details/{id}/p_*` stream: one key per report row
+/// of every landing page.
+fn landing_page_report(data: &Data, stream: &str) -> Option<(Vec<&'static str>, Vec<Vec<Value>>)> {
+    let view = landing_pages::report_view(stream)?;
+    let fields = match view {
+        PageView::All(_) => vec!["campaign_activity_id", "contact_id", "created_time"],
+        // The latest click per contact and link.
+        PageView::Unique(Kind::Click) => vec!["campaign_activity_id", "contact_id", "url_id"],
+        // The latest event per contact.
+        PageView::Unique(_) => vec!["campaign_activity_id", "contact_id"],
+    };
+    let mut keys = Vec::new();
+    for page in &data.landing_pages {
+        for e in page.rows(view) {
+            let (activity, contact) = (
+                json!(page.activity),
+                json!(data.contacts[e.contact as usize].id),
+            );
+            keys.push(match view {
+                PageView::All(_) => vec![activity, contact, json!(timestamp(e.at))],
+                PageView::Unique(Kind::Click) => vec![
+                    activity,
+                    contact,
+                    json!(page.links[e.link as usize].0.to_string()),
+                ],
+                PageView::Unique(_) => vec![activity, contact],
+            });
+        }
+    }
+    Some((fields, keys))
 }
 
 /// A `/reports/email_reports/{id}/tracking/*` stream: one key per report row of every
@@ -156,6 +227,50 @@ mod tests {
             }
             assert!(ground_truth(&data, "no_such_stream").is_none());
         }
+    }
+
+    #[test]
+    fn new_streams_are_keyed_as_the_connector_declares() {
+        let data = Data::generate(42, 300, chrono::Utc::now().timestamp_millis());
+        let fields = |stream| ground_truth(&data, stream).unwrap().0;
+        assert_eq!(
+            ground_truth(&data, "contact_consent_counts").unwrap(),
+            (Vec::<&str>::new(), vec![Vec::<Value>::new()])
+        );
+        assert_eq!(
+            fields("email_campaign_activity_abtests"),
+            ["campaign_activity_id"]
+        );
+        assert_eq!(
+            fields("email_campaign_activity_resends"),
+            ["campaign_activity_id", "resend_request_id"]
+        );
+        assert_eq!(
+            fields("landing_page_contact_opens"),
+            ["campaign_activity_id", "contact_id", "created_time"]
+        );
+        assert_eq!(
+            fields("landing_page_unique_contact_clicks"),
+            ["campaign_activity_id", "contact_id", "url_id"]
+        );
+        for stream in [
+            "landing_page_unique_contact_opens",
+            "landing_page_unique_contact_adds",
+            "landing_page_unique_contact_updates",
+            "landing_page_unique_contact_sms_optins",
+        ] {
+            assert_eq!(fields(stream), ["campaign_activity_id", "contact_id"]);
+        }
+        // Resends are keyed by their primary email activity, whose endpoint serves them.
+        let (_, keys) = ground_truth(&data, "email_campaign_activity_resends").unwrap();
+        assert!(!keys.is_empty());
+        for k in &keys {
+            let (_, a) = data.activity(k[0].as_str().unwrap()).unwrap();
+            assert_eq!(a.role, "primary_email");
+            assert!(k[1].is_string());
+        }
+        let (_, keys) = ground_truth(&data, "landing_page_unique_contact_clicks").unwrap();
+        assert!(!keys.is_empty());
     }
 
     #[test]

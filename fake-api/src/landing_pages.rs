@@ -182,7 +182,7 @@ fn visits(
 
 /// Which rows a report holds.
 #[derive(Clone, Copy)]
-enum View {
+pub(crate) enum View {
     /// Every event of the kind.
     All(Kind),
     /// The latest event of the kind per contact (and per link, for clicks).
@@ -244,7 +244,7 @@ static REPORTS: [Report; 6] = [
 
 impl LandingPage {
     /// The report's rows, newest first (ties by contact, then link).
-    fn rows(&self, view: View) -> Vec<&Event> {
+    pub(crate) fn rows(&self, view: View) -> Vec<&Event> {
         let mut rows: Vec<&Event> = match view {
             View::All(kind) => self.events.iter().filter(|e| e.kind == kind).collect(),
             View::Unique(kind) => {
@@ -262,6 +262,11 @@ impl LandingPage {
         rows.sort_by_key(|e| (Reverse(e.at), e.contact, e.link));
         rows
     }
+}
+
+/// Which rows the landing page report `stream` holds, or `None` for another stream.
+pub(crate) fn report_view(stream: &str) -> Option<View> {
+    REPORTS.iter().find(|r| r.stream == stream).map(|r| r.view)
 }
 
 pub(crate) fn expected_counts(data: &Data) -> Vec<(&'static str, usize)> {
