@@ -152,6 +152,18 @@ pub struct Config {
     #[schemars(title = "Contacts reconciliation (days)", range(min = 0, max = 3650), extend("order" = 16))]
     pub contacts_reconcile_days: u32,
 
+    /// Adds one column per custom field of the account to the `contacts` stream
+    /// (`cf_` + the field's label in snake case, typed from the field's type),
+    /// filled from each contact's `custom_fields`, which stays as it is.
+    /// Discover and every read then ask for the account's custom fields (one
+    /// request per 100 fields). A read fills the columns of the catalog it is
+    /// given: a renamed field keeps its column until the schema is discovered
+    /// again, and a field created since is left in `custom_fields` with a
+    /// warning.
+    #[serde(default)]
+    #[schemars(title = "Custom fields as columns", extend("order" = 18))]
+    pub custom_fields_as_columns: bool,
+
     /// Your own streams: any GET endpoint of the V3 API, read like the built-in
     /// ones (pagination, incremental cursor, state).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

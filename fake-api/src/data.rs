@@ -156,6 +156,10 @@ const CUSTOM_FIELDS: &[(&str, &str)] = &[
     ("Preferred store", "string"),
     ("Renewal date", "date"),
     ("Referral code", "string"),
+    // Labels a column name must be derived from with care: one that differs
+    // from "Shoe size" only in case and punctuation, and one with accents.
+    ("shoe-SIZE", "string"),
+    ("Café préféré", "string"),
 ];
 /// (name, criteria) — criteria is the escaped JSON string the API stores.
 const SEGMENTS: &[(&str, &str)] = &[

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use serde_json::json;
 
+use super::columns::{self, Prepared};
 use super::setup;
 use crate::config::LoadedConfig;
 use crate::engine::{self, StreamReport};
@@ -61,7 +62,10 @@ pub fn check(config_path: &Path) -> i32 {
 
 pub fn discover(config_path: &Path) -> i32 {
     let output = stdout_writer();
-    match LoadedConfig::from_file(config_path).and_then(|config| setup::registry(&config)) {
+    let sink: Arc<dyn Output> = output.clone();
+    match LoadedConfig::from_file(config_path)
+        .and_then(|config| columns::discover_registry(&config, &sink))
+    {
         Ok(registry) => {
             output.message(&json!({"type": "CATALOG", "catalog": catalog::discover(&registry)}));
             0
@@ -72,26 +76,25 @@ pub fn discover(config_path: &Path) -> i32 {
 
 pub fn read(config_path: &Path, catalog_path: &Path, state_path: Option<&Path>) -> i32 {
     let output = stdout_writer();
+    let sink: Arc<dyn Output> = output.clone();
     let mut notes = Vec::new();
     let loaded = LoadedConfig::from_file(config_path).and_then(|config| {
-        let registry = setup::registry(&config)?;
-        let selected = catalog::load_configured(&registry, catalog_path, &mut notes)?;
+        let prepared = Prepared::read(&config, &sink, || {
+            catalog::read_json_file("catalog", catalog_path)
+        })?;
+        let selected = catalog::load_configured(&prepared.registry, catalog_path, &mut notes)?;
         let states = airbyte_state::load(state_path)?;
-        Ok((config, registry, selected, states))
+        Ok((config, prepared, selected, states))
     });
-    let (config, registry, selected, states) = match loaded {
+    let (config, prepared, selected, states) = match loaded {
         Ok(loaded) => loaded,
         Err(error) => return fail(&output, &error),
     };
     for note in &notes {
         output.log(Level::Info, note);
     }
-    let sink: Arc<dyn Output> = output.clone();
-    let outcome = setup::runtime().and_then(|rt| {
-        rt.block_on(async {
-            let ctx = setup::sync_context(&config, registry, &sink)?;
-            Ok(engine::read_all(&ctx, &selected, &states).await)
-        })
+    let outcome = prepared.run(&config, &sink, async |ctx| {
+        engine::read_all(&ctx, &selected, &states).await
     });
     let results = match outcome {
         Ok(results) => results,

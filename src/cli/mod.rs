@@ -5,6 +5,7 @@
 
 pub mod airbyte;
 pub mod authorize;
+mod columns;
 #[cfg(feature = "sandbox")]
 pub mod demo;
 pub mod setup;

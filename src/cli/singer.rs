@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use serde_json::{json, Value};
 
-use super::setup;
+use super::columns::{self, Prepared};
 use crate::config::LoadedConfig;
 use crate::engine;
 use crate::error::{Error, Result, RunStop};
@@ -76,7 +76,8 @@ pub fn run(args: SingerArgs) -> i32 {
 }
 
 fn discover(config_path: &Path) -> Result<()> {
-    let registry = setup::registry(&LoadedConfig::from_file(config_path)?)?;
+    let config = LoadedConfig::from_file(config_path)?;
+    let registry = columns::discover_registry(&config, &bare_output(config_path))?;
     println!(
         "{}",
         serde_json::to_string_pretty(&catalog::singer_discover(&registry))
@@ -87,8 +88,9 @@ fn discover(config_path: &Path) -> Result<()> {
 
 fn sync(config_path: &Path, catalog_path: &Path, state_path: Option<&Path>) -> Result<()> {
     let config = LoadedConfig::from_file(config_path)?;
-    let registry = setup::registry(&config)?;
-    let selected = catalog::parse_singer(&registry, &read_json_file("catalog", catalog_path)?)
+    let catalog = read_json_file("catalog", catalog_path)?;
+    let prepared = Prepared::read(&config, &bare_output(config_path), || Ok(catalog.clone()))?;
+    let selected = catalog::parse_singer(&prepared.registry, &catalog)
         .map_err(|e| e.context(format!("catalog {}", catalog_path.display())))?;
     let state = match state_path {
         Some(path) if std::fs::metadata(path).is_ok_and(|m| m.len() > 0) => {
@@ -102,7 +104,7 @@ fn sync(config_path: &Path, catalog_path: &Path, state_path: Option<&Path>) -> R
         }
         _ => json!({}),
     };
-    let (states, bookmarks) = parse_state(&registry, &state)?;
+    let (states, bookmarks) = parse_state(&prepared.registry, &state)?;
     let writer = Arc::new(SingerWriter::new(
         std::io::BufWriter::new(std::io::stdout()),
         &selected,
@@ -110,9 +112,8 @@ fn sync(config_path: &Path, catalog_path: &Path, state_path: Option<&Path>) -> R
         config_path,
     ));
     let output: Arc<dyn Output> = writer.clone();
-    let results = setup::runtime()?.block_on(async {
-        let ctx = setup::sync_context(&config, registry, &output)?;
-        Ok::<_, Error>(engine::read_all(&ctx, &selected, &states).await)
+    let results = prepared.run(&config, &output, async |ctx| {
+        engine::read_all(&ctx, &selected, &states).await
     })?;
     output.flush();
     let mut failures = Vec::new();
@@ -135,6 +136,18 @@ fn sync(config_path: &Path, catalog_path: &Path, state_path: Option<&Path>) -> R
     } else {
         Err(Error::system(failures.join("; ")))
     }
+}
+
+/// An output for the requests made before a sync's writer exists (the
+/// custom fields of `custom_fields_as_columns`): logs to stderr, a rotated
+/// refresh token to the config file, nothing on stdout.
+fn bare_output(config_path: &Path) -> Arc<dyn Output> {
+    Arc::new(SingerWriter::new(
+        std::io::sink(),
+        &[],
+        Default::default(),
+        config_path,
+    ))
 }
 
 fn about(format: AboutFormat) {

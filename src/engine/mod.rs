@@ -240,6 +240,15 @@ async fn collect(
     Ok(sink)
 }
 
+/// Every record of a small stream, read in full outside a sync (the
+/// account's custom fields, before discover and read), with the requests it
+/// took.
+pub async fn read_to_vec(ctx: &Context, def: &Arc<StreamDef>) -> Result<(Vec<Value>, u64)> {
+    let mut report = StreamReport::default();
+    let records = collect(ctx, def, None, &mut report).await?;
+    Ok((records, report.requests))
+}
+
 /// Where a stream's pages come from: chains read one after the other (one,
 /// or one per pass of an incremental read), or a chain per parent value.
 pub enum PageSource {

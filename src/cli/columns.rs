@@ -1,0 +1,334 @@
+//! `custom_fields_as_columns` in the commands: discover reads the account's
+//! custom fields and adds their columns to `contacts`; a read does the same,
+//! keeps the columns of the catalog it is given (so a renamed field keeps
+//! filling the column the destination has), and fills them in each record on
+//! its way to the writer. With the option off nothing here runs and no
+//! request is made. The naming rule is in [`crate::streams::custom_fields`].
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+
+use serde_json::Value;
+
+use super::setup;
+use crate::config::LoadedConfig;
+use crate::engine::{self, Context};
+use crate::error::{Error, Result};
+use crate::http::{ApiClient, RetryPolicy};
+use crate::protocol::{Level, Output, StreamStatus};
+use crate::streams::custom_fields::{self, Column, Unmapped};
+use crate::streams::Registry;
+
+/// The stream that gets the columns, and the one listing the fields.
+const CONTACTS: &str = "contacts";
+const CUSTOM_FIELDS: &str = "custom_fields";
+
+/// The streams of `discover`: with the option on, `contacts` has a column
+/// per custom field of the account.
+pub fn discover_registry(config: &LoadedConfig, output: &Arc<dyn Output>) -> Result<Arc<Registry>> {
+    let registry = setup::registry(config)?;
+    if !config.config.custom_fields_as_columns {
+        return Ok(registry);
+    }
+    let runtime = setup::runtime()?;
+    let fields = runtime.block_on(async {
+        let api = setup::connect(config, RetryPolicy::SYNC, output)?;
+        read_fields(config, &registry, &api, output).await
+    })?;
+    let columns = live_columns(&registry, &fields);
+    Ok(Arc::new(extended(&registry, &columns)))
+}
+
+/// What a read runs with: its streams and, with the option on, the client
+/// and runtime the custom fields were read with, reused by the sync, and
+/// the columns to fill.
+pub struct Prepared {
+    pub registry: Arc<Registry>,
+    client: Option<(tokio::runtime::Runtime, Arc<ApiClient>)>,
+    columns: Option<Arc<BTreeMap<String, Column>>>,
+}
+
+impl Prepared {
+    /// The streams of a read of `catalog` (read only with the option on).
+    pub fn read(
+        config: &LoadedConfig,
+        output: &Arc<dyn Output>,
+        catalog: impl FnOnce() -> Result<Value>,
+    ) -> Result<Prepared> {
+        let registry = setup::registry(config)?;
+        if !config.config.custom_fields_as_columns {
+            return Ok(Prepared {
+                registry,
+                client: None,
+                columns: None,
+            });
+        }
+        let catalog = catalog()?;
+        let Some(schema) = catalog_schema(&catalog, CONTACTS) else {
+            // No contacts to fill: no request.
+            return Ok(Prepared {
+                registry,
+                client: None,
+                columns: None,
+            });
+        };
+        let runtime = setup::runtime()?;
+        let (api, fields) = runtime.block_on(async {
+            let api = setup::connect(config, RetryPolicy::SYNC, output)?;
+            let fields = read_fields(config, &registry, &api, output).await?;
+            Ok::<_, Error>((api, fields))
+        })?;
+        let live = live_columns(&registry, &fields);
+        // The catalog's columns are the destination's: a read fills those.
+        let columns = match schema.and_then(custom_fields::columns_of_schema) {
+            Some(pinned) => {
+                warn_of_changes(output, &pinned, &live, &fields);
+                pinned
+            }
+            None => live,
+        };
+        Ok(Prepared {
+            registry: Arc::new(extended(&registry, &columns)),
+            client: Some((runtime, api)),
+            columns: Some(Arc::new(
+                columns
+                    .into_iter()
+                    .map(|c| (c.custom_field_id.clone(), c))
+                    .collect(),
+            )),
+        })
+    }
+
+    /// Runs `sync` with the read's context: the client the custom fields were
+    /// read with (so one run spends one budget), and an output that fills the
+    /// columns of `contacts` records.
+    pub fn run<T>(
+        self,
+        config: &LoadedConfig,
+        output: &Arc<dyn Output>,
+        sync: impl AsyncFnOnce(Context) -> T,
+    ) -> Result<T> {
+        let Prepared {
+            registry,
+            client,
+            columns,
+        } = self;
+        let output: Arc<dyn Output> = match columns {
+            Some(columns) => Arc::new(FillColumns {
+                inner: output.clone(),
+                columns,
+                warned: Mutex::new(BTreeSet::new()),
+            }),
+            None => output.clone(),
+        };
+        match client {
+            Some((runtime, api)) => {
+                Ok(runtime.block_on(sync(Context::new(api, output, registry, config))))
+            }
+            None => setup::runtime()?.block_on(async {
+                let ctx = setup::sync_context(config, registry, &output)?;
+                Ok(sync(ctx).await)
+            }),
+        }
+    }
+}
+
+/// The account's custom fields, through the engine (one request per 100).
+async fn read_fields(
+    config: &LoadedConfig,
+    registry: &Arc<Registry>,
+    api: &Arc<ApiClient>,
+    output: &Arc<dyn Output>,
+) -> Result<Vec<Value>> {
+    let def = registry
+        .find_any(CUSTOM_FIELDS)
+        .cloned()
+        .expect("the table has custom_fields");
+    let ctx = Context::new(api.clone(), output.clone(), registry.clone(), config);
+    let (fields, requests) = engine::read_to_vec(&ctx, &def)
+        .await
+        .map_err(|e| e.context("custom_fields_as_columns: reading the account's custom fields"))?;
+    output.log(
+        Level::Info,
+        &format!(
+            "custom_fields_as_columns: the account has {} custom fields ({requests} requests)",
+            fields.len()
+        ),
+    );
+    Ok(fields)
+}
+
+/// The columns of `fields` as discover names them now.
+fn live_columns(registry: &Registry, fields: &[Value]) -> Vec<Column> {
+    let own = custom_fields::own_properties(&contacts_schema(registry));
+    custom_fields::columns(fields, &own)
+}
+
+fn contacts_schema(registry: &Registry) -> Value {
+    registry
+        .find_any(CONTACTS)
+        .map(|def| def.schema.clone())
+        .expect("the table has contacts")
+}
+
+fn extended(registry: &Registry, columns: &[Column]) -> Registry {
+    let schema = custom_fields::with_columns(&contacts_schema(registry), columns);
+    registry.clone().with_schema(CONTACTS, schema)
+}
+
+/// `stream`'s entry in a configured catalog (`None` when it has none), and
+/// the schema of that entry, Airbyte's (`streams[].stream.json_schema`) or
+/// Singer's (`streams[].schema`), if it carries one.
+fn catalog_schema<'a>(catalog: &'a Value, stream: &str) -> Option<Option<&'a Value>> {
+    catalog
+        .get("streams")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .find_map(|entry| {
+            if entry.pointer("/stream/name").and_then(Value::as_str) == Some(stream) {
+                return Some(entry.pointer("/stream/json_schema"));
+            }
+            let id = entry
+                .get("tap_stream_id")
+                .or_else(|| entry.get("stream"))
+                .and_then(Value::as_str);
+            (id == Some(stream)).then(|| entry.get("schema"))
+        })
+}
+
+/// Says, before the read, where the catalog's columns and the account's
+/// fields part: a field renamed since discover (its column keeps being
+/// filled), a field deleted since (its column stays empty).
+fn warn_of_changes(output: &Arc<dyn Output>, pinned: &[Column], live: &[Column], fields: &[Value]) {
+    let label = |id: &str| {
+        fields
+            .iter()
+            .find(|f| f.get("custom_field_id").and_then(Value::as_str) == Some(id))
+            .and_then(|f| f.get("label"))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+    for column in pinned {
+        match live
+            .iter()
+            .find(|l| l.custom_field_id == column.custom_field_id)
+        {
+            Some(now) if now.name != column.name => output.log(
+                Level::Warn,
+                &format!(
+                    "contacts: custom field {:?} ({}) fills column {} of the catalog; discover \
+                     would now name it {} (its label changed). It keeps filling {} until the \
+                     schema is discovered again (refresh the source schema); from then on {} \
+                     is filled and {} is no longer.",
+                    label(&column.custom_field_id),
+                    column.custom_field_id,
+                    column.name,
+                    now.name,
+                    column.name,
+                    now.name,
+                    column.name
+                ),
+            ),
+            Some(_) => {}
+            None => output.log(
+                Level::Warn,
+                &format!(
+                    "contacts: the custom field {} of column {} no longer exists; the column \
+                     stays empty until the schema is discovered again",
+                    column.custom_field_id, column.name
+                ),
+            ),
+        }
+    }
+}
+
+/// The writer, behind a step that adds the columns to `contacts` records
+/// and warns once per custom field whose values get no column.
+struct FillColumns {
+    inner: Arc<dyn Output>,
+    columns: Arc<BTreeMap<String, Column>>,
+    warned: Mutex<BTreeSet<String>>,
+}
+
+impl FillColumns {
+    fn warn_once(&self, key: &str, message: impl FnOnce() -> String) {
+        let first = self
+            .warned
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key.to_string());
+        if first {
+            self.inner.log(Level::Warn, &message());
+        }
+    }
+}
+
+impl Output for FillColumns {
+    fn record(&self, stream: &str, record: &Value) {
+        let Some(fields) = record.as_object().filter(|_| stream == CONTACTS) else {
+            return self.inner.record(stream, record);
+        };
+        let mut filled = fields.clone();
+        for unmapped in custom_fields::fill(&mut filled, &self.columns) {
+            match unmapped {
+                Unmapped::UnknownField(id) => self.warn_once(&id, || {
+                    format!(
+                        "contacts: custom field {id} has no column in the catalog (created \
+                         after the schema was discovered?); its values stay in custom_fields. \
+                         Discover the schema again (refresh the source schema) for a column."
+                    )
+                }),
+                Unmapped::NotADate { column, value } => self.warn_once(&column, || {
+                    format!(
+                        "contacts: {value} is not a date, but column {column} holds dates; \
+                         such values stay in custom_fields only"
+                    )
+                }),
+            }
+        }
+        self.inner.record(stream, &Value::Object(filled));
+    }
+
+    fn state(&self, stream: &str, state: &Value, records: u64) {
+        self.inner.state(stream, state, records);
+    }
+
+    fn stream_status(&self, stream: &str, status: StreamStatus) {
+        self.inner.stream_status(stream, status);
+    }
+
+    fn log(&self, level: Level, message: &str) {
+        self.inner.log(level, message);
+    }
+
+    fn config_updated(&self, config: &Value) {
+        self.inner.config_updated(config);
+    }
+
+    fn flush(&self) {
+        self.inner.flush();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn catalogs_of_both_protocols_give_their_schema() {
+        let schema = json!({"properties": {"cf_a": {"x-custom-field-id": "a"}}});
+        let airbyte = json!({"streams": [
+            {"stream": {"name": "contact_lists", "json_schema": {}}},
+            {"stream": {"name": "contacts", "json_schema": schema}},
+        ]});
+        assert_eq!(catalog_schema(&airbyte, "contacts"), Some(Some(&schema)));
+        let singer = json!({"streams": [{"tap_stream_id": "contacts", "schema": schema}]});
+        assert_eq!(catalog_schema(&singer, "contacts"), Some(Some(&schema)));
+        let bare = json!({"streams": [{"stream": {"name": "contacts"}}]});
+        assert_eq!(catalog_schema(&bare, "contacts"), Some(None));
+        assert_eq!(catalog_schema(&singer, "segments"), None);
+    }
+}
