@@ -1,7 +1,9 @@
 //! The built-in streams. Each entry is a [`StreamDef`] built from the
 //! declarations that differ from a plain one-record endpoint.
 
-use super::{ChildSync, ConfigList, Cursor, Lookback, Parent, Reconcile, Records, StreamDef};
+use super::{
+    ChildSync, ConfigList, Cursor, Export, Lookback, Parent, Reconcile, Records, StreamDef,
+};
 
 macro_rules! schema {
     ($name:literal) => {
@@ -392,6 +394,12 @@ pub fn streams() -> Vec<StreamDef> {
         .records(Records::Array)
         .primary_key(&["contact_id", "sms_channel_history_id"])
         .schema(schema!("contact_sms_engagement_history")),
+        // A snapshot of every contact through a bulk export job (opt-in):
+        // the schema's properties are the fields the export asks for.
+        StreamDef::new("contacts_export", "/activities/contact_exports")
+            .primary_key(&["contact_id"])
+            .export(Export::Contacts)
+            .schema(schema!("contacts_export")),
     ]
 }
 
