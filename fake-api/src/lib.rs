@@ -10,6 +10,9 @@ mod contact_consent;
 mod control;
 mod data;
 mod error;
+#[cfg(test)]
+mod export_tests;
+mod exports;
 mod landing_pages;
 mod limits;
 #[cfg(test)]
@@ -179,6 +182,7 @@ pub(crate) struct Shared {
     auth: Mutex<AuthState>,
     limits: Mutex<Limits>,
     requests: Mutex<BTreeMap<String, usize>>,
+    exports: Mutex<exports::Exports>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -236,6 +240,7 @@ impl Sandbox {
             data: RwLock::new(data),
             limits: Mutex::default(),
             requests: Mutex::default(),
+            exports: Mutex::default(),
         });
         let (stop, stopped) = watch::channel(());
         tokio::spawn(accept_loop(listener, router(shared.clone()), stopped));
@@ -339,6 +344,7 @@ fn router(shared: Arc<Shared>) -> Router {
     }
     router
         .merge(control::routes())
+        .merge(exports::control_routes())
         .merge(oauth_flows::routes())
         .fallback(api::unknown_route)
         .with_state(shared)
