@@ -12,6 +12,9 @@ Defaults: SPEC is ../shared/reference/constant-contact-v3.openapi.yml and
 OUTPUT is tests/fixtures/spec_response_properties.json, both relative to the
 repository root.
 
+For each POST whose JSON body has a `fields` array with an enum (a bulk
+export's columns), the key `POST <template> fields` holds that enum, sorted.
+
 For each GET path, keyed by the spec's path template, the value is the sorted
 list of property paths of the response body: the 200 response's
 application/json schema, or when there is no 200 the first response that has
@@ -137,7 +140,27 @@ def fixture(spec_path):
             continue
         schema = response_schema(operation)
         out[template] = None if schema is None else sorted(set(property_paths(spec, schema)))
+    for template, item in (spec.get("paths") or {}).items():
+        fields = export_fields(spec, (item or {}).get("post"))
+        if fields is not None:
+            out[f"POST {template} fields"] = fields
     return out
+
+
+def export_fields(spec, operation):
+    """The enum of a POST's JSON body `fields` array (the columns a bulk
+    export can ask for), sorted; None when the body has no such enum."""
+    body = (((operation or {}).get("requestBody") or {}).get("content") or {}).get(
+        "application/json"
+    )
+    if body is None or "schema" not in body:
+        return None
+    properties, _, _ = flatten(spec, body["schema"], frozenset())
+    _, items, _ = flatten(spec, properties.get("fields") or {}, frozenset())
+    while isinstance(items, dict) and "$ref" in items:
+        items = pointer(spec, items["$ref"])
+    enum = (items or {}).get("enum") if isinstance(items, dict) else None
+    return sorted(enum) if enum else None
 
 
 def render(data):
@@ -189,7 +212,7 @@ def main(argv=None):
     if not args.check:
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(text, encoding="utf-8")
-        endpoints = sum(1 for k in new if k != "source")
+        endpoints = sum(1 for k in new if k.startswith("/"))
         print(f"wrote {output}: {endpoints} GET endpoints")
         return 0
 

@@ -29,6 +29,9 @@ pub struct Error {
     /// The API said the resource does not exist (404): for a child of a
     /// parent record that vanished mid-run this is news, not a failure.
     pub not_found: bool,
+    /// The API refused the request (403): a missing scope or user privilege,
+    /// which a caller that knows the privilege can name.
+    pub forbidden: bool,
     /// Nothing else can succeed this run: the other streams stop too, keep
     /// their state, and the reason is reported once.
     pub stops_run: Option<RunStop>,
@@ -52,6 +55,7 @@ impl Error {
             failure: FailureType::Config,
             message: message.into(),
             not_found: false,
+            forbidden: false,
             stops_run: None,
         }
     }
@@ -61,6 +65,7 @@ impl Error {
             failure: FailureType::System,
             message: message.into(),
             not_found: false,
+            forbidden: false,
             stops_run: None,
         }
     }

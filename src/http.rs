@@ -218,7 +218,55 @@ impl ApiClient {
     /// off, is not JSON or fails `check` is retried like a server error:
     /// a proxy or the API can garble one answer and give the next one whole.
     pub async fn get_checked(&self, url: &Url, check: &BodyCheck<'_>) -> Result<Response> {
-        let endpoint = url.path().to_string();
+        let (body, requests) = self
+            .send(&Call::get(url, "application/json"), |response| async move {
+                let body = read_body(response).await?;
+                check(&body).map_err(|problem| format!("the API answered 200 but {problem}"))?;
+                Ok(body)
+            })
+            .await?;
+        Ok(Response { body, requests })
+    }
+
+    /// POSTs `body` as JSON to `url` and returns the JSON answer (200, 201
+    /// or 202). Not idempotent: the request is sent again only when the API
+    /// cannot have acted on it (the connection was never made, a 429, or a
+    /// 401 answered before the token was refreshed); a 5xx, a timeout or a
+    /// body that breaks off after the request went out fail at once, since
+    /// sending it again could start a second job.
+    pub async fn post_json(&self, url: &Url, body: &Value) -> Result<Response> {
+        let call = Call {
+            method: reqwest::Method::POST,
+            url,
+            body: Some(body),
+            accept: "application/json",
+        };
+        let (body, requests) = self.send(&call, read_body).await?;
+        Ok(Response { body, requests })
+    }
+
+    /// GETs `url` accepting `accept` (`text/csv`), retried like any GET until
+    /// a 200's headers arrive; the body is the caller's to read (stream it
+    /// with `chunk()`: files can be large).
+    pub async fn get_raw(&self, url: &Url, accept: &str) -> Result<(reqwest::Response, u32)> {
+        self.send(
+            &Call::get(url, accept),
+            |response| async move { Ok(response) },
+        )
+        .await
+    }
+
+    /// The one request loop: the budget, the shared rate limiter, a current
+    /// token, and retries of what can be retried. `read` turns a successful
+    /// answer into the result, or says why it is broken (retried like a 5xx
+    /// for a GET; final for a POST).
+    async fn send<T, F, Fut>(&self, call: &Call<'_>, read: F) -> Result<(T, u32)>
+    where
+        F: Fn(reqwest::Response) -> Fut,
+        Fut: std::future::Future<Output = std::result::Result<T, String>>,
+    {
+        let what = format!("{} {}", call.method, call.url.path());
+        let idempotent = call.method == reqwest::Method::GET;
         let mut token = self.auth.access_token().await?;
         let mut refreshed = false;
         let mut requests = 0;
@@ -228,35 +276,47 @@ impl ApiClient {
             self.spending.spend()?;
             self.limiter.until_ready().await;
             requests += 1;
-            let result = self
+            let mut request = self
                 .http
-                .get(url.clone())
+                .request(call.method.clone(), call.url.clone())
                 .bearer_auth(token.expose())
-                .header(reqwest::header::ACCEPT, "application/json")
-                .send()
-                .await;
-            let attempt = match result {
-                Err(e) => Attempt::Retry {
+                .header(reqwest::header::ACCEPT, call.accept);
+            if let Some(body) = call.body {
+                request = request.json(body);
+            }
+            let attempt = match request.send().await {
+                // Not connected: the request never reached the API, so even
+                // a POST may go again.
+                Err(e) if idempotent || e.is_connect() => Attempt::Retry {
                     reason: describe_reqwest(&e),
                     wait: None,
                 },
+                Err(e) => Attempt::Fail(Error::system(format!(
+                    "{what}: {}; not sent again, since the API may have acted on it",
+                    describe_reqwest(&e)
+                ))),
                 Ok(response) => match response.status() {
-                    StatusCode::OK => match read_body(response).await {
-                        Ok(body) => match check(&body) {
-                            Ok(()) => return Ok(Response { body, requests }),
-                            Err(problem) => Attempt::Retry {
-                                reason: format!("the API answered 200 but {problem}"),
-                                wait: None,
-                            },
-                        },
-                        Err(reason) => Attempt::Retry { reason, wait: None },
+                    status if call.succeeded(status) => match read(response).await {
+                        Ok(value) => return Ok((value, requests)),
+                        Err(reason) if idempotent => Attempt::Retry { reason, wait: None },
+                        Err(reason) => Attempt::Fail(Error::system(format!(
+                            "{what}: {reason}; not sent again, since the API may have acted on it"
+                        ))),
                     },
                     StatusCode::UNAUTHORIZED if !refreshed => {
                         refreshed = true;
                         token = self.auth.token_rejected(&token).await?;
                         continue;
                     }
-                    status => classify(&endpoint, status, response).await,
+                    status => match classify(&what, status, response).await {
+                        Attempt::Retry { reason, .. } if !idempotent => {
+                            Attempt::Fail(Error::system(format!(
+                                "{what}: {reason}; not sent again, since the API may have \
+                                 acted on it"
+                            )))
+                        }
+                        attempt => attempt,
+                    },
                 },
             };
             match attempt {
@@ -268,17 +328,18 @@ impl ApiClient {
                 }
                 Attempt::Throttled { reason, wait } => {
                     // Per-second throttling passes: it is retried for as long
-                    // as the budget allows, not a number of times.
+                    // as the budget allows, not a number of times. A 429 means
+                    // the API did not act, so a POST may go again too.
                     let since = *throttled_since.get_or_insert_with(Instant::now);
                     if since.elapsed() >= self.retry.throttle_budget {
                         return Err(Error::system(format!(
-                            "GET {endpoint} was still rate limited after {}s, giving up: {reason}",
+                            "{what} was still rate limited after {}s, giving up: {reason}",
                             self.retry.throttle_budget.as_secs()
                         )));
                     }
                     let wait = wait.unwrap_or_else(|| self.retry.backoff(0));
                     self.diagnostics.warn(&format!(
-                        "GET {endpoint}: {reason}; retrying in {:.1}s",
+                        "{what}: {reason}; retrying in {:.1}s",
                         wait.as_secs_f64()
                     ));
                     tokio::time::sleep(wait).await;
@@ -287,18 +348,49 @@ impl ApiClient {
                     failures += 1;
                     if failures >= self.retry.attempts {
                         return Err(Error::system(format!(
-                            "GET {endpoint} failed {failures} times, giving up: {reason}"
+                            "{what} failed {failures} times, giving up: {reason}"
                         )));
                     }
                     let wait = wait.unwrap_or_else(|| self.retry.backoff(failures - 1));
                     self.diagnostics.warn(&format!(
-                        "GET {endpoint}: {reason}; retry {failures} of {} in {:.1}s",
+                        "{what}: {reason}; retry {failures} of {} in {:.1}s",
                         self.retry.attempts - 1,
                         wait.as_secs_f64()
                     ));
                     tokio::time::sleep(wait).await;
                 }
             }
+        }
+    }
+}
+
+/// One request to send (and maybe send again).
+struct Call<'a> {
+    method: reqwest::Method,
+    url: &'a Url,
+    body: Option<&'a Value>,
+    accept: &'a str,
+}
+
+impl<'a> Call<'a> {
+    fn get(url: &'a Url, accept: &'a str) -> Call<'a> {
+        Call {
+            method: reqwest::Method::GET,
+            url,
+            body: None,
+            accept,
+        }
+    }
+
+    /// A GET succeeds with 200 only (a 202 says the result is not ready yet,
+    /// and is asked again); a POST that creates a job answers 201 or 202.
+    fn succeeded(&self, status: StatusCode) -> bool {
+        match self.method {
+            reqwest::Method::GET => status == StatusCode::OK,
+            _ => matches!(
+                status,
+                StatusCode::OK | StatusCode::CREATED | StatusCode::ACCEPTED
+            ),
         }
     }
 }
@@ -319,7 +411,7 @@ async fn read_body(response: reqwest::Response) -> std::result::Result<Value, St
 }
 
 /// Turns a non-200 answer into a retry or a final error that says what to do.
-async fn classify(endpoint: &str, status: StatusCode, response: reqwest::Response) -> Attempt {
+async fn classify(what: &str, status: StatusCode, response: reqwest::Response) -> Attempt {
     let retry_after = response
         .headers()
         .get(reqwest::header::RETRY_AFTER)
@@ -339,7 +431,7 @@ async fn classify(endpoint: &str, status: StatusCode, response: reqwest::Respons
             };
             Attempt::Fail(
                 Error::system(format!(
-                    "GET {endpoint}: the API key's daily request quota is spent (429{detail}); \
+                    "{what}: the API key's daily request quota is spent (429{detail}); \
                      {resets}, and the next run then resumes from the saved state"
                 ))
                 .stopping(RunStop::QuotaSpent),
@@ -359,23 +451,26 @@ async fn classify(endpoint: &str, status: StatusCode, response: reqwest::Respons
             wait: retry_after,
         },
         StatusCode::UNAUTHORIZED => Attempt::Fail(Error::config(format!(
-            "GET {endpoint}: the API rejected a freshly refreshed access token (401{detail}); \
+            "{what}: the API rejected a freshly refreshed access token (401{detail}); \
              re-authorize the application"
         ))),
-        StatusCode::FORBIDDEN => Attempt::Fail(Error::config(format!(
-            "GET {endpoint}: forbidden (403{detail}): the token lacks the scope or the user \
-             lacks the privilege this endpoint needs; re-authorize with scopes contact_data \
-             campaign_data account_read offline_access"
-        ))),
+        StatusCode::FORBIDDEN => Attempt::Fail(Error {
+            forbidden: true,
+            ..Error::config(format!(
+                "{what}: forbidden (403{detail}): the token lacks the scope or the user \
+                 lacks the privilege this endpoint needs; re-authorize with scopes contact_data \
+                 campaign_data account_read offline_access"
+            ))
+        }),
         StatusCode::NOT_FOUND => Attempt::Fail(Error {
             not_found: true,
             ..Error::config(format!(
-                "GET {endpoint}: not found (404{detail}); check that api_base_url points at the \
+                "{what}: not found (404{detail}); check that api_base_url points at the \
                  V3 API (https://api.cc.email/v3)"
             ))
         }),
         _ => Attempt::Fail(Error::system(format!(
-            "GET {endpoint}: unexpected response {code}{detail}"
+            "{what}: unexpected response {code}{detail}"
         ))),
     }
 }

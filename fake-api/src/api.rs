@@ -47,6 +47,7 @@ pub(crate) fn routes() -> Vec<(&'static str, MethodRouter<Arc<Shared>>)> {
     .chain(super::abtests::routes())
     .chain(super::landing_pages::routes())
     .chain(super::contact_consent::routes())
+    .chain(super::exports::routes())
     .collect()
 }
 

@@ -714,6 +714,7 @@ impl Data {
         .chain(super::abtests::expected_counts(self))
         .chain(super::landing_pages::expected_counts(self))
         .chain(super::contact_consent::expected_counts())
+        .chain(super::exports::expected_counts(self))
         .chain(REPORTS.iter().map(|r| {
             let rows = self.sent().map(|(_, _, t)| t.rows(r.view).len()).sum();
             (r.stream, rows)

@@ -10,6 +10,9 @@ mod contact_consent;
 mod control;
 mod data;
 mod error;
+#[cfg(test)]
+mod export_tests;
+mod exports;
 mod ground_truth;
 mod landing_pages;
 mod limits;
@@ -183,6 +186,7 @@ pub(crate) struct Shared {
     auth: Mutex<AuthState>,
     limits: Mutex<Limits>,
     requests: Mutex<BTreeMap<String, usize>>,
+    exports: Mutex<exports::Exports>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -240,6 +244,7 @@ impl Sandbox {
             data: RwLock::new(data),
             limits: Mutex::default(),
             requests: Mutex::default(),
+            exports: Mutex::default(),
         });
         let (stop, stopped) = watch::channel(());
         tokio::spawn(accept_loop(listener, router(shared.clone()), stopped));
@@ -343,6 +348,7 @@ fn router(shared: Arc<Shared>) -> Router {
     }
     router
         .merge(control::routes())
+        .merge(exports::control_routes())
         .merge(oauth_flows::routes())
         .fallback(api::unknown_route)
         .with_state(shared)

@@ -705,9 +705,10 @@ async fn contact_details(State(s): St, Path(id): Path<String>, RawQuery(raw): Ra
     )
 }
 
-fn bulk_json(b: &BulkActivity) -> Value {
+pub(crate) fn bulk_json(b: &BulkActivity) -> Value {
     let (kind, file) = BULK_KINDS[b.kind];
     let percent = match b.state {
+        "initialized" => 0,
         "processing" => 40,
         "cancelled" => 20,
         _ => 100,
@@ -731,8 +732,10 @@ fn bulk_json(b: &BulkActivity) -> Value {
     }
     let href = format!("/v3/activities/{}", b.id);
     let mut links = json!({"self": {"href": href}});
+    // The file's path is the docs' `/contact_exports/{file_export_id}` (the spec's
+    // example link spells it `contacts_exports`; it documents no such path).
     if kind == "export_contacts" {
-        links["results"] = json!({"href": format!("/v3/contacts_exports/{}", b.id)});
+        links["results"] = json!({"href": format!("/v3/contact_exports/{}", b.id)});
     }
     let mut v = json!({
         "activity_id": b.id,
@@ -741,7 +744,9 @@ fn bulk_json(b: &BulkActivity) -> Value {
         "created_at": timestamp(b.created_at),
         "updated_at": timestamp(b.finished_at.unwrap_or(b.started_at)),
         "percent_done": percent,
-        "activity_errors": if b.errors > 0 {
+        "activity_errors": if b.errors > 0 && kind == "export_contacts" {
+            vec!["The export could not be completed."]
+        } else if b.errors > 0 {
             vec!["Row 1: the email address is missing or invalid."]
         } else {
             Vec::new()
@@ -780,6 +785,7 @@ async fn bulk_activities(State(s): St, RawQuery(raw): RawQuery) -> Reply {
 }
 
 async fn bulk_activity(State(s): St, Path(id): Path<String>) -> Reply {
+    super::exports::poll(&s, &id);
     let data = s.data();
     data.bulk_activities
         .iter()

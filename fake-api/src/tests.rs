@@ -22,7 +22,7 @@ pub(super) fn opts() -> SandboxOptions {
 pub(super) struct Harness {
     pub sandbox: Sandbox,
     pub http: Client,
-    token: String,
+    pub token: String,
 }
 
 async fn refresh(sandbox: &Sandbox, http: &Client, refresh_token: &str) -> reqwest::Response {
@@ -565,7 +565,7 @@ async fn injected_faults_fail_the_next_matching_requests() {
 
 impl Harness {
     /// GET a host-relative path, with the harness's token, as it answers.
-    async fn get_raw(&self, path: &str) -> reqwest::Response {
+    pub async fn get_raw(&self, path: &str) -> reqwest::Response {
         self.http
             .get(format!("{}{path}", self.origin()))
             .bearer_auth(&self.token)

@@ -123,6 +123,7 @@ async fn demo(options: DemoOptions) -> Result<()> {
     });
     let every_stream: Vec<Selected> = Registry::built_in()
         .visible()
+        .filter(|def| !def.opt_in())
         .map(|def| Selected {
             def: def.clone(),
             incremental: def.supports_incremental(),

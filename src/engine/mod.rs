@@ -4,6 +4,7 @@
 //! differs between streams is the [`sync`] strategy: which pages to ask for,
 //! which records of a page to keep, and what state a page leaves behind.
 
+mod export;
 mod pages;
 mod parents;
 pub mod state;
@@ -191,6 +192,9 @@ pub async fn read_stream(
         last_state: None,
     };
     let result = async {
+        if let Some(export) = def.export {
+            return export::read(ctx, def, export, &mut sink, &mut report).await;
+        }
         let (mut strategy, source) =
             sync::plan(ctx, def, stream.incremental, state, &mut report).await?;
         read_pages(ctx, def, source, &mut *strategy, &mut sink, &mut report).await

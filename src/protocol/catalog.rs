@@ -147,7 +147,7 @@ pub fn singer_stream(def: &StreamDef) -> Value {
         .collect();
     let mut stream_metadata = json!({
         "inclusion": "available",
-        "selected-by-default": true,
+        "selected-by-default": !def.opt_in(),
         "table-key-properties": def.primary_key,
         "forced-replication-method": if def.supports_incremental() { "INCREMENTAL" } else { "FULL_TABLE" },
     });
@@ -309,7 +309,10 @@ mod tests {
         // contact_lists: deselected at the stream level.
         streams[1]["metadata"][0]["metadata"]["selected"] = json!(false);
         let selected = parse_singer(&registry, &catalog).unwrap();
-        assert_eq!(selected.len(), registry.visible().count() - 1);
+        // Opt-in streams (bulk exports) are not selected by default.
+        let by_default = registry.visible().filter(|d| !d.opt_in()).count();
+        assert_eq!(selected.len(), by_default - 1);
+        assert!(selected.iter().all(|s| s.def.name != "contacts_export"));
         let contacts = selected[0].properties.as_ref().unwrap();
         assert!(!contacts.contains("notes"));
         assert!(contacts.contains("contact_id"), "keys are automatic");

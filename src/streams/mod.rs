@@ -263,6 +263,17 @@ impl Parent {
     }
 }
 
+/// A stream read from a bulk export file rather than from pages: the
+/// engine's `export` module starts the export job, waits for it and streams
+/// the file's rows as records. Full refresh only, and opt-in (a job on the
+/// account, and it needs a privilege other streams do not).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Export {
+    /// `POST /activities/contact_exports` of every field the schema has,
+    /// then the CSV file the activity links to.
+    Contacts,
+}
+
 #[derive(Debug, Clone)]
 pub struct StreamDef {
     pub name: String,
@@ -288,6 +299,8 @@ pub struct StreamDef {
     pub hidden: bool,
     /// Incremental reads read everything again this often.
     pub reconcile: Option<Reconcile>,
+    /// Read from a bulk export file; such streams are opt-in.
+    pub export: Option<Export>,
 }
 
 impl StreamDef {
@@ -308,6 +321,7 @@ impl StreamDef {
             parent: None,
             hidden: false,
             reconcile: None,
+            export: None,
         }
     }
 
@@ -385,6 +399,19 @@ impl StreamDef {
             reconcile: Some(every),
             ..self
         }
+    }
+
+    pub fn export(self, export: Export) -> StreamDef {
+        StreamDef {
+            export: Some(export),
+            ..self
+        }
+    }
+
+    /// Offered by discover but not selected unless asked for (Singer's
+    /// `selected-by-default`, `demo`): bulk exports.
+    pub fn opt_in(&self) -> bool {
+        self.export.is_some()
     }
 
     pub fn hidden(self) -> StreamDef {

@@ -2,7 +2,8 @@
 //! declarations that differ from a plain one-record endpoint.
 
 use super::{
-    ChildSync, ConfigList, Cursor, Lookback, Parent, Reconcile, Records, StatsGate, StreamDef,
+    ChildSync, ConfigList, Cursor, Export, Lookback, Parent, Reconcile, Records, StatsGate,
+    StreamDef,
 };
 
 macro_rules! schema {
@@ -429,6 +430,12 @@ pub fn streams() -> Vec<StreamDef> {
         .records(Records::Array)
         .primary_key(&["contact_id", "sms_channel_history_id"])
         .schema(schema!("contact_sms_engagement_history")),
+        // A snapshot of every contact through a bulk export job (opt-in):
+        // the schema's properties are the fields the export asks for.
+        StreamDef::new("contacts_export", "/activities/contact_exports")
+            .primary_key(&["contact_id"])
+            .export(Export::Contacts)
+            .schema(schema!("contacts_export")),
     ]
 }
 

@@ -1,0 +1,201 @@
+//! Contact exports: the activity's states across polls, the listing in `/activities`,
+//! the CSV and its agreement with `/contacts`, the request's validation, and scripted
+//! failures.
+
+use super::exports::FIELDS;
+use super::tests::{opts, start, Harness};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+
+impl Harness {
+    async fn post_export(&self, body: Value) -> (StatusCode, Value) {
+        let res = self
+            .http
+            .post(format!(
+                "{}/activities/contact_exports",
+                self.sandbox.base_url()
+            ))
+            .bearer_auth(&self.token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = res.status();
+        (status, res.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Polls the activity until its state is not `initialized`/`processing`.
+    async fn finish(&self, id: &str) -> (Vec<String>, Value) {
+        let mut states = Vec::new();
+        for _ in 0..10 {
+            let (status, body) = self.get(&format!("/v3/activities/{id}")).await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            let state = body["state"].as_str().unwrap().to_owned();
+            states.push(state.clone());
+            if state != "processing" && state != "initialized" {
+                return (states, body);
+            }
+        }
+        panic!("activity {id} never finished: {states:?}");
+    }
+}
+
+/// Parses the fake's CSV (no quoted line breaks in its data) into rows of cells.
+fn parse_csv(text: &str) -> Vec<Vec<String>> {
+    text.split("\r\n")
+        .filter(|line| !line.is_empty())
+        .map(|line| {
+            let mut cells = Vec::new();
+            let mut cell = String::new();
+            let mut quoted = false;
+            let mut chars = line.chars().peekable();
+            while let Some(ch) = chars.next() {
+                match ch {
+                    '"' if quoted && chars.peek() == Some(&'"') => {
+                        cell.push('"');
+                        chars.next();
+                    }
+                    '"' => quoted = !quoted,
+                    ',' if !quoted => cells.push(std::mem::take(&mut cell)),
+                    other => cell.push(other),
+                }
+            }
+            cells.push(cell);
+            cells
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn an_export_progresses_and_serves_every_live_contact() {
+    let h = start(opts()).await;
+    let before = h.sandbox.expected_counts();
+    let (status, created) = h.post_export(json!({"fields": FIELDS})).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert_eq!(created["state"], "initialized");
+    let id = created["activity_id"].as_str().unwrap().to_owned();
+
+    // The activity is listed like any bulk activity, and counted.
+    let listed = h.read_all("/v3/activities?limit=500", "activities").await;
+    assert!(listed.iter().any(|a| a["activity_id"] == id.as_str()));
+    let after = h.sandbox.expected_counts();
+    assert_eq!(after["bulk_activities"], before["bulk_activities"] + 1);
+    assert_eq!(after["bulk_activities"], listed.len());
+
+    // Not ready yet: no file.
+    let href = created["_links"]["results"]["href"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(href, format!("/v3/contact_exports/{id}"));
+    assert_eq!(h.get(&href).await.0, StatusCode::NOT_FOUND);
+
+    let (states, done) = h.finish(&id).await;
+    assert_eq!(states, ["processing", "completed"]);
+    assert_eq!(done["percent_done"], 100);
+    assert!(done["completed_at"].is_string());
+
+    let res = h.get_raw(&href).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let content_type = res.headers()["content-type"].to_str().unwrap().to_owned();
+    assert!(content_type.starts_with("text/csv"), "{content_type}");
+    let rows = parse_csv(&res.text().await.unwrap());
+    assert_eq!(rows[0], FIELDS);
+    let body = &rows[1..];
+    assert_eq!(body.len(), after["contacts_export"]);
+    assert!(body.iter().all(|r| r.len() == FIELDS.len()));
+
+    // The same contacts, with the same values, as `/contacts` (live ones).
+    let contacts: BTreeMap<String, Value> = h
+        .read_all(
+            "/v3/contacts?status=all&limit=500&include=list_memberships,phone_numbers,street_addresses",
+            "contacts",
+        )
+        .await
+        .into_iter()
+        .filter(|c| c["deleted_at"].is_null())
+        .map(|c| (c["contact_id"].as_str().unwrap().to_owned(), c))
+        .collect();
+    assert_eq!(contacts.len(), body.len());
+    let col = |name: &str| FIELDS.iter().position(|f| *f == name).unwrap();
+    for row in body {
+        let c = &contacts[&row[col("contact_id")]];
+        assert_eq!(row[col("email_address")], c["email_address"]["address"]);
+        assert_eq!(row[col("first_name")], c["first_name"]);
+        assert_eq!(row[col("updated_at")], c["updated_at"]);
+        assert_eq!(row[col("birthday_month")], c["birthday_month"].to_string());
+        assert_eq!(
+            row[col("email_permission")],
+            c["email_address"]["permission_to_send"]
+        );
+        assert_eq!(row[col("zip")], c["street_addresses"][0]["postal_code"]);
+        let lists = row[col("email_lists")]
+            .split(", ")
+            .filter(|l| !l.is_empty());
+        assert_eq!(
+            lists.count(),
+            c["list_memberships"].as_array().unwrap().len()
+        );
+    }
+}
+
+#[tokio::test]
+async fn exports_follow_the_requested_fields_and_filters() {
+    let h = start(opts()).await;
+    let (status, created) = h
+        .post_export(json!({"fields": ["email_address", "contact_id"], "status": "unsubscribed"}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let id = created["activity_id"].as_str().unwrap().to_owned();
+    h.finish(&id).await;
+    let text = h
+        .get_raw(&format!("/v3/contact_exports/{id}"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    let rows = parse_csv(&text);
+    assert_eq!(rows[0], ["email_address", "contact_id"]);
+    let unsubscribed = h
+        .read_all("/v3/contacts?status=unsubscribed&limit=500", "contacts")
+        .await;
+    assert_eq!(rows.len() - 1, unsubscribed.len());
+    assert!(!unsubscribed.is_empty());
+}
+
+#[tokio::test]
+async fn bad_export_requests_get_400() {
+    let h = start(opts()).await;
+    for body in [
+        json!({"fields": ["shoe_size"]}),
+        json!({"fields": ["email_optout_date"]}),
+        json!({"status": "all"}),
+        json!({"contact_ids": [], "list_ids": []}),
+        json!({"list_ids": ["not-a-list"]}),
+    ] {
+        let (status, answer) = h.post_export(body.clone()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {answer}");
+        assert_eq!(answer[0]["error_key"], "query.param.invalid");
+    }
+}
+
+#[tokio::test]
+async fn scripted_exports_fail_and_take_longer() {
+    let h = start(opts()).await;
+    h.control("exports", json!({"fail": "failed", "polls": 3}))
+        .await;
+    let (_, created) = h.post_export(json!({})).await;
+    let id = created["activity_id"].as_str().unwrap().to_owned();
+    let (states, done) = h.finish(&id).await;
+    assert_eq!(states, ["processing", "processing", "failed"]);
+    assert!(!done["activity_errors"].as_array().unwrap().is_empty());
+    assert_eq!(
+        h.get(&format!("/v3/contact_exports/{id}")).await.0,
+        StatusCode::NOT_FOUND
+    );
+    // Only the next one failed.
+    let (_, created) = h.post_export(json!({})).await;
+    let (_, done) = h.finish(created["activity_id"].as_str().unwrap()).await;
+    assert_eq!(done["state"], "completed");
+}

@@ -1,0 +1,422 @@
+//! Contact exports: `POST /v3/activities/contact_exports` starts an export activity
+//! (listed by `/v3/activities` like any bulk activity), `GET /v3/activities/{id}` moves
+//! it on by one state per poll (initialized → processing → … → completed), and
+//! `GET /v3/contact_exports/{file_export_id}` serves the finished file as CSV. The file
+//! holds the contacts chosen when the export was created, rendered like `/v3/contacts`
+//! renders them. `POST /__sandbox/exports` scripts the next exports: how many polls
+//! they take and the state they end in (`failed`, `cancelled`, `timed_out`).
+
+use super::data::{BulkActivity, Contact, Data, Permission, BULK_KINDS};
+use super::error::ApiError;
+use super::render;
+use super::Shared;
+use axum::{
+    extract::{Path, State},
+    http::{header, StatusCode},
+    response::{IntoResponse, Response},
+    routing::{get, post, MethodRouter},
+    Json, Router,
+};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::{collections::BTreeMap, sync::Arc};
+use uuid::Uuid;
+
+type St = State<Arc<Shared>>;
+
+/// The fields an export may ask for (the spec's `ContactsExport.fields` enum), in the
+/// order the file's columns take when the request names none.
+pub(crate) const FIELDS: &[&str] = &[
+    "first_name",
+    "last_name",
+    "contact_id",
+    "email_address",
+    "email_lists",
+    "phone_number",
+    "company_name",
+    "job_title",
+    "social_profiles",
+    "website",
+    "street",
+    "city",
+    "state",
+    "zip",
+    "country",
+    "anniversary",
+    "birthday",
+    "birthday_day",
+    "birthday_month",
+    "created_at",
+    "updated_at",
+    "email_permission",
+    "email_optin",
+    "email_optin_source",
+    "email_optin_date",
+    "email_optout_date",
+    "email_optout_source",
+    "email_optout_reason",
+];
+
+/// Fields that need `email_address` in the same export (the spec says so).
+const NEED_EMAIL: &[&str] = &[
+    "email_optin_source",
+    "email_optin_date",
+    "email_optout_source",
+    "email_optout_date",
+    "email_optout_reason",
+];
+
+/// Polls an export takes to complete unless `/__sandbox/exports` says otherwise.
+const DEFAULT_POLLS: u32 = 2;
+
+/// Index of `export_contacts` in `BULK_KINDS`.
+fn export_kind() -> usize {
+    BULK_KINDS
+        .iter()
+        .position(|(name, _)| *name == "export_contacts")
+        .expect("export_contacts is a bulk kind")
+}
+
+/// One export job.
+struct Job {
+    fields: Vec<String>,
+    /// Indices into `Data::contacts`, chosen when the export was created.
+    rows: Vec<usize>,
+    polls: u32,
+    polls_needed: u32,
+    /// `completed`, or the failure state it was scripted to end in.
+    outcome: &'static str,
+}
+
+/// What `/__sandbox/exports` scripted for the exports to come.
+#[derive(Default)]
+struct Script {
+    polls: Option<u32>,
+    /// (end state, how many exports still end so).
+    failing: Option<(&'static str, usize)>,
+}
+
+#[derive(Default)]
+pub(crate) struct Exports {
+    jobs: BTreeMap<Uuid, Job>,
+    script: Script,
+}
+
+pub(crate) fn routes() -> Vec<(&'static str, MethodRouter<Arc<Shared>>)> {
+    vec![
+        ("/v3/activities/contact_exports", post(create)),
+        ("/v3/contact_exports/{file_export_id}", get(file)),
+    ]
+}
+
+pub(crate) fn control_routes() -> Router<Arc<Shared>> {
+    Router::new().route("/__sandbox/exports", post(script))
+}
+
+/// Records a default export (every field, no filter) holds: the live contacts.
+pub(crate) fn expected_counts(data: &Data) -> Vec<(&'static str, usize)> {
+    let live = data.contacts.iter().filter(|c| c.deleted_at.is_none());
+    vec![("contacts_export", live.count())]
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ScriptRequest {
+    /// Polls each later export takes to complete (at least 1).
+    #[serde(default)]
+    polls: Option<u32>,
+    /// The state the next `count` exports end in instead of `completed`.
+    #[serde(default)]
+    fail: Option<String>,
+    #[serde(default = "one")]
+    count: usize,
+}
+
+fn one() -> usize {
+    1
+}
+
+async fn script(
+    State(s): St,
+    Json(req): Json<ScriptRequest>,
+) -> Result<Json<Value>, (StatusCode, String)> {
+    let mut exports = super::lock(&s.exports);
+    if let Some(polls) = req.polls {
+        if polls == 0 {
+            return Err((StatusCode::BAD_REQUEST, "polls must be at least 1".into()));
+        }
+        exports.script.polls = Some(polls);
+    }
+    if let Some(state) = req.fail {
+        let state = ["failed", "cancelled", "timed_out"]
+            .into_iter()
+            .find(|s| *s == state)
+            .ok_or((
+                StatusCode::BAD_REQUEST,
+                "fail must be failed, cancelled or timed_out".to_string(),
+            ))?;
+        exports.script.failing = Some((state, req.count));
+    }
+    Ok(Json(json!({"ok": true})))
+}
+
+/// The request body (`ContactsExport`).
+#[derive(Deserialize)]
+struct ExportRequest {
+    #[serde(default)]
+    contact_ids: Option<Vec<String>>,
+    #[serde(default)]
+    list_ids: Option<Vec<String>>,
+    #[serde(default)]
+    segment_id: Option<i64>,
+    #[serde(default)]
+    fields: Option<Vec<String>>,
+    #[serde(default)]
+    status: Option<String>,
+}
+
+async fn create(State(s): St, body: axum::body::Bytes) -> Result<Response, ApiError> {
+    let req: ExportRequest = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad(format!("The request body is not valid: {e}")))?;
+    let fields = match req.fields {
+        None => FIELDS.iter().map(|f| f.to_string()).collect(),
+        Some(fields) => fields,
+    };
+    if let Some(bad) = fields.iter().find(|f| !FIELDS.contains(&f.as_str())) {
+        return Err(ApiError::bad(format!("{bad} is not an exportable field")));
+    }
+    if !fields.iter().any(|f| f == "email_address")
+        && fields.iter().any(|f| NEED_EMAIL.contains(&f.as_str()))
+    {
+        return Err(ApiError::bad(
+            "email_address must be exported to export email opt-in and opt-out fields",
+        ));
+    }
+    let sources = [
+        req.contact_ids.is_some(),
+        req.list_ids.is_some(),
+        req.segment_id.is_some(),
+    ];
+    if sources.iter().filter(|s| **s).count() > 1 {
+        return Err(ApiError::bad(
+            "contact_ids, list_ids and segment_id are mutually exclusive",
+        ));
+    }
+    if req.contact_ids.as_ref().is_some_and(|ids| ids.len() > 500) {
+        return Err(ApiError::bad("contact_ids takes at most 500 contacts"));
+    }
+    if req.list_ids.as_ref().is_some_and(|ids| ids.len() > 50) {
+        return Err(ApiError::bad("list_ids takes at most 50 lists"));
+    }
+    let status = match req.status.as_deref() {
+        None => None,
+        Some(s @ ("active" | "unsubscribed" | "removed")) => Some(s.to_string()),
+        Some(other) => {
+            return Err(ApiError::bad(format!(
+                "status must be active, unsubscribed or removed, not {other}"
+            )))
+        }
+    };
+    let now = chrono::Utc::now().timestamp_millis();
+    let mut data = s.data_mut();
+    let list_bits = match &req.list_ids {
+        None => None,
+        Some(ids) => {
+            let mut bits = 0u16;
+            for id in ids {
+                let i = data
+                    .lists
+                    .iter()
+                    .position(|l| l.id.to_string() == *id)
+                    .ok_or_else(|| ApiError::bad(format!("unknown list {id}")))?;
+                bits |= 1 << i;
+            }
+            Some(bits)
+        }
+    };
+    let segment = match req.segment_id {
+        None => None,
+        Some(id) => Some(
+            data.segments
+                .iter()
+                .position(|seg| seg.id == id)
+                .ok_or_else(|| ApiError::bad(format!("unknown segment {id}")))?,
+        ),
+    };
+    let rows: Vec<usize> = data
+        .contacts
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| match status.as_deref() {
+            None => c.deleted_at.is_none(),
+            Some("active") => c.is_active(),
+            Some("unsubscribed") => {
+                c.deleted_at.is_none() && c.permission == Permission::Unsubscribed
+            }
+            _ => c.deleted_at.is_some(),
+        })
+        .filter(|(_, c)| {
+            req.contact_ids
+                .as_ref()
+                .is_none_or(|ids| ids.iter().any(|id| *id == c.id.to_string()))
+        })
+        .filter(|(_, c)| list_bits.is_none_or(|bits| c.lists & bits != 0))
+        .filter(|(_, c)| segment.is_none_or(|i| data.segments[i].contains(c)))
+        .map(|(i, _)| i)
+        .collect();
+    let id = Uuid::new_v4();
+    let activity = BulkActivity {
+        id,
+        kind: export_kind(),
+        state: "initialized",
+        created_at: now,
+        started_at: now,
+        finished_at: None,
+        items: rows.len() as u32,
+        errors: 0,
+    };
+    let body = super::reports::bulk_json(&activity);
+    data.bulk_activities.insert(0, activity);
+    drop(data);
+    let mut exports = super::lock(&s.exports);
+    let outcome = match &mut exports.script.failing {
+        Some((state, left)) if *left > 0 => {
+            *left -= 1;
+            *state
+        }
+        _ => "completed",
+    };
+    let polls_needed = exports.script.polls.unwrap_or(DEFAULT_POLLS);
+    exports.jobs.insert(
+        id,
+        Job {
+            fields,
+            rows,
+            polls: 0,
+            polls_needed,
+            outcome,
+        },
+    );
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+/// Moves the export activity `id` (if it is one) on by one poll; called by
+/// `GET /v3/activities/{activity_id}` before it answers.
+pub(crate) fn poll(s: &Shared, id: &str) {
+    let Ok(id) = id.parse::<Uuid>() else {
+        return;
+    };
+    let mut exports = super::lock(&s.exports);
+    let Some(job) = exports.jobs.get_mut(&id) else {
+        return;
+    };
+    if job.polls >= job.polls_needed {
+        return;
+    }
+    job.polls += 1;
+    let state = if job.polls >= job.polls_needed {
+        job.outcome
+    } else {
+        "processing"
+    };
+    let now = chrono::Utc::now().timestamp_millis();
+    let mut data = s.data_mut();
+    if let Some(b) = data.bulk_activities.iter_mut().find(|b| b.id == id) {
+        b.state = state;
+        if state != "processing" {
+            b.finished_at = Some(now);
+        }
+        if state == "failed" {
+            b.errors = 1;
+        }
+    }
+}
+
+/// `GET /v3/contact_exports/{file_export_id}`: the CSV of a completed export.
+async fn file(State(s): St, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let missing = || ApiError::NotFound(format!("No export file {id}"));
+    let key = id.parse::<Uuid>().map_err(|_| missing())?;
+    let exports = super::lock(&s.exports);
+    let job = exports.jobs.get(&key).ok_or_else(missing)?;
+    if job.polls < job.polls_needed || job.outcome != "completed" {
+        return Err(missing());
+    }
+    let data = s.data();
+    let csv = render_csv(&data, &job.fields, &job.rows);
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"contacts-{id}.csv\""),
+            ),
+        ],
+        csv,
+    )
+        .into_response())
+}
+
+/// The file: a header row of the field names, then one row per contact, CRLF line ends.
+pub(crate) fn render_csv(data: &Data, fields: &[String], rows: &[usize]) -> String {
+    let mut out = String::new();
+    let header: Vec<String> = fields.iter().map(|f| quote(f)).collect();
+    out.push_str(&header.join(","));
+    out.push_str("\r\n");
+    for &i in rows {
+        let c = &data.contacts[i];
+        let contact = render::contact(data, c, render::CONTACT_INCLUDES);
+        let cells: Vec<String> = fields
+            .iter()
+            .map(|f| quote(&cell(data, c, &contact, f)))
+            .collect();
+        out.push_str(&cells.join(","));
+        out.push_str("\r\n");
+    }
+    out
+}
+
+/// One field of a contact as the file writes it; empty when the contact has none.
+fn cell(data: &Data, c: &Contact, contact: &Value, field: &str) -> String {
+    let text = |v: &Value| match v {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    };
+    let email = &contact["email_address"];
+    let address = &contact["street_addresses"][0];
+    match field {
+        "email_address" => text(&email["address"]),
+        "email_lists" => data
+            .lists
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| c.lists & (1 << i) != 0)
+            .map(|(_, l)| l.name)
+            .collect::<Vec<_>>()
+            .join(", "),
+        "phone_number" => text(&contact["phone_numbers"][0]["phone_number"]),
+        "street" | "city" | "state" | "country" => text(&address[field]),
+        "zip" => text(&address["postal_code"]),
+        "email_permission" => text(&email["permission_to_send"]),
+        "email_optin" => {
+            let opted_in = matches!(c.permission, Permission::Implicit | Permission::Explicit);
+            (if opted_in { "yes" } else { "no" }).to_string()
+        }
+        "email_optin_source" => text(&email["opt_in_source"]),
+        "email_optin_date" => text(&email["opt_in_date"]),
+        "email_optout_source" => text(&email["opt_out_source"]),
+        "email_optout_date" => text(&email["opt_out_date"]),
+        "email_optout_reason" => text(&email["opt_out_reason"]),
+        "social_profiles" | "website" | "birthday" => String::new(),
+        other => text(&contact[other]),
+    }
+}
+
+/// A CSV cell, quoted when it holds a comma, a quote or a line break (RFC 4180).
+fn quote(cell: &str) -> String {
+    if cell.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", cell.replace('"', "\"\""))
+    } else {
+        cell.to_string()
+    }
+}

@@ -1,0 +1,227 @@
+//! The opt-in `contacts_export` stream: a bulk export job read as a CSV file.
+// These tests run the connector binary's `sandbox` subcommand.
+#![cfg(feature = "sandbox")]
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use common::{api_requests, catalog, read, read_counted, Sandbox};
+use serde_json::{json, Value};
+
+const STREAM: &str = "contacts_export";
+
+fn schema() -> Value {
+    let path = format!("{}/schemas/{STREAM}.json", env!("CARGO_MANIFEST_DIR"));
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+#[test]
+fn an_export_reads_every_live_contact_in_a_handful_of_requests() {
+    let sandbox = Sandbox::start(&["--contacts", "1200", "--rps", "50"]);
+    let mut config = sandbox.config.clone();
+    config["requests_per_second"] = 50.into();
+    let dir = tempfile::tempdir().unwrap();
+    let contacts = read(dir.path(), &config, &catalog(&["contacts"], false), None);
+    contacts.assert_ok();
+    let config = contacts.next_config(&config);
+    let bulk_before = sandbox.expected_counts()["bulk_activities"];
+
+    let (run, spent) = read_counted(
+        &sandbox,
+        dir.path(),
+        &config,
+        &catalog(&[STREAM], false),
+        None,
+    );
+    run.assert_ok();
+    let records = run.records(STREAM);
+    let expected = sandbox.expected_counts();
+    assert_eq!(records.len(), expected[STREAM]);
+
+    // The live contacts of `contacts`, by contact_id.
+    let live: BTreeSet<String> = contacts
+        .records("contacts")
+        .iter()
+        .filter(|c| c["deleted_at"].is_null())
+        .map(|c| c["contact_id"].as_str().unwrap().to_string())
+        .collect();
+    let exported: BTreeSet<String> = records
+        .iter()
+        .map(|r| r["contact_id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(exported.len(), records.len(), "one record per contact");
+    assert_eq!(exported, live);
+
+    // Every record validates, and the fields are the schema's.
+    let schema = schema();
+    let validator = jsonschema::options()
+        .should_validate_formats(true)
+        .build(&schema)
+        .unwrap();
+    let fields: BTreeSet<&String> = schema["properties"].as_object().unwrap().keys().collect();
+    for record in &records {
+        let errors: Vec<String> = validator
+            .iter_errors(record)
+            .map(|e| e.to_string())
+            .collect();
+        assert!(errors.is_empty(), "{errors:?}\n{record}");
+        let keys: BTreeSet<&String> = record.as_object().unwrap().keys().collect();
+        assert_eq!(keys, fields);
+    }
+    // Typed as the schema says: integers and RFC 3339 moments.
+    assert!(records.iter().all(|r| r["birthday_month"].is_u64()));
+    let by_id = |id: &str| {
+        contacts
+            .records("contacts")
+            .into_iter()
+            .find(|c| c["contact_id"] == id)
+            .unwrap()
+            .clone()
+    };
+    let first = records[0];
+    let contact = by_id(first["contact_id"].as_str().unwrap());
+    assert_eq!(first["email_address"], contact["email_address"]["address"]);
+    assert_eq!(
+        common::time(&first["updated_at"]),
+        common::time(&contact["updated_at"])
+    );
+
+    // A handful of requests whatever the size: the POST, the polls, the file.
+    let api = api_requests(&spent);
+    assert_eq!(api.get("POST /v3/activities/contact_exports"), Some(&1));
+    assert_eq!(
+        api.get("GET /v3/contact_exports/{file_export_id}"),
+        Some(&1)
+    );
+    let polls = api["GET /v3/activities/{activity_id}"];
+    assert!((1..=3).contains(&polls), "{api:?}");
+    assert!(api.values().sum::<usize>() <= 5, "{api:?}");
+
+    // The export is a bulk activity like any other.
+    assert_eq!(expected["bulk_activities"], bulk_before + 1);
+    // Full refresh: a checkpoint whose counts add up to the records.
+    assert_eq!(run.checkpointed_records(STREAM), records.len());
+    assert_eq!(
+        run.stream_statuses(STREAM),
+        ["STARTED", "RUNNING", "COMPLETE"]
+    );
+}
+
+#[test]
+fn a_failed_export_names_the_activity_and_fails_the_stream() {
+    let sandbox = Sandbox::start(&["--contacts", "40"]);
+    sandbox.control("exports", json!({"fail": "failed"}));
+    let dir = tempfile::tempdir().unwrap();
+    let run = read(
+        dir.path(),
+        &sandbox.config,
+        &catalog(&[STREAM, "contact_tags"], false),
+        None,
+    );
+    assert_eq!(run.code, 1);
+    let errors = run.errors();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    let message = errors[0]["message"].as_str().unwrap();
+    assert!(
+        message.contains("contact export activity") && message.contains("ended failed"),
+        "{message}"
+    );
+    assert!(
+        message.contains("The export could not be completed"),
+        "{message}"
+    );
+    assert_eq!(errors[0]["stream_descriptor"]["name"], STREAM);
+    assert!(run.records(STREAM).is_empty());
+    assert_eq!(run.stream_statuses(STREAM), ["STARTED", "INCOMPLETE"]);
+    // The other stream completes.
+    assert_eq!(
+        run.records("contact_tags").len(),
+        sandbox.expected_counts()["contact_tags"]
+    );
+}
+
+#[test]
+fn a_403_names_the_contacts_write_privilege() {
+    let sandbox = Sandbox::start(&["--contacts", "40"]);
+    sandbox.control(
+        "faults",
+        json!({"path_prefix": "/v3/activities/contact_exports", "status": 403, "count": 1}),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let (run, spent) = read_counted(
+        &sandbox,
+        dir.path(),
+        &sandbox.config,
+        &catalog(&[STREAM], false),
+        None,
+    );
+    assert_eq!(run.code, 1);
+    let errors = run.errors();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0]["failure_type"], "config_error");
+    let message = errors[0]["message"].as_str().unwrap();
+    assert!(message.contains("`contacts:write`"), "{message}");
+    assert!(message.contains("403"), "{message}");
+    assert_eq!(run.stream_statuses(STREAM), ["STARTED", "INCOMPLETE"]);
+    // Refused, so not sent again.
+    assert_eq!(
+        api_requests(&spent).get("POST /v3/activities/contact_exports"),
+        Some(&1)
+    );
+}
+
+#[test]
+fn a_post_is_not_sent_again_after_a_server_error() {
+    let sandbox = Sandbox::start(&["--contacts", "40"]);
+    sandbox.control(
+        "faults",
+        json!({"path_prefix": "/v3/activities/contact_exports", "status": 503, "count": 1, "retry_after": 0}),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let (run, spent) = read_counted(
+        &sandbox,
+        dir.path(),
+        &sandbox.config,
+        &catalog(&[STREAM], false),
+        None,
+    );
+    assert_eq!(run.code, 1);
+    let message = run.errors()[0]["message"].as_str().unwrap().to_string();
+    assert!(
+        message.contains("503") && message.contains("not sent again"),
+        "{message}"
+    );
+    assert_eq!(
+        api_requests(&spent).get("POST /v3/activities/contact_exports"),
+        Some(&1)
+    );
+}
+
+#[test]
+fn the_stream_is_offered_but_not_selected_by_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = common::write_json(
+        dir.path(),
+        "config.json",
+        &json!({"credentials": {"auth_type": "access_token", "access_token": "x"}}),
+    );
+    let output = std::process::Command::new(common::BIN)
+        .args(["--config", config.to_str().unwrap(), "--discover"])
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let catalog: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let entry = catalog["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["tap_stream_id"] == STREAM)
+        .expect("discovered");
+    assert_eq!(
+        entry["metadata"][0]["metadata"]["selected-by-default"],
+        false
+    );
+    assert_eq!(entry["key_properties"], json!(["contact_id"]));
+    assert_eq!(entry["replication_method"], "FULL_TABLE");
+}
