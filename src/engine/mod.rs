@@ -28,10 +28,6 @@ use pages::{records_of, Chain, Fetched};
 use parents::{with_parent, Children, ParentCache, ParentValue};
 use sync::Strategy;
 
-/// Streams read at once; they share the rate limiter, so more would only
-/// interleave, not speed up.
-const PARALLEL_STREAMS: usize = 4;
-
 /// Stream name → that stream's saved state, as the protocol delivered it.
 pub type StreamStates = std::collections::BTreeMap<String, Value>;
 
@@ -164,7 +160,10 @@ pub async fn read_all(
                 }
                 (index, name, result)
             })
-            .buffer_unordered(PARALLEL_STREAMS)
+            // Every stream at once: the shared rate limiter, not a stream
+            // count, sets the pace, so one stream's round trips never leave
+            // the request budget of a second unused.
+            .buffer_unordered(selected.len().max(1))
             .collect()
             .await;
     results.sort_by_key(|(index, _, _)| *index);
