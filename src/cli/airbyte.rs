@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use serde_json::json;
 
+use super::progress::{Protocol, Watch};
 use super::setup;
 use crate::config::LoadedConfig;
 use crate::engine::{self, StreamReport};
@@ -86,13 +87,17 @@ pub fn read(config_path: &Path, catalog_path: &Path, state_path: Option<&Path>) 
     for note in &notes {
         output.log(Level::Info, note);
     }
-    let sink: Arc<dyn Output> = output.clone();
+    // Progress on stderr when it is a terminal; otherwise the writer itself.
+    let watch = Watch::start(output.clone(), selected.len(), Protocol::Airbyte);
+    let sink = watch.output();
     let outcome = setup::runtime().and_then(|rt| {
         rt.block_on(async {
             let ctx = setup::sync_context(&config, registry, &sink)?;
+            watch.count_requests(&ctx.api);
             Ok(engine::read_all(&ctx, &selected, &states).await)
         })
     });
+    watch.finish();
     let results = match outcome {
         Ok(results) => results,
         Err(error) => return fail(&output, &error),

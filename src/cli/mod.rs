@@ -7,6 +7,7 @@ pub mod airbyte;
 pub mod authorize;
 #[cfg(feature = "sandbox")]
 pub mod demo;
+pub mod progress;
 pub mod setup;
 pub mod singer;
 

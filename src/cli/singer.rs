@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use serde_json::{json, Value};
 
+use super::progress::{Protocol, Watch};
 use super::setup;
 use crate::config::LoadedConfig;
 use crate::engine;
@@ -109,11 +110,17 @@ fn sync(config_path: &Path, catalog_path: &Path, state_path: Option<&Path>) -> R
         bookmarks,
         config_path,
     ));
-    let output: Arc<dyn Output> = writer.clone();
+    // Progress as log lines on stderr when it is a terminal (see progress.rs).
+    let watch = Watch::start(writer.clone(), selected.len(), Protocol::Singer);
+    let sink = watch.output();
     let results = setup::runtime()?.block_on(async {
-        let ctx = setup::sync_context(&config, registry, &output)?;
+        let ctx = setup::sync_context(&config, registry, &sink)?;
+        watch.count_requests(&ctx.api);
         Ok::<_, Error>(engine::read_all(&ctx, &selected, &states).await)
-    })?;
+    });
+    watch.finish();
+    let results = results?;
+    let output: Arc<dyn Output> = writer.clone();
     output.flush();
     let mut failures = Vec::new();
     let mut stopped_by_budget = false;
