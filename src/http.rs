@@ -180,6 +180,12 @@ impl ApiClient {
         })
     }
 
+    /// Requests this client has sent so far (every attempt counts), for
+    /// progress displays: read-only, it changes nothing.
+    pub fn requests_sent(&self) -> u64 {
+        self.spending.sent.load(Ordering::Relaxed)
+    }
+
     /// `path` (e.g. `/contacts`) under the configured base URL, with `params`.
     pub fn endpoint(&self, path: &str, params: &[(&str, String)]) -> Url {
         let mut url = self.base.clone();

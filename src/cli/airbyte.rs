@@ -8,6 +8,7 @@ use std::sync::Arc;
 use serde_json::json;
 
 use super::columns::{self, Prepared};
+use super::progress::{Protocol, Watch};
 use super::setup;
 use crate::config::LoadedConfig;
 use crate::engine::{self, StreamReport};
@@ -93,9 +94,14 @@ pub fn read(config_path: &Path, catalog_path: &Path, state_path: Option<&Path>) 
     for note in &notes {
         output.log(Level::Info, note);
     }
-    let outcome = prepared.run(&config, &sink, async |ctx| {
+    // Progress on stderr when it is a terminal; otherwise the writer itself.
+    let watch = Watch::start(output.clone(), selected.len(), Protocol::Airbyte);
+    let watched = watch.output();
+    let outcome = prepared.run(&config, &watched, async |ctx| {
+        watch.count_requests(&ctx.api);
         engine::read_all(&ctx, &selected, &states).await
     });
+    watch.finish();
     let results = match outcome {
         Ok(results) => results,
         Err(error) => return fail(&output, &error),

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 
 use super::columns::{self, Prepared};
+use super::progress::{Protocol, Watch};
 use crate::config::LoadedConfig;
 use crate::engine;
 use crate::error::{Error, Result, RunStop};
@@ -111,10 +112,16 @@ fn sync(config_path: &Path, catalog_path: &Path, state_path: Option<&Path>) -> R
         bookmarks,
         config_path,
     ));
-    let output: Arc<dyn Output> = writer.clone();
-    let results = prepared.run(&config, &output, async |ctx| {
+    // Progress as log lines on stderr when it is a terminal (see progress.rs).
+    let watch = Watch::start(writer.clone(), selected.len(), Protocol::Singer);
+    let watched = watch.output();
+    let results = prepared.run(&config, &watched, async |ctx| {
+        watch.count_requests(&ctx.api);
         engine::read_all(&ctx, &selected, &states).await
-    })?;
+    });
+    watch.finish();
+    let results = results?;
+    let output: Arc<dyn Output> = writer.clone();
     output.flush();
     let mut failures = Vec::new();
     let mut stopped_by_budget = false;

@@ -1,0 +1,226 @@
+//! Progress on stderr: shown when stderr is a terminal, never otherwise.
+//! Without a terminal, `read` and Singer syncs write to stderr exactly what
+//! they did before; under `script` (util-linux, a pseudo-terminal) the
+//! progress appears while stdout still carries protocol messages only.
+// These tests run the connector binary's `sandbox` subcommand.
+#![cfg(feature = "sandbox")]
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use common::{catalog, read, write_json, Run, Sandbox, BIN, TOKEN_CACHE_ENV};
+use serde_json::{json, Value};
+
+const PROGRESS_ENV: &str = "SOURCE_CONSTANT_CONTACT_PROGRESS";
+
+/// A sandbox with three contact pages, and its config at 20 requests/s.
+fn sandbox() -> (Sandbox, Value) {
+    let sandbox = Sandbox::start(&["--contacts", "1200", "--rps", "20"]);
+    let mut config = sandbox.config.clone();
+    config["requests_per_second"] = 20.into();
+    (sandbox, config)
+}
+
+const STREAMS: [&str; 3] = ["contacts", "contact_lists", "email_campaigns"];
+
+#[test]
+fn a_read_without_a_terminal_writes_nothing_to_stderr() {
+    let (_sandbox, config) = sandbox();
+    let dir = tempfile::tempdir().unwrap();
+    let run = read(dir.path(), &config, &catalog(&STREAMS, true), None);
+    run.assert_ok();
+    assert_eq!(run.stderr, "", "stderr of a read without a terminal");
+    assert!(!run.stdout.contains('\x1b'));
+    assert_eq!(run.records("contacts").len(), 1200);
+}
+
+/// Singer's catalog with only `streams` selected.
+fn singer_catalog(dir: &Path, config: &Path, streams: &[&str]) -> std::path::PathBuf {
+    let output = Command::new(BIN)
+        .args(["--config", config.to_str().unwrap(), "--discover"])
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let mut catalog: Value = serde_json::from_slice(&output.stdout).unwrap();
+    for stream in catalog["streams"].as_array_mut().unwrap() {
+        let name = stream["tap_stream_id"].as_str().unwrap().to_string();
+        for entry in stream["metadata"].as_array_mut().unwrap() {
+            if entry["breadcrumb"] == json!([]) {
+                entry["metadata"]["selected"] = json!(streams.contains(&name.as_str()));
+            }
+        }
+    }
+    write_json(dir, "singer-catalog.json", &catalog)
+}
+
+#[test]
+fn singer_without_a_terminal_logs_as_before() {
+    let (_sandbox, config) = sandbox();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_json(dir.path(), "config.json", &config);
+    let catalog = singer_catalog(dir.path(), &config, &STREAMS);
+    let output = Command::new(BIN)
+        .args(["--config", config.to_str().unwrap()])
+        .args(["--catalog", catalog.to_str().unwrap()])
+        .env(TOKEN_CACHE_ENV, dir.path().join("tokens.json"))
+        .output()
+        .unwrap();
+    let run = Run::from_output(
+        output.status.code().unwrap_or(-1),
+        &output.stdout,
+        &output.stderr,
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    // Only the log lines it always wrote: a rotated token, each stream
+    // complete, each stream's summary.
+    let lines: Vec<&str> = run.stderr.lines().collect();
+    assert!(!lines.is_empty());
+    for line in &lines {
+        assert!(
+            line.starts_with("INFO ") && !line.contains("progress"),
+            "unexpected stderr line {line:?}"
+        );
+    }
+    for stream in STREAMS {
+        assert!(lines.contains(&format!("INFO {stream}: complete").as_str()));
+        assert!(lines
+            .iter()
+            .any(|l| l.starts_with(&format!("INFO {stream}: ")) && l.contains(" requests, ")));
+    }
+    assert_eq!(run.singer_records("contacts").len(), 1200);
+}
+
+fn shell_quote(word: &str) -> String {
+    format!("'{}'", word.replace('\'', r"'\''"))
+}
+
+/// `command` run by `sh` under `script`, so that its stderr is a
+/// pseudo-terminal: what the terminal showed, or `None` without `script`.
+fn in_a_terminal(command: &str, dir: &Path, progress: Option<&str>) -> Option<String> {
+    let found = Command::new("script")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    if !found.is_ok_and(|s| s.success()) {
+        eprintln!("`script` (util-linux) is not installed: skipping the terminal test");
+        return None;
+    }
+    let mut script = Command::new("script");
+    script
+        .args(["-q", "-e", "-c", command, "/dev/null"])
+        .current_dir(dir)
+        .env(TOKEN_CACHE_ENV, dir.join("tokens.json"))
+        .env_remove(PROGRESS_ENV)
+        .stdin(Stdio::null());
+    if let Some(setting) = progress {
+        script.env(PROGRESS_ENV, setting);
+    }
+    let output = script.output().unwrap();
+    let screen = String::from_utf8_lossy(&output.stdout).to_string();
+    assert!(output.status.success(), "{command} failed: {screen}");
+    Some(screen)
+}
+
+fn read_command(config: &Path, catalog: &Path, out: &Path) -> String {
+    format!(
+        "{} read --config {} --catalog {} > {}",
+        shell_quote(BIN),
+        shell_quote(config.to_str().unwrap()),
+        shell_quote(catalog.to_str().unwrap()),
+        shell_quote(out.to_str().unwrap())
+    )
+}
+
+#[test]
+fn a_read_in_a_terminal_shows_progress_on_stderr_only() {
+    let (_sandbox, config) = sandbox();
+    let dir = tempfile::tempdir().unwrap();
+    let config_path = write_json(dir.path(), "config.json", &config);
+    let catalog_path = write_json(dir.path(), "catalog.json", &catalog(&STREAMS, true));
+    let out = dir.path().join("out.jsonl");
+    let Some(screen) = in_a_terminal(
+        &read_command(&config_path, &catalog_path, &out),
+        dir.path(),
+        None,
+    ) else {
+        return;
+    };
+    // The final frame, redrawn in place, left on its own line at the end.
+    let last_frame = screen.rsplit("\x1b[J").next().unwrap();
+    assert!(
+        last_frame.starts_with("streams 3/3 done | "),
+        "the last frame: {last_frame:?}\nthe screen: {screen:?}"
+    );
+    assert!(last_frame.contains(" requests, "), "{last_frame:?}");
+    assert!(
+        last_frame.contains("1,2"),
+        "records counted: {last_frame:?}"
+    );
+    assert!(last_frame.ends_with('\n'));
+
+    // stdout (the file) has the protocol messages only, all of them.
+    let stdout = std::fs::read(&out).unwrap();
+    let run = Run::from_output(0, &stdout, b"");
+    assert!(!run.stdout.contains('\x1b'));
+    assert_eq!(run.records("contacts").len(), 1200);
+    let summaries = run
+        .of_type("LOG")
+        .iter()
+        .filter(|m| {
+            m["log"]["message"]
+                .as_str()
+                .unwrap()
+                .contains(" requests, ")
+        })
+        .count();
+    assert_eq!(summaries, STREAMS.len());
+
+    // Asked not to, it shows nothing: the config from the last run, whose
+    // refresh token is the live one.
+    let config_path = write_json(dir.path(), "config.json", &run.next_config(&config));
+    let screen = in_a_terminal(
+        &read_command(&config_path, &catalog_path, &out),
+        dir.path(),
+        Some("off"),
+    )
+    .unwrap();
+    assert_eq!(screen, "");
+}
+
+#[test]
+fn singer_in_a_terminal_logs_progress_lines() {
+    let (_sandbox, config) = sandbox();
+    let dir = tempfile::tempdir().unwrap();
+    let config_path = write_json(dir.path(), "config.json", &config);
+    let catalog = singer_catalog(dir.path(), &config_path, &STREAMS);
+    let out = dir.path().join("out.jsonl");
+    let command = format!(
+        "{} --config {} --catalog {} > {}",
+        shell_quote(BIN),
+        shell_quote(config_path.to_str().unwrap()),
+        shell_quote(catalog.to_str().unwrap()),
+        shell_quote(out.to_str().unwrap())
+    );
+    let Some(screen) = in_a_terminal(&command, dir.path(), None) else {
+        return;
+    };
+    assert!(!screen.contains('\x1b'), "plain lines: {screen:?}");
+    let progress: Vec<&str> = screen
+        .lines()
+        .filter(|l| l.starts_with("INFO progress: "))
+        .collect();
+    // At least the final line, before the per-stream summaries.
+    let last = progress.last().expect("a progress line");
+    assert!(
+        last.starts_with("INFO progress: streams 3/3 done | "),
+        "{screen}"
+    );
+    let last_at = screen.find(last).unwrap();
+    let summary_at = screen.find("INFO contacts: 1200 records");
+    assert!(summary_at.is_some_and(|s| s > last_at), "{screen}");
+    let stdout = std::fs::read_to_string(&out).unwrap();
+    assert!(!stdout.contains("progress"));
+}
