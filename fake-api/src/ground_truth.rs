@@ -35,6 +35,15 @@ pub(crate) fn ground_truth(
             "contact_id",
             data.contacts.iter().map(|c| json!(c.id)).collect(),
         ),
+        // A default export (every field, no filter) holds the live contacts.
+        "contacts_export" => one(
+            "contact_id",
+            data.contacts
+                .iter()
+                .filter(|c| c.deleted_at.is_none())
+                .map(|c| json!(c.id))
+                .collect(),
+        ),
         "contact_lists" => one("list_id", data.lists.iter().map(|l| json!(l.id)).collect()),
         "contact_tags" => one("tag_id", data.tags.iter().map(|t| json!(t.id)).collect()),
         "segments" => one(
