@@ -33,7 +33,11 @@ const RUN_TIMEOUT: Duration = Duration::from_secs(100);
 fn every_stream() -> Vec<String> {
     all_streams()
         .into_iter()
-        .filter(|s| !s.starts_with("contact_activity") && s != "contact_open_and_click_rates")
+        .filter(|s| {
+            !s.starts_with("contact_activity")
+                && s != "contact_open_and_click_rates"
+                && s != "contact_sms_engagement_history"
+        })
         .collect()
 }
 

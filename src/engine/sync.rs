@@ -587,8 +587,9 @@ impl PerParentSync {
             children.retain(|parent| match counts.get(&parent.key) {
                 // Unchanged since its last complete read: nothing new.
                 Some(now) if saved_counts.get(&parent.key) == Some(now) => false,
-                // Nothing to read, ever: done without a request.
-                Some(now) if now.iter().all(|n| *n == 0) => {
+                // No such event, so no row to read: done without a request.
+                // (Not for whole reads: a links report exists with no click.)
+                Some(now) if field.is_some() && now.iter().all(|n| *n == 0) => {
                     done.insert(parent.key.clone(), None);
                     done_counts.insert(parent.key.clone(), now.clone());
                     false
