@@ -119,9 +119,23 @@ pub struct PerParentState {
     /// come from those changed after it; known ones from this state).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent_cursor: Option<Timestamp>,
+    /// Rows at each parent's bookmark moment already delivered: read again,
+    /// they are not emitted twice.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub at_bookmark: BTreeMap<String, RowsAt>,
     /// For a stream with a lookback: when each parent's record last changed.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub changed: BTreeMap<String, Timestamp>,
+}
+
+/// The rows delivered at a parent's bookmark moment: their keys' hashes, or,
+/// for more rows than are worth keeping, only how many (rows at that moment
+/// are then emitted again: duplicates, never a loss).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum RowsAt {
+    Keys(BTreeSet<String>),
+    Many(u64),
 }
 
 /// Full-refresh streams save nothing but the fact of a checkpoint.

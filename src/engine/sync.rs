@@ -20,13 +20,18 @@ use url::Url;
 use super::pages::{first_page, first_page_of_pass, Chain};
 use super::parents::{root_with_cursor, Children};
 use super::state::{
-    self, parse_time, CursorState, NoState, PerParentState, Resume, ThroughParentState, Timestamp,
+    self, parse_time, CursorState, NoState, PerParentState, Resume, RowsAt, ThroughParentState,
+    Timestamp,
 };
 use super::stats::Counts;
 use super::{Context, Page, PageSource, Pass, StreamReport};
 use crate::error::Result;
 use crate::protocol::Level;
 use crate::streams::{ChildSync, Lookback, Parent, StreamDef};
+
+/// Keys of rows at a bookmark moment kept in state, at most; beyond that
+/// only their number is kept.
+const KEYS_AT_BOOKMARK: usize = 100;
 
 /// How far before the saved cursor an incremental read starts again.
 pub const CURSOR_OVERLAP: Duration = Duration::minutes(5);
@@ -522,8 +527,12 @@ struct PerParentSync {
     /// Counts of the parents to read this run, and of those read in full.
     counts: HashMap<String, Counts>,
     done_counts: BTreeMap<String, Counts>,
-    /// The parent being read and its newest row so far.
-    current: Option<(String, Option<Timestamp>)>,
+    /// The parent being read, its newest row so far and the rows at it.
+    current: Option<(String, Option<Timestamp>, Vec<String>)>,
+    /// Rows delivered at each parent's bookmark, saved and read now.
+    saved_at: BTreeMap<String, RowsAt>,
+    done_at: BTreeMap<String, RowsAt>,
+    primary_key: Vec<String>,
     /// Parents read in full by this run and an unfinished one it resumes.
     read: BTreeSet<String>,
     /// With a gate: where the listing of new parents started this run, and
@@ -614,6 +623,9 @@ impl PerParentSync {
             counts,
             done_counts,
             current: None,
+            saved_at: saved.at_bookmark,
+            done_at: BTreeMap::new(),
+            primary_key: def.primary_key.clone(),
             read,
             saved_parent_cursor: saved.parent_cursor,
             parent_cursor,
@@ -624,7 +636,7 @@ impl PerParentSync {
     /// Records the current parent's bookmark (its newest row, or the old
     /// one) and the counts it was read at.
     fn finish_parent(&mut self) {
-        let Some((batch, newest)) = self.current.take() else {
+        let Some((batch, newest, at_newest)) = self.current.take() else {
             return;
         };
         // A batch of parent values is read in full together.
@@ -633,9 +645,37 @@ impl PerParentSync {
             if let Some(counts) = self.counts.get(key) {
                 self.done_counts.insert(key.to_string(), counts.clone());
             }
+            // The rows at the new bookmark: those read now, and those of the
+            // old one when it stays.
+            let mut rows: BTreeSet<String> = at_newest.iter().cloned().collect();
+            if newest <= old {
+                match self.saved_at.get(key) {
+                    Some(RowsAt::Keys(keys)) => rows.extend(keys.iter().cloned()),
+                    Some(RowsAt::Many(_)) | None => {}
+                }
+            }
+            if !rows.is_empty() {
+                let at = if rows.len() > KEYS_AT_BOOKMARK {
+                    RowsAt::Many(rows.len() as u64)
+                } else {
+                    RowsAt::Keys(rows)
+                };
+                self.done_at.insert(key.to_string(), at);
+            }
             self.read.insert(key.to_string());
             self.done.insert(key.to_string(), old.max(newest));
         }
+    }
+
+    /// A short, stable fingerprint of a row's primary key.
+    fn row_key(&self, row: &Value) -> String {
+        let key: Vec<&Value> = self.primary_key.iter().map(|k| &row[k.as_str()]).collect();
+        let text = serde_json::to_string(&key).expect("JSON values serialize");
+        // FNV-1a: stable across versions, unlike the standard hasher.
+        let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+        format!("{hash:016x}")
     }
 
     fn position(&self, unfinished: bool) -> Value {
@@ -643,6 +683,8 @@ impl PerParentSync {
         parents.extend(self.done.clone());
         let mut counts = self.saved_counts.clone();
         counts.extend(self.done_counts.clone());
+        let mut at_bookmark = self.saved_at.clone();
+        at_bookmark.extend(self.done_at.clone());
         state::to_value(&PerParentState {
             parents,
             unfinished_since: unfinished.then_some(Timestamp(self.since)),
@@ -652,6 +694,7 @@ impl PerParentSync {
                 BTreeSet::new()
             },
             counts,
+            at_bookmark,
             changed: self.changed.clone(),
             // Listing resumes from the saved cursor until the run completes.
             parent_cursor: if unfinished {
@@ -689,48 +732,70 @@ async fn reached_root_cursor(
 }
 
 impl Strategy for PerParentSync {
+    /// Rows newest first: new ones are kept, down to the parent's bookmark;
+    /// rows at the bookmark moment are kept unless delivered already. (No
+    /// overlap here: event rows do not change once written.)
     fn take(&mut self, page: &Page, records: &[Value]) -> Taken {
         let key = page
             .parent
             .as_ref()
             .map(|p| p.key.clone())
             .unwrap_or_default();
-        if self.current.as_ref().is_some_and(|(k, _)| *k != key) {
+        if self.current.as_ref().is_some_and(|(k, _, _)| *k != key) {
             self.finish_parent();
         }
-        let lower = match &self.field {
-            Some(_) => self
-                .saved
-                .get(&key)
-                .copied()
-                .flatten()
-                .map(|at| before_overlap(at.0)),
+        let bookmark = match &self.field {
+            Some(_) => self.saved.get(&key).copied().flatten(),
             None => None,
         };
-        let newest = &mut self.current.get_or_insert((key, None)).1;
-        let mut count = 0;
+        let delivered = match self.saved_at.get(&key) {
+            Some(RowsAt::Keys(keys)) => Some(keys.clone()),
+            _ => None,
+        };
+        let mut current = self.current.take().unwrap_or((key, None, Vec::new()));
+        let mut keep = Vec::with_capacity(records.len());
         let mut older = false;
-        for row in records {
+        for (index, row) in records.iter().enumerate() {
             let at = self
                 .field
                 .as_ref()
                 .and_then(|field| row.get(field))
                 .and_then(Value::as_str)
-                .and_then(parse_time);
-            *newest = (*newest).max(at.map(Timestamp));
-            if matches!((at, lower), (Some(at), Some(lower)) if at < lower) {
-                older = true;
-                break;
+                .and_then(parse_time)
+                .map(Timestamp);
+            if self.field.is_some() && at.is_some() {
+                let row_key = self.row_key(row);
+                if at > current.1 {
+                    current.1 = at;
+                    current.2.clear();
+                }
+                if at == current.1 {
+                    current.2.push(row_key.clone());
+                }
+                match (at, bookmark) {
+                    (Some(at), Some(mark)) if at < mark => {
+                        older = true;
+                        break;
+                    }
+                    (Some(at), Some(mark))
+                        if at == mark
+                            && delivered.as_ref().is_some_and(|d| d.contains(&row_key)) =>
+                    {
+                        continue;
+                    }
+                    _ => {}
+                }
             }
-            count += 1;
+            keep.push(index);
         }
+        self.current = Some(current);
         // A parent is read in full at its last page, or where its rows
         // reach its bookmark.
         if older || page.next.is_none() {
             self.finish_parent();
         }
         Taken {
-            keep: (0..count).collect(),
+            keep,
             rest_of_parent_is_older: older,
         }
     }

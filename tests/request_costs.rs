@@ -1,0 +1,119 @@
+//! What incremental syncs cost, counted by the sandbox: a sync with no
+//! change reads no report again, and new opens and clicks on one activity
+//! cost that activity's affected reports only.
+// These tests run the connector binary's `sandbox` subcommand.
+#![cfg(feature = "sandbox")]
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::{all_streams, catalog, read_counted, Sandbox};
+use serde_json::{json, Value};
+
+/// The most a no-change incremental sync of every stream may cost on the
+/// sandbox's default account: one request per top-level stream, the
+/// activity stats (ten activities a request), and the newest campaign that
+/// the cursor overlap lists again.
+const NO_CHANGE_BUDGET: usize = 30;
+
+/// New opens (each followed by a click) the sandbox adds to one activity.
+const NEW_OPENS: usize = 3;
+
+/// Routes of per-activity report requests.
+fn report_requests(spent: &BTreeMap<String, usize>) -> BTreeMap<String, usize> {
+    spent
+        .iter()
+        .filter(|(route, _)| route.contains("/reports/email_reports/"))
+        .map(|(route, n)| (route.clone(), *n))
+        .collect()
+}
+
+/// Rows of the email tracking reports (the event logs) in a run.
+fn tracking_rows(run: &common::Run) -> usize {
+    run.of_type("RECORD")
+        .iter()
+        .filter(|m| {
+            let stream = m["record"]["stream"].as_str().unwrap();
+            stream.starts_with("email_") && m["record"]["data"].get("created_time").is_some()
+        })
+        .count()
+}
+
+#[test]
+fn incremental_syncs_pay_only_for_what_changed() {
+    let sandbox = Sandbox::start(&["--rps", "50"]);
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = sandbox.config.clone();
+    config["requests_per_second"] = json!(50);
+    let every = all_streams();
+    let names: Vec<&str> = every.iter().map(String::as_str).collect();
+    let streams = catalog(&names, true);
+
+    let (full, _) = read_counted(&sandbox, dir.path(), &config, &streams, None);
+    full.assert_ok();
+    config = full.next_config(&config);
+
+    // No change: few requests, no report read, no tracking row again.
+    let (quiet, spent) = read_counted(
+        &sandbox,
+        dir.path(),
+        &config,
+        &streams,
+        Some(&full.state_messages()),
+    );
+    quiet.assert_ok();
+    config = quiet.next_config(&config);
+    let api: usize = common::api_requests(&spent).values().sum();
+    assert!(api <= NO_CHANGE_BUDGET, "{api} requests: {spent:?}");
+    assert!(report_requests(&spent).is_empty(), "{spent:?}");
+    assert_eq!(tracking_rows(&quiet), 0, "a tracking row came twice");
+
+    // New opens and clicks on one activity: only its opens and clicks
+    // reports (and those whose counts follow: unique opens, did-not-opens,
+    // links) are read, for that activity alone.
+    let changed = sandbox.control("mutate", json!({"tracking": NEW_OPENS}));
+    let activity = changed["tracking_activity"].as_str().unwrap().to_string();
+    let (after, spent) = read_counted(
+        &sandbox,
+        dir.path(),
+        &config,
+        &streams,
+        Some(&quiet.state_messages()),
+    );
+    after.assert_ok();
+    let reports = report_requests(&spent);
+    assert!(!reports.is_empty());
+    for route in reports.keys() {
+        assert!(
+            [
+                "/opens",
+                "/unique_opens",
+                "/clicks",
+                "/didnotopens",
+                "/links"
+            ]
+            .iter()
+            .any(|kind| route.ends_with(kind)),
+            "{route} was read although its count did not change: {reports:?}"
+        );
+    }
+    let read_for: Vec<&Value> = after
+        .of_type("RECORD")
+        .into_iter()
+        .filter(|m| {
+            m["record"]["stream"]
+                .as_str()
+                .unwrap()
+                .starts_with("email_")
+        })
+        .filter(|m| m["record"]["data"].get("created_time").is_some())
+        .map(|m| &m["record"]["data"]["campaign_activity_id"])
+        .collect();
+    assert!(
+        read_for.iter().all(|id| *id == activity.as_str()),
+        "tracking rows of other activities came again"
+    );
+    let opens = after.records("email_opens").len();
+    assert_eq!(opens, NEW_OPENS, "exactly the new opens");
+}
