@@ -117,3 +117,29 @@ fn incremental_syncs_pay_only_for_what_changed() {
     let opens = after.records("email_opens").len();
     assert_eq!(opens, NEW_OPENS, "exactly the new opens");
 }
+
+/// Airbyte ESTIMATE traces give a stream's expected rows where the API
+/// reports them: `contacts_count` on the first contacts page, the stats'
+/// counts of new events for the tracking reports.
+#[test]
+fn estimates_come_from_the_api_counts() {
+    let sandbox = Sandbox::start(&["--contacts", "700", "--rps", "50"]);
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = sandbox.config.clone();
+    config["requests_per_second"] = json!(50);
+    let streams = catalog(&["contacts", "email_opens"], true);
+    let (run, _) = read_counted(&sandbox, dir.path(), &config, &streams, None);
+    run.assert_ok();
+    let estimate = |stream: &str| -> Option<u64> {
+        run.of_type("TRACE")
+            .into_iter()
+            .find(|m| m["trace"]["type"] == "ESTIMATE" && m["trace"]["estimate"]["name"] == stream)
+            .and_then(|m| m["trace"]["estimate"]["row_estimate"].as_u64())
+    };
+    let expected = sandbox.expected_counts();
+    assert_eq!(estimate("contacts"), Some(expected["contacts"] as u64));
+    assert_eq!(
+        estimate("email_opens"),
+        Some(run.records("email_opens").len() as u64)
+    );
+}

@@ -302,6 +302,9 @@ impl Output for FillColumns {
     fn log(&self, level: Level, message: &str) {
         self.inner.log(level, message);
     }
+    fn estimate(&self, stream: &str, rows: u64) {
+        self.inner.estimate(stream, rows)
+    }
 
     fn config_updated(&self, config: &Value) {
         self.inner.config_updated(config);

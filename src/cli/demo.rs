@@ -74,6 +74,9 @@ impl Output for Recorder {
     fn log(&self, level: Level, message: &str) {
         self.writer.log(level, message)
     }
+    fn estimate(&self, stream: &str, rows: u64) {
+        self.writer.estimate(stream, rows)
+    }
     fn config_updated(&self, config: &Value) {
         *self.config.lock().unwrap_or_else(|p| p.into_inner()) = Some(config.clone());
         self.writer.config_updated(config)

@@ -155,6 +155,9 @@ impl Output for Progress {
     fn log(&self, level: Level, message: &str) {
         self.inner.log(level, message);
     }
+    fn estimate(&self, stream: &str, rows: u64) {
+        self.inner.estimate(stream, rows)
+    }
 
     fn config_updated(&self, config: &Value) {
         self.inner.config_updated(config);
@@ -547,6 +550,9 @@ mod tests {
         }
         fn log(&self, level: Level, message: &str) {
             self.push(format!("log {level:?} {message}"));
+        }
+        fn estimate(&self, stream: &str, rows: u64) {
+            self.push(format!("estimate {stream} {rows}"));
         }
         fn config_updated(&self, config: &Value) {
             self.push(format!("config {config}"));

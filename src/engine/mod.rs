@@ -317,6 +317,8 @@ trait Sink {
     fn state(&mut self, state: Value, records: u64);
     /// The state once the stream is read, unless the last checkpoint said it.
     fn finish(&mut self, state: Value);
+    /// How many records the read is expected to hold.
+    fn estimate(&mut self, stream: &str, rows: u64);
 }
 
 /// To the protocol writer: RECORD and STATE messages, RUNNING with the
@@ -349,6 +351,10 @@ impl Sink for Emit<'_> {
             self.state(state, 0);
         }
     }
+
+    fn estimate(&mut self, stream: &str, rows: u64) {
+        self.ctx.output.estimate(stream, rows);
+    }
 }
 
 /// Into memory, for parents; their state is their children's business.
@@ -358,6 +364,7 @@ impl Sink for Vec<Value> {
     }
     fn state(&mut self, _: Value, _: u64) {}
     fn finish(&mut self, _: Value) {}
+    fn estimate(&mut self, _: &str, _: u64) {}
 }
 
 /// The page loop every stream is read with: fetch a page, keep the records
@@ -370,7 +377,16 @@ async fn read_pages(
     sink: &mut dyn Sink,
     report: &mut StreamReport,
 ) -> Result<()> {
+    let mut counted = false;
     while let Some(page) = source.next(ctx, def, report).await? {
+        // The first page of the stream's own pass may say how many follow.
+        if let (false, None, None, Some(pointer)) = (counted, &page.parent, &page.pass, &def.count)
+        {
+            counted = true;
+            if let Some(rows) = page.body.pointer(pointer).and_then(Value::as_u64) {
+                sink.estimate(&def.name, rows);
+            }
+        }
         // Checked when the page was fetched; the same check cannot fail here.
         let records = records_of(def, &page.body, page.next.is_some()).map_err(Error::system)?;
         let taken = strategy.take(&page, records);

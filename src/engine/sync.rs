@@ -606,6 +606,19 @@ impl PerParentSync {
                 _ => true,
             });
         }
+        // The stats say how many new event rows the parents hold.
+        if field.is_some() && parent.gate.is_some() {
+            let rows: u64 = children
+                .keys()
+                .iter()
+                .filter_map(|key| {
+                    let now = counts.get(key)?.first()?;
+                    let before = saved.counts.get(key).and_then(|c| c.first()).unwrap_or(&0);
+                    Some(now.saturating_sub(*before))
+                })
+                .sum();
+            ctx.output.estimate(&def.name, rows);
+        }
         let parent_cursor = reached_root_cursor(ctx, def, since, report)
             .await?
             .max(saved.parent_cursor);

@@ -120,6 +120,14 @@ impl<W: Write + Send> Output for AirbyteWriter<W> {
         self.message(&json!({"type": "LOG", "log": {"level": level, "message": message}}));
     }
 
+    fn estimate(&self, stream: &str, rows: u64) {
+        self.message(&json!({"type": "TRACE", "trace": {
+            "type": "ESTIMATE",
+            "emitted_at": now_millis() as f64,
+            "estimate": {"name": stream, "type": "STREAM", "row_estimate": rows},
+        }}));
+    }
+
     fn config_updated(&self, config: &Value) {
         self.message(&json!({"type": "CONTROL", "control": {
             "type": "CONNECTOR_CONFIG",

@@ -29,6 +29,9 @@ pub trait Output: Send + Sync {
     fn state(&self, stream: &str, state: &Value, records: u64);
     fn stream_status(&self, stream: &str, status: StreamStatus);
     fn log(&self, level: Level, message: &str);
+    /// How many records the stream is expected to emit this run, where the
+    /// API says (a count it reports, or stats).
+    fn estimate(&self, stream: &str, rows: u64);
     /// The token endpoint rotated the refresh token: `config` is the full new
     /// config, to be persisted before the new token is relied on.
     fn config_updated(&self, config: &Value);

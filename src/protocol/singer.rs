@@ -150,6 +150,9 @@ impl<W: Write + Send> Output for SingerWriter<W> {
         eprintln!("{level} {message}");
     }
 
+    /// Singer has no estimate message.
+    fn estimate(&self, _: &str, _: u64) {}
+
     fn config_updated(&self, config: &Value) {
         match write_atomically(&self.config_path, config) {
             Ok(()) => self.log(

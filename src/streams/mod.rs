@@ -301,6 +301,9 @@ pub struct StreamDef {
     pub reconcile: Option<Reconcile>,
     /// Read from a bulk export file; such streams are opt-in.
     pub export: Option<Export>,
+    /// Where a first page says how many records the read holds (a JSON
+    /// pointer), for the protocol's estimate.
+    pub count: Option<String>,
 }
 
 impl StreamDef {
@@ -322,6 +325,16 @@ impl StreamDef {
             hidden: false,
             reconcile: None,
             export: None,
+            count: None,
+        }
+    }
+
+    /// The first page's count of the read's records (asked for with a
+    /// fixed parameter in `params`).
+    pub fn count(self, pointer: &str) -> StreamDef {
+        StreamDef {
+            count: Some(pointer.into()),
+            ..self
         }
     }
 

@@ -127,7 +127,9 @@ pub fn streams() -> Vec<StreamDef> {
                     "include",
                     "custom_fields,list_memberships,phone_numbers,street_addresses,taggings,notes,sms_channel",
                 ),
+                ("include_count", "true"),
             ])
+            .count("/contacts_count")
             .filter("status", ConfigList::ContactStatus)
             .filter("lists", ConfigList::ListIds)
             .filter("tags", ConfigList::TagIds)
