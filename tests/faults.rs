@@ -19,8 +19,10 @@ fn route(path_prefix: &str) -> String {
 #[test]
 fn transient_failures_are_retried_without_loss() {
     // 1100 contacts: three pages of 500, so that the faults land on the
-    // first pages and a retried page must not be read twice.
-    let sandbox = Sandbox::start(&["--contacts", "1100"]);
+    // first pages and a retried page must not be read twice. The sandbox's
+    // own rate limit is opened up: only the injected faults may cost a
+    // request here (the default pace has its own test below).
+    let sandbox = Sandbox::start(&["--contacts", "1100", "--rps", "50"]);
     let faults = [
         json!({"path_prefix": "/v3/contacts", "status": 500, "count": 2}),
         json!({"path_prefix": "/v3/contacts", "status": 429, "count": 2, "retry_after": 1}),
