@@ -237,10 +237,28 @@ async fn collect(
     since: Option<DateTime<Utc>>,
     report: &mut StreamReport,
 ) -> Result<Vec<Value>> {
-    let source = sync::source(ctx, def, since, report).await?;
+    // The requests count for the stream that needed the parents; the
+    // parent records are not its records.
+    let mut parents = StreamReport::default();
+    let source = sync::source(ctx, def, since, &mut parents).await;
     let mut sink = Vec::new();
-    read_pages(ctx, def, source, &mut sync::FullRefresh, &mut sink, report).await?;
-    Ok(sink)
+    let read = match source {
+        Ok(source) => {
+            read_pages(
+                ctx,
+                def,
+                source,
+                &mut sync::FullRefresh,
+                &mut sink,
+                &mut parents,
+            )
+            .await
+        }
+        Err(error) => Err(error),
+    };
+    report.requests += parents.requests;
+    report.pages += parents.pages;
+    read.map(|()| sink)
 }
 
 /// Every record of a small stream, read in full outside a sync (the
