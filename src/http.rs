@@ -234,6 +234,22 @@ impl ApiClient {
         Ok(Response { body, requests })
     }
 
+    /// GETs `url` as JSON text that `parse` turns into a `T` (a page read
+    /// without a value per record), retried like [`Self::get_checked`] when
+    /// the text is not JSON or `parse` refuses it.
+    pub async fn get_parsed<T>(&self, url: &Url, parse: &BodyParse<'_, T>) -> Result<(T, u32)> {
+        self.send(&Call::get(url, "application/json"), |response| async move {
+            let text = read_text(response).await?;
+            // Only for the message, and per page: cheap next to the page.
+            let start: String = text.chars().take(80).collect();
+            parse(text).map_err(|error| match error {
+                BodyError::NotJson(e) => not_json(&e, start),
+                BodyError::Problem(problem) => format!("the API answered 200 but {problem}"),
+            })
+        })
+        .await
+    }
+
     /// POSTs `body` as JSON to `url` and returns the JSON answer (200, 201
     /// or 202). Not idempotent: the request is sent again only when the API
     /// cannot have acted on it (the connection was never made, a 429, or a
@@ -404,6 +420,16 @@ impl<'a> Call<'a> {
 /// Says what is wrong with a 200 body, if anything.
 pub type BodyCheck<'a> = dyn Fn(&Value) -> std::result::Result<(), String> + Sync + 'a;
 
+/// Turns a 200 body's text into what the caller wants, or says why it cannot.
+pub type BodyParse<'a, T> = dyn Fn(String) -> std::result::Result<T, BodyError> + Sync + 'a;
+
+/// Why a 200 body cannot be used.
+pub enum BodyError {
+    NotJson(serde_json::Error),
+    /// JSON, but not what was asked for.
+    Problem(String),
+}
+
 /// The whole body of a 200 answer as JSON, or why it could not be had.
 async fn read_body(response: reqwest::Response) -> std::result::Result<Value, String> {
     let bytes = response
@@ -411,9 +437,37 @@ async fn read_body(response: reqwest::Response) -> std::result::Result<Value, St
         .await
         .map_err(|e| format!("the body broke off ({})", describe_reqwest(&e)))?;
     serde_json::from_slice(&bytes).map_err(|e| {
-        let start: String = String::from_utf8_lossy(&bytes).chars().take(80).collect();
-        format!("the API answered 200 with a body that is not JSON ({e}): {start:?}")
+        not_json(
+            &e,
+            String::from_utf8_lossy(&bytes).chars().take(80).collect(),
+        )
     })
+}
+
+/// The whole body of a 200 answer as text, or why it could not be had (a
+/// body that is not UTF-8 is not JSON either, and is reported as such).
+async fn read_text(mut response: reqwest::Response) -> std::result::Result<String, String> {
+    let broke_off = |e: reqwest::Error| format!("the body broke off ({})", describe_reqwest(&e));
+    // Rounded up to a power of two: pages of nearly the same size then take
+    // blocks of one size, which the allocator reuses; exact sizes leave
+    // holes a slightly larger next page does not fit, and memory grows.
+    let size = response.content_length().unwrap_or(0).min(64 << 20);
+    let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0).next_power_of_two());
+    while let Some(chunk) = response.chunk().await.map_err(broke_off)? {
+        bytes.extend_from_slice(&chunk);
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        let bytes = e.into_bytes();
+        let start = String::from_utf8_lossy(&bytes).chars().take(80).collect();
+        match serde_json::from_slice::<Value>(&bytes) {
+            Err(e) => not_json(&e, start),
+            Ok(_) => format!("the API answered 200 with a body that is not UTF-8: {start:?}"),
+        }
+    })
+}
+
+fn not_json(error: &serde_json::Error, start: String) -> String {
+    format!("the API answered 200 with a body that is not JSON ({error}): {start:?}")
 }
 
 /// Turns a non-200 answer into a retry or a final error that says what to do.

@@ -15,7 +15,7 @@ use crate::config::LoadedConfig;
 use crate::engine::{self, Context};
 use crate::error::{Error, Result};
 use crate::http::{ApiClient, RetryPolicy};
-use crate::protocol::{Level, Output, StreamStatus};
+use crate::protocol::{Level, Output, RecordRef, StreamStatus};
 use crate::streams::custom_fields::{self, Column, Unmapped};
 use crate::streams::Registry;
 
@@ -266,8 +266,12 @@ impl FillColumns {
 }
 
 impl Output for FillColumns {
-    fn record(&self, stream: &str, record: &Value) {
-        let Some(fields) = record.as_object().filter(|_| stream == CONTACTS) else {
+    fn record(&self, stream: &str, record: RecordRef<'_>) {
+        if stream != CONTACTS {
+            return self.inner.record(stream, record);
+        }
+        let value = record.to_value();
+        let Some(fields) = value.as_object() else {
             return self.inner.record(stream, record);
         };
         let mut filled = fields.clone();
@@ -288,7 +292,8 @@ impl Output for FillColumns {
                 }),
             }
         }
-        self.inner.record(stream, &Value::Object(filled));
+        self.inner
+            .record(stream, RecordRef::Value(&Value::Object(filled)));
     }
 
     fn state(&self, stream: &str, state: &Value, records: u64) {

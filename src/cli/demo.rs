@@ -17,7 +17,7 @@ use crate::engine::{self, StreamReport, StreamStates};
 use crate::error::{Error, Result};
 use crate::protocol::airbyte::AirbyteWriter;
 use crate::protocol::catalog::Selected;
-use crate::protocol::{Level, Output, StreamStatus};
+use crate::protocol::{Level, Output, RecordRef, StreamStatus};
 use crate::streams::Registry;
 use constant_contact_fake::{Sandbox, SandboxOptions};
 
@@ -54,11 +54,14 @@ struct Recorder {
 }
 
 impl Output for Recorder {
-    fn record(&self, stream: &str, record: &Value) {
-        if stream == "contacts" && record["deleted_at"].is_null() {
+    fn record(&self, stream: &str, record: RecordRef<'_>) {
+        if stream == "contacts" {
             let mut ids = self.contact_ids.lock().unwrap_or_else(|p| p.into_inner());
             if ids.len() < REPORTED_CONTACTS {
-                ids.push(record["contact_id"].clone());
+                let record = record.to_value();
+                if record["deleted_at"].is_null() {
+                    ids.push(record["contact_id"].clone());
+                }
             }
         }
         self.writer.record(stream, record)

@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::http::ApiClient;
-use crate::protocol::{Level, Output, StreamStatus};
+use crate::protocol::{Level, Output, RecordRef, StreamStatus};
 
 /// The environment variable that turns progress off (`off`) or asks for
 /// plain lines (`lines`).
@@ -125,7 +125,7 @@ impl Progress {
 }
 
 impl Output for Progress {
-    fn record(&self, stream: &str, record: &Value) {
+    fn record(&self, stream: &str, record: RecordRef<'_>) {
         self.tracker().stream(stream).records += 1;
         self.inner.record(stream, record);
     }
@@ -539,8 +539,8 @@ mod tests {
     struct Calls(Mutex<Vec<String>>);
 
     impl Output for Calls {
-        fn record(&self, stream: &str, record: &Value) {
-            self.push(format!("record {stream} {record}"));
+        fn record(&self, stream: &str, record: RecordRef<'_>) {
+            self.push(format!("record {stream} {}", record.to_value()));
         }
         fn state(&self, stream: &str, state: &Value, records: u64) {
             self.push(format!("state {stream} {state} {records}"));
@@ -578,12 +578,15 @@ mod tests {
         output.log(Level::Info, "hello");
         output.stream_status("contacts", StreamStatus::Running);
         for i in 0..1500 {
-            output.record("contacts", &json!({"contact_id": i}));
+            output.record("contacts", RecordRef::Value(&json!({"contact_id": i})));
         }
         output.state("contacts", &json!({"updated_at": "a"}), 1000);
         output.state("contacts", &json!({"updated_at": "b"}), 500);
         output.config_updated(&json!({"credentials": {"refresh_token": "r2"}}));
-        output.record("email_campaigns", &json!({"campaign_id": "c"}));
+        output.record(
+            "email_campaigns",
+            RecordRef::Value(&json!({"campaign_id": "c"})),
+        );
         output.state("email_campaigns", &json!({}), 1);
         output.stream_status("email_campaigns", StreamStatus::Complete);
         output.flush();

@@ -23,7 +23,7 @@ use url::Url;
 use super::state::{self, NoState};
 use super::{Context, Sink, StreamReport};
 use crate::error::{Error, Result};
-use crate::protocol::Level;
+use crate::protocol::{Level, RecordRef};
 use crate::streams::{Export, StreamDef};
 
 /// The first wait between polls of the export activity; each wait doubles
@@ -390,7 +390,7 @@ impl<'a> Rows<'a> {
                 self.without_key += 1;
                 continue;
             }
-            sink.record(&record);
+            sink.record(RecordRef::Value(&record));
             self.unsaved += 1;
             report.records += 1;
             if self.unsaved >= CHECKPOINT_ROWS {

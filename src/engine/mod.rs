@@ -7,6 +7,7 @@
 mod export;
 mod pages;
 mod parents;
+mod raw;
 pub mod state;
 mod stats;
 mod sync;
@@ -22,9 +23,9 @@ use crate::config::LoadedConfig;
 use crate::error::{Error, Result};
 use crate::http::ApiClient;
 use crate::protocol::catalog::Selected;
-use crate::protocol::{Output, StreamStatus};
+use crate::protocol::{Output, RecordRef, StreamStatus};
 use crate::streams::{ConfigList, Reconcile, Registry, StreamDef};
-use pages::{records_of, Chain, Fetched};
+use pages::{Chain, Fetched};
 use parents::{with_parent, Children, ParentCache, ParentValue};
 use sync::Strategy;
 
@@ -281,13 +282,15 @@ pub enum PageSource {
 /// the one asking by a further change parameter (`Cursor::also`).
 pub type Pass = Option<String>;
 
-/// A page of a stream: its body, the parent value or pass it was read for
-/// and the link to the page after it.
+/// A page of a stream: its records, the parent value or pass it was read
+/// for and the link to the page after it.
 pub struct Page {
     pub parent: Option<ParentValue>,
     pub pass: Pass,
-    pub body: Value,
+    pub body: raw::PageRecords,
     pub next: Option<String>,
+    /// How many records the read holds, where the page says.
+    pub count: Option<u64>,
 }
 
 impl PageSource {
@@ -312,12 +315,13 @@ impl PageSource {
                 None => return Ok(None),
             },
         };
-        let Fetched { body, next } = fetched;
+        let Fetched { body, next, count } = fetched;
         Ok(Some(Page {
             parent,
             pass,
             body,
             next,
+            count,
         }))
     }
 
@@ -330,7 +334,7 @@ impl PageSource {
 
 /// Where the records and checkpoints of a read go.
 trait Sink {
-    fn record(&mut self, record: &Value);
+    fn record(&mut self, record: RecordRef<'_>);
     /// A checkpoint after `records` more records.
     fn state(&mut self, state: Value, records: u64);
     /// The state once the stream is read, unless the last checkpoint said it.
@@ -349,7 +353,7 @@ struct Emit<'a> {
 }
 
 impl Sink for Emit<'_> {
-    fn record(&mut self, record: &Value) {
+    fn record(&mut self, record: RecordRef<'_>) {
         if !self.running {
             self.running = true;
             self.ctx
@@ -377,8 +381,8 @@ impl Sink for Emit<'_> {
 
 /// Into memory, for parents; their state is their children's business.
 impl Sink for Vec<Value> {
-    fn record(&mut self, record: &Value) {
-        self.push(record.clone());
+    fn record(&mut self, record: RecordRef<'_>) {
+        self.push(record.to_value().into_owned());
     }
     fn state(&mut self, _: Value, _: u64) {}
     fn finish(&mut self, _: Value) {}
@@ -398,19 +402,19 @@ async fn read_pages(
     let mut counted = false;
     while let Some(page) = source.next(ctx, def, report).await? {
         // The first page of the stream's own pass may say how many follow.
-        if let (false, None, None, Some(pointer)) = (counted, &page.parent, &page.pass, &def.count)
-        {
+        if let (false, None, None, Some(rows)) = (counted, &page.parent, &page.pass, page.count) {
             counted = true;
-            if let Some(rows) = page.body.pointer(pointer).and_then(Value::as_u64) {
-                sink.estimate(&def.name, rows);
-            }
+            sink.estimate(&def.name, rows);
         }
-        // Checked when the page was fetched; the same check cannot fail here.
-        let records = records_of(def, &page.body, page.next.is_some()).map_err(Error::system)?;
-        let taken = strategy.take(&page, records);
-        for record in taken.keep.iter().map(|&i| &records[i]) {
+        // Strategies decide on the fields they read (`raw::fields_read`);
+        // records go on as the API wrote them where nothing changes them.
+        let taken = strategy.take(&page, &page.body.views);
+        for record in taken.keep.iter().map(|&i| page.body.get(i)) {
             match (&page.parent, &def.parent) {
-                (Some(value), Some(parent)) => sink.record(&with_parent(record, parent, value)),
+                (Some(value), Some(parent)) => {
+                    let record = record.to_value();
+                    sink.record(RecordRef::Value(&with_parent(&record, parent, value)))
+                }
                 _ => sink.record(record),
             }
         }

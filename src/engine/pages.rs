@@ -7,9 +7,11 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use url::Url;
 
+use super::raw::{self, PageRecords};
 use super::state::format_time;
 use super::{Context, StreamReport};
 use crate::error::{Error, Result};
+use crate::http::BodyError;
 use crate::protocol::Level;
 use crate::streams::{Records, StreamDef};
 
@@ -85,10 +87,56 @@ pub struct Chain {
     visited: HashSet<Url>,
 }
 
-/// A page's body and the link after it, as the API gave it.
+/// A page's records and the link after it, as the API gave them.
 pub struct Fetched {
-    pub body: Value,
+    pub body: PageRecords,
     pub next: Option<String>,
+    /// The page's count of the read's records (`StreamDef::count`).
+    pub count: Option<u64>,
+}
+
+impl Fetched {
+    /// A page made by the connector, with no page after it.
+    pub fn last(def: &StreamDef, page: &Value) -> Result<Fetched> {
+        let records = records_of(def, page, false).map_err(Error::system)?;
+        Ok(Fetched {
+            body: PageRecords::from_values(def, records.to_vec()),
+            next: None,
+            count: None,
+        })
+    }
+}
+
+/// A page's text → its records and the link after it. Read the fast way
+/// ([`raw::read_page`]) when the page is as expected; otherwise parsed in
+/// full and checked as before, which says what is wrong.
+fn parse_page(def: &StreamDef, text: String) -> std::result::Result<Fetched, BodyError> {
+    let text = match raw::read_page(def, text) {
+        Ok(page) => match next_link_of(page.links.as_ref()) {
+            Ok(next) if !(page.missing && next.is_some()) => {
+                return Ok(Fetched {
+                    body: page.records,
+                    next,
+                    count: page.count,
+                })
+            }
+            _ => page.records.into_text(),
+        },
+        Err(text) => text,
+    };
+    let body: Value = serde_json::from_str(&text).map_err(BodyError::NotJson)?;
+    let next = next_link(&body).map_err(BodyError::Problem)?;
+    let records = records_of(def, &body, next.is_some()).map_err(BodyError::Problem)?;
+    let count = def
+        .count
+        .as_ref()
+        .and_then(|key| body.get(key))
+        .and_then(Value::as_u64);
+    Ok(Fetched {
+        body: PageRecords::from_values(def, records.to_vec()),
+        next,
+        count,
+    })
 }
 
 impl Chain {
@@ -122,10 +170,8 @@ impl Chain {
             let Some(url) = self.next.take() else {
                 return Ok(None);
             };
-            let check = |body: &Value| {
-                next_link(body).and_then(|next| records_of(def, body, next.is_some()).map(|_| ()))
-            };
-            let response = match ctx.api.get_checked(&url, &check).await {
+            let parse = |text: String| parse_page(def, text);
+            let (fetched, requests) = match ctx.api.get_parsed(&url, &parse).await {
                 Ok(response) => response,
                 Err(error) => match self.fallback.take() {
                     Some(fallback) => {
@@ -144,13 +190,10 @@ impl Chain {
                 },
             };
             self.fallback = None;
-            report.requests += u64::from(response.requests);
+            report.requests += u64::from(requests);
             report.pages += 1;
-            let body = response.body;
-            let next = next_link(&body)
-                .map_err(|problem| Error::system(format!("GET {}: {problem}", url.path())))?;
             self.visited.insert(url.clone());
-            if let Some(href) = &next {
+            if let Some(href) = &fetched.next {
                 let link = ctx.api.resolve_link(href)?;
                 if self.visited.contains(&link) {
                     return Err(Error::system(format!(
@@ -161,14 +204,19 @@ impl Chain {
                 }
                 self.next = Some(link);
             }
-            return Ok(Some(Fetched { body, next }));
+            return Ok(Some(fetched));
         }
     }
 }
 
 /// The page's `_links.next.href`, if it has one.
 fn next_link(page: &Value) -> std::result::Result<Option<String>, String> {
-    match page.pointer("/_links/next/href") {
+    next_link_of(page.get("_links"))
+}
+
+/// `next.href` of a page's `_links`, if it has one.
+fn next_link_of(links: Option<&Value>) -> std::result::Result<Option<String>, String> {
+    match links.and_then(|links| links.pointer("/next/href")) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(href)) => Ok(Some(href.clone())),
         Some(other) => Err(format!("_links.next.href is {other}, not a link")),
@@ -211,5 +259,98 @@ fn truncate(text: &str) -> String {
     match text.char_indices().nth(LIMIT) {
         Some((cut, _)) => format!("{}…", &text[..cut]),
         None => text.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::RecordRef;
+    use crate::streams::Cursor;
+
+    /// What the page loop had before pages were read the fast way: the body
+    /// parsed in full, its link and records checked.
+    fn slow(
+        def: &StreamDef,
+        text: &str,
+    ) -> std::result::Result<(Vec<Value>, Option<String>), String> {
+        let body: Value = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
+        let next = next_link(&body)?;
+        Ok((records_of(def, &body, next.is_some())?.to_vec(), next))
+    }
+
+    fn fast(
+        def: &StreamDef,
+        text: &str,
+    ) -> std::result::Result<(Vec<Value>, Option<String>), String> {
+        match parse_page(def, text.to_string()) {
+            Ok(page) => {
+                let mut records = Vec::new();
+                for i in 0..page.body.len() {
+                    let record = page.body.get(i);
+                    // Raw text is exactly what writing the value gives.
+                    if let RecordRef::Raw(raw) = record {
+                        let value: Value = serde_json::from_str(raw).unwrap();
+                        assert_eq!(serde_json::to_string(&value).unwrap(), raw);
+                    }
+                    let value = record.to_value().into_owned();
+                    let view = &page.body.views[i];
+                    for field in raw::fields_read(def) {
+                        assert_eq!(view.get(field), value.get(field), "{text}");
+                    }
+                    records.push(value);
+                }
+                Ok((records, page.next))
+            }
+            Err(BodyError::NotJson(e)) => Err(format!("not JSON: {e}")),
+            Err(BodyError::Problem(problem)) => Err(problem),
+        }
+    }
+
+    #[test]
+    fn pages_read_fast_read_as_before() {
+        let keyed = StreamDef::new("things", "/things")
+            .records_key("things")
+            .primary_key(&["id"])
+            .cursor(Cursor::new("updated_at", "updated_after"));
+        let array = StreamDef::new("rows", "/rows").records(Records::Array);
+        let either = StreamDef::new("rows", "/rows").records(Records::ArrayOrObject);
+        let object = StreamDef::new("one", "/one");
+        let pages = [
+            r#"{"things":[{"id":1,"updated_at":"2025-01-01T00:00:00Z","x":{"id":2}}],"_links":{"next":{"href":"/v3/things?cursor=a"}}}"#,
+            r#" {"_links":{"next":{"href":"/a"}},"things":[{"id":"a"},{"id":"b","id":"c"},{"id": "d"},{"s":"\/"}]} "#,
+            r#"{"things":[{"id":1}],"things":[{"id":2}],"_links":{"next":{"href":"/x"}},"_links":{}}"#,
+            r#"{"things":[]}"#,
+            r#"{}"#,
+            r#"{"_links":{"next":{"href":"/more"}}}"#,
+            r#"{"things":[{"id":1}],"_links":{"next":{"href":5}}}"#,
+            r#"{"things":[{"id":1}],"_links":{"next":null}}"#,
+            r#"{"things":[{"id":1}],"_links":[]}"#,
+            r#"{"things":{"id":1}}"#,
+            r#"{"things":[1,2]}"#,
+            r#"{"things":[{"id":1.50e2}]}"#,
+            r#"{"things":[{"id":"\ud800"}]}"#,
+            r#"{"things":[{"id":1}]"#,
+            r#"{"things":[{"id":1}]} x"#,
+            r#"[{"id":1},{"id":2}]"#,
+            r#"[]"#,
+            r#"[{"id":1},[]]"#,
+            r#"{"id":1,"updated_at":"2025-01-01T00:00:00Z"}"#,
+            r#"{"id":1, "updated_at":"2025-01-01T00:00:00Z"}"#,
+            r#""text""#,
+            r#"null"#,
+            r#"5"#,
+            "",
+        ];
+        for def in [&keyed, &array, &either, &object] {
+            for text in pages {
+                assert_eq!(
+                    fast(def, text),
+                    slow(def, text),
+                    "{:?}: {text}",
+                    def.records
+                );
+            }
+        }
     }
 }

@@ -263,7 +263,7 @@ impl Children {
                     streams::Records::Key(key) => json!({ key.as_str(): records }),
                     _ => Value::Array(records),
                 };
-                return Ok(Some((parent, Fetched { body, next: None })));
+                return Ok(Some((parent, Fetched::last(&self.def, &body)?)));
             }
             let path = self.def.path.replace("{parent}", &parent.key);
             let first = first_page(ctx, &self.def, &path, None);

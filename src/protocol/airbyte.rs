@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use super::{Level, Output, StreamStatus};
+use super::{Level, Output, RecordRef, StreamStatus};
 use crate::error::Error;
 
 fn now_millis() -> i64 {
@@ -63,31 +63,28 @@ impl<W: Write + Send> AirbyteWriter<W> {
     }
 }
 
-#[derive(Serialize)]
-struct RecordMessage<'a> {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    record: RecordBody<'a>,
-}
-
-#[derive(Serialize)]
-struct RecordBody<'a> {
-    stream: &'a str,
-    data: &'a Value,
+/// A RECORD message, `{"type":"RECORD","record":{"stream":…,"data":…,
+/// "emitted_at":…}}`, written piece by piece so that a raw record goes out
+/// as the API sent it, without being parsed into a value and written again.
+fn write_record<W: Write + ?Sized>(
+    out: &mut W,
+    stream: &str,
+    record: RecordRef<'_>,
     emitted_at: i64,
+) -> std::io::Result<()> {
+    out.write_all(br#"{"type":"RECORD","record":{"stream":"#)?;
+    serde_json::to_writer(&mut *out, stream)?;
+    out.write_all(br#","data":"#)?;
+    record.write_json(out)?;
+    writeln!(out, r#","emitted_at":{emitted_at}}}}}"#)
 }
 
 impl<W: Write + Send> Output for AirbyteWriter<W> {
-    fn record(&self, stream: &str, record: &Value) {
-        let message = RecordMessage {
-            kind: "RECORD",
-            record: RecordBody {
-                stream,
-                data: record,
-                emitted_at: now_millis(),
-            },
-        };
-        self.write(&message, false);
+    fn record(&self, stream: &str, record: RecordRef<'_>) {
+        let emitted_at = now_millis();
+        let mut out = self.out.lock().unwrap_or_else(|poison| poison.into_inner());
+        // As in `write`: a closed stdout cannot be reported anywhere useful.
+        let _ = write_record(&mut *out, stream, record, emitted_at);
     }
 
     fn state(&self, stream: &str, state: &Value, records: u64) {
@@ -139,5 +136,27 @@ impl<W: Write + Send> Output for AirbyteWriter<W> {
     fn flush(&self) {
         let mut out = self.out.lock().unwrap_or_else(|poison| poison.into_inner());
         let _ = out.flush();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Raw and parsed records give the same message, the one serde wrote
+    /// for a struct `{type, record: {stream, data, emitted_at}}` before.
+    #[test]
+    fn record_messages_are_the_same_raw_or_parsed() {
+        let text = r#"{"b":1,"a":"x\u0001é","n":null,"f":1.5,"l":[true,{}]}"#;
+        let value: Value = serde_json::from_str(text).unwrap();
+        let mut raw = Vec::new();
+        write_record(&mut raw, "con\"tacts", RecordRef::Raw(text), 7).unwrap();
+        let mut parsed = Vec::new();
+        write_record(&mut parsed, "con\"tacts", RecordRef::Value(&value), 7).unwrap();
+        assert_eq!(raw, parsed);
+        let expected = serde_json::to_string(&json!({"type": "RECORD", "record": {
+            "stream": "con\"tacts", "data": value, "emitted_at": 7}}))
+        .unwrap();
+        assert_eq!(String::from_utf8(raw).unwrap(), expected + "\n");
     }
 }

@@ -11,7 +11,7 @@ use chrono::{SecondsFormat, Utc};
 use serde_json::{json, Map, Value};
 
 use super::catalog::Selected;
-use super::{Level, Output, StreamStatus};
+use super::{Level, Output, RecordRef, StreamStatus};
 use crate::engine::state::{self, CursorState};
 use crate::engine::StreamStates;
 use crate::error::{Error, Result};
@@ -92,30 +92,29 @@ impl<W: Write + Send> SingerWriter<W> {
 }
 
 impl<W: Write + Send> Output for SingerWriter<W> {
-    fn record(&self, stream: &str, record: &Value) {
-        let filtered;
-        let record = match (
-            self.streams.get(stream).and_then(|s| s.properties.as_ref()),
-            record,
-        ) {
-            (Some(keep), Value::Object(fields)) => {
-                filtered = Value::Object(
-                    fields
-                        .iter()
-                        .filter(|(name, _)| keep.contains(*name))
-                        .map(|(k, v)| (k.clone(), v.clone()))
-                        .collect(),
-                );
-                &filtered
-            }
-            _ => record,
-        };
+    fn record(&self, stream: &str, record: RecordRef<'_>) {
         let time_extracted = Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true);
-        self.write(
-            &json!({"type": "RECORD", "stream": stream, "record": record,
-                    "time_extracted": time_extracted}),
-            false,
-        );
+        let keep = self.streams.get(stream).and_then(|s| s.properties.as_ref());
+        let filtered;
+        let record = match keep {
+            // Only some properties are selected: drop the others.
+            Some(keep) => match &*record.to_value() {
+                Value::Object(fields) => {
+                    filtered = Value::Object(
+                        fields
+                            .iter()
+                            .filter(|(name, _)| keep.contains(*name))
+                            .map(|(k, v)| (k.clone(), v.clone()))
+                            .collect(),
+                    );
+                    RecordRef::Value(&filtered)
+                }
+                _ => record,
+            },
+            None => record,
+        };
+        let mut out = self.out.lock().unwrap_or_else(|p| p.into_inner());
+        let _ = write_record(&mut *out, stream, record, &time_extracted);
     }
 
     fn state(&self, stream: &str, state: &Value, _records: u64) {
@@ -175,6 +174,24 @@ impl<W: Write + Send> Output for SingerWriter<W> {
     fn flush(&self) {
         let _ = self.out.lock().unwrap_or_else(|p| p.into_inner()).flush();
     }
+}
+
+/// A RECORD message, `{"type":"RECORD","stream":…,"record":…,
+/// "time_extracted":…}`, written piece by piece so that a raw record goes out
+/// as the API sent it.
+fn write_record<W: Write + ?Sized>(
+    out: &mut W,
+    stream: &str,
+    record: RecordRef<'_>,
+    time_extracted: &str,
+) -> std::io::Result<()> {
+    out.write_all(br#"{"type":"RECORD","stream":"#)?;
+    serde_json::to_writer(&mut *out, stream)?;
+    out.write_all(br#","record":"#)?;
+    record.write_json(out)?;
+    out.write_all(br#","time_extracted":"#)?;
+    serde_json::to_writer(&mut *out, time_extracted)?;
+    out.write_all(b"}\n")
 }
 
 /// Engine state → Singer bookmark. A stream with its own cursor gets the
@@ -300,6 +317,30 @@ mod tests {
             "an unknown shape is refused"
         );
         assert!(parse_state(&registry, &json!({})).unwrap().0.is_empty());
+    }
+
+    /// Raw and parsed records give the same message, the one `json!` wrote
+    /// before.
+    #[test]
+    fn record_messages_are_the_same_raw_or_parsed() {
+        let text = r#"{"b":1,"a":"x\u0001é","n":null,"f":1.5,"l":[true,{}]}"#;
+        let value: Value = serde_json::from_str(text).unwrap();
+        let mut raw = Vec::new();
+        write_record(
+            &mut raw,
+            "contacts",
+            RecordRef::Raw(text),
+            "2025-01-01T00:00:00.000000Z",
+        )
+        .unwrap();
+        let mut parsed = Vec::new();
+        let at = "2025-01-01T00:00:00.000000Z";
+        write_record(&mut parsed, "contacts", RecordRef::Value(&value), at).unwrap();
+        assert_eq!(raw, parsed);
+        let expected = serde_json::to_string(&json!({"type": "RECORD", "stream": "contacts",
+            "record": value, "time_extracted": at}))
+        .unwrap();
+        assert_eq!(String::from_utf8(raw).unwrap(), expected + "\n");
     }
 
     #[test]

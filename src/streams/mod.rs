@@ -301,8 +301,8 @@ pub struct StreamDef {
     pub reconcile: Option<Reconcile>,
     /// Read from a bulk export file; such streams are opt-in.
     pub export: Option<Export>,
-    /// Where a first page says how many records the read holds (a JSON
-    /// pointer), for the protocol's estimate.
+    /// The top-level field where a first page says how many records the
+    /// read holds, for the protocol's estimate.
     pub count: Option<String>,
 }
 
@@ -331,9 +331,9 @@ impl StreamDef {
 
     /// The first page's count of the read's records (asked for with a
     /// fixed parameter in `params`).
-    pub fn count(self, pointer: &str) -> StreamDef {
+    pub fn count(self, field: &str) -> StreamDef {
         StreamDef {
-            count: Some(pointer.into()),
+            count: Some(field.into()),
             ..self
         }
     }

@@ -129,7 +129,7 @@ pub fn streams() -> Vec<StreamDef> {
                 ),
                 ("include_count", "true"),
             ])
-            .count("/contacts_count")
+            .count("contacts_count")
             .filter("status", ConfigList::ContactStatus)
             .filter("lists", ConfigList::ListIds)
             .filter("tags", ConfigList::TagIds)
