@@ -154,7 +154,9 @@ fn a_read_in_a_terminal_shows_progress_on_stderr_only() {
         last_frame.starts_with("streams 3/3 done | "),
         "the last frame: {last_frame:?}\nthe screen: {screen:?}"
     );
-    assert!(last_frame.contains(" requests, "), "{last_frame:?}");
+    // The rate ("N requests, R/s") needs half a second of samples, which a
+    // quick read may not last: the count alone is certain.
+    assert!(last_frame.contains(" requests"), "{last_frame:?}");
     assert!(
         last_frame.contains("1,2"),
         "records counted: {last_frame:?}"
