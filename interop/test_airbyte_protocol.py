@@ -156,7 +156,7 @@ def test_full_then_incremental_read(sandbox, tmp_path: Path):
     catalog_path = write_json(tmp_path / "configured_catalog.json", configured_catalog(catalog))
 
     # --- full read
-    expected = sandbox.expected_counts()
+    expected = sandbox.read_counts()
     _, messages, t0, t1 = timed_read(store, catalog_path)
     records = [(m["record"]["stream"], m["record"]["data"]) for m in messages if m["type"] == "RECORD"]
     check_records(records, schemas)
@@ -184,7 +184,7 @@ def test_full_then_incremental_read(sandbox, tmp_path: Path):
 
     # --- incremental read from the platform's saved per-stream state
     changed = sandbox.mutate(contacts=7, campaigns=3, delete_contacts=2)
-    expected2 = sandbox.expected_counts()
+    expected2 = sandbox.read_counts()
     state_path = write_json(tmp_path / "state.json", list(states.values()))
     _, messages2, t0, t1 = timed_read(store, catalog_path, state_path)
     records2 = [(m["record"]["stream"], m["record"]["data"]) for m in messages2 if m["type"] == "RECORD"]
