@@ -27,7 +27,8 @@ def main() -> None:
         config_change_callback=config_changes.append,
     )
     source.check()
-    source.select_all_streams()
+    # Every stream but the opt-in contacts_export (a bulk export job).
+    source.select_streams([s for s in source.get_available_streams() if s != "contacts_export"])
     cache = ab.get_default_cache()
     result = source.read(cache=cache)
 
