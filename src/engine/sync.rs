@@ -762,7 +762,7 @@ impl Strategy for PerParentSync {
             None => None,
         };
         let delivered = match self.saved_at.get(&key) {
-            Some(RowsAt::Keys(keys)) => Some(keys.clone()),
+            Some(RowsAt::Keys(keys)) => Some(keys),
             _ => None,
         };
         let mut current = self.current.take().unwrap_or((key, None, Vec::new()));
@@ -777,26 +777,27 @@ impl Strategy for PerParentSync {
                 .and_then(parse_time)
                 .map(Timestamp);
             if self.field.is_some() && at.is_some() {
-                let row_key = self.row_key(row);
                 if at > current.1 {
                     current.1 = at;
                     current.2.clear();
                 }
-                if at == current.1 {
-                    current.2.push(row_key.clone());
+                if matches!((at, bookmark), (Some(at), Some(mark)) if at < mark) {
+                    older = true;
+                    break;
                 }
-                match (at, bookmark) {
-                    (Some(at), Some(mark)) if at < mark => {
-                        older = true;
-                        break;
+                // Keys are hashed only for rows at the newest or the
+                // bookmark moment: the others need none.
+                let at_bookmark = at.is_some() && at == bookmark;
+                if at == current.1 || at_bookmark {
+                    let row_key = self.row_key(row);
+                    let delivered_before =
+                        at_bookmark && delivered.is_some_and(|d| d.contains(&row_key));
+                    if at == current.1 {
+                        current.2.push(row_key);
                     }
-                    (Some(at), Some(mark))
-                        if at == mark
-                            && delivered.as_ref().is_some_and(|d| d.contains(&row_key)) =>
-                    {
+                    if delivered_before {
                         continue;
                     }
-                    _ => {}
                 }
             }
             keep.push(index);
