@@ -210,3 +210,63 @@ fn a_stream_failed_until_retries_ran_out_resumes_without_loss() {
         "failed, then resumed",
     );
 }
+
+/// A large `contacts` read is cut into windows of `updated_at` read side by side; a
+/// run killed while several windows are half read resumes each where it stood.
+#[test]
+fn contacts_read_in_windows_killed_and_resumed_loses_nothing() {
+    const SEED: u64 = 11_2026;
+    // 24 pages of 500: enough to be cut into windows.
+    const CONTACTS: usize = 12_000;
+    let sandbox = Sandbox::start(&["--contacts", &CONTACTS.to_string(), "--rps", "30"]);
+    let catalog = catalog(&["contacts"], true);
+    let dir = tempfile::tempdir().unwrap();
+    let mut draws = Draws::new(SEED);
+    let mut config = direct_config(&sandbox);
+    let mut state: Option<Value> = None;
+    let mut runs: Vec<Run> = Vec::new();
+    let mut most_windows_saved = 0;
+    for attempt in 0..6 {
+        // Each kill early enough that the resumed run has not finished yet.
+        let kill_after = (attempt < 3).then(|| draws.between(1_000, CONTACTS / 4));
+        let run = read_killed(
+            dir.path(),
+            &config,
+            &catalog,
+            state.as_ref(),
+            kill_after,
+            RUN_TIMEOUT,
+        );
+        for saved in run.of_type("STATE") {
+            let windows = &saved["state"]["stream"]["stream_state"]["resume"]["windows"];
+            most_windows_saved = most_windows_saved.max(windows.as_array().map_or(0, Vec::len));
+        }
+        config = run.next_config(&config);
+        state = Some(merge_state(state.as_ref(), &run));
+        let finished = run.code == 0;
+        if finished {
+            run.assert_ok();
+        } else {
+            assert_eq!(run.code, -1, "{:?}\n{}", run.errors(), run.stderr);
+        }
+        runs.push(run);
+        if finished {
+            break;
+        }
+    }
+    assert_eq!(
+        runs.last().map(|r| r.code),
+        Some(0),
+        "a run finally succeeds"
+    );
+    assert!(
+        runs.iter().filter(|r| r.code == -1).count() >= 2,
+        "runs were killed mid-read"
+    );
+    assert!(
+        most_windows_saved >= 2,
+        "checkpoints saved several unfinished windows ({most_windows_saved} at most)"
+    );
+    let runs: Vec<&Run> = runs.iter().collect();
+    assert_nothing_lost(&sandbox, &["contacts"], &runs, "windows killed and resumed");
+}

@@ -143,3 +143,72 @@ fn estimates_come_from_the_api_counts() {
         Some(run.records("email_opens").len() as u64)
     );
 }
+
+/// A large `contacts` read is cut into windows of `updated_at` read side by side,
+/// for speed; its cost is its pages, one page set aside per cut (the page that
+/// showed the count), and at most one part-filled page per window. The estimate
+/// still gives the whole read's count, every record arrives once, and an
+/// incremental read of the same range afterwards (a small one) is not cut.
+#[test]
+fn a_large_contacts_read_in_windows_costs_its_pages_and_a_request_per_cut() {
+    const CONTACTS: usize = 12_000;
+    const PAGE: usize = 500;
+    let sandbox = Sandbox::start(&["--contacts", &CONTACTS.to_string(), "--rps", "50"]);
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = sandbox.config.clone();
+    config["requests_per_second"] = json!(50);
+    let streams = catalog(&["contacts"], true);
+    let (run, spent) = read_counted(&sandbox, dir.path(), &config, &streams, None);
+    run.assert_ok();
+    let cuts = run
+        .of_type("LOG")
+        .iter()
+        .filter(|m| {
+            m["log"]["message"]
+                .as_str()
+                .is_some_and(|text| text.contains("windows side by side"))
+        })
+        .count();
+    assert!(cuts >= 1, "the read was cut into windows");
+    let windows = run
+        .of_type("STATE")
+        .iter()
+        .map(|m| {
+            m["state"]["stream"]["stream_state"]["resume"]["windows"]
+                .as_array()
+                .map_or(0, Vec::len)
+        })
+        .max()
+        .unwrap();
+    let requests: usize = common::api_requests(&spent).values().sum();
+    let pages = CONTACTS.div_ceil(PAGE);
+    assert!(
+        requests > pages && requests <= pages + cuts + windows,
+        "{requests} requests for {pages} pages, {cuts} cuts, {windows} windows"
+    );
+    let ids = run.ids("contacts", "contact_id");
+    assert_eq!(ids.len(), CONTACTS);
+    assert_eq!(run.records("contacts").len(), CONTACTS, "no record twice");
+    let estimates: Vec<u64> = run
+        .of_type("TRACE")
+        .iter()
+        .filter(|m| m["trace"]["type"] == "ESTIMATE")
+        .filter_map(|m| m["trace"]["estimate"]["row_estimate"].as_u64())
+        .collect();
+    assert_eq!(estimates, vec![CONTACTS as u64]);
+    let config = run.next_config(&config);
+    let (again, spent) = read_counted(
+        &sandbox,
+        dir.path(),
+        &config,
+        &streams,
+        Some(&run.state_messages()),
+    );
+    again.assert_ok();
+    let optout_pass = 1;
+    assert_eq!(
+        common::api_requests(&spent).values().sum::<usize>(),
+        1 + optout_pass,
+        "a no-change read is one page and the opt-out pass"
+    );
+}

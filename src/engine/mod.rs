@@ -11,6 +11,7 @@ mod raw;
 pub mod state;
 mod stats;
 mod sync;
+mod windows;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -271,11 +272,17 @@ pub async fn read_to_vec(ctx: &Context, def: &Arc<StreamDef>) -> Result<(Vec<Val
     Ok((records, report.requests))
 }
 
-/// Where a stream's pages come from: chains read one after the other (one,
+/// Where a stream's pages come from: passes read one after the other (one,
 /// or one per pass of an incremental read), or a chain per parent value.
 pub enum PageSource {
-    Chains(std::collections::VecDeque<(Pass, Chain)>),
+    Passes(std::collections::VecDeque<(Pass, PassPages)>),
     Children(Box<Children>),
+}
+
+/// The pages of one pass: a chain, or windows of it read side by side.
+pub enum PassPages {
+    Chain(Chain),
+    Windows(Box<windows::Windows>),
 }
 
 /// Which pass of a read a chain belongs to: the stream's own (`None`), or
@@ -291,6 +298,9 @@ pub struct Page {
     pub next: Option<String>,
     /// How many records the read holds, where the page says.
     pub count: Option<u64>,
+    /// For a pass read in windows: where its unfinished windows stand once
+    /// this page is read (empty: the pass is done).
+    pub windows: Option<Vec<state::WindowState>>,
 }
 
 impl PageSource {
@@ -300,18 +310,24 @@ impl PageSource {
         def: &StreamDef,
         report: &mut StreamReport,
     ) -> Result<Option<Page>> {
-        let (parent, pass, fetched) = match self {
-            PageSource::Chains(chains) => loop {
-                let Some((pass, chain)) = chains.front_mut() else {
+        let (parent, pass, fetched, windows) = match self {
+            PageSource::Passes(passes) => loop {
+                let Some((pass, pages)) = passes.front_mut() else {
                     return Ok(None);
                 };
-                match chain.next(ctx, def, report).await? {
-                    Some(fetched) => break (None, pass.clone(), fetched),
-                    None => chains.pop_front(),
+                let page = match pages {
+                    PassPages::Chain(chain) => {
+                        chain.next(ctx, def, report).await?.map(|f| (f, None))
+                    }
+                    PassPages::Windows(windows) => windows.next(ctx, report).await?,
+                };
+                match page {
+                    Some((fetched, windows)) => break (None, pass.clone(), fetched, windows),
+                    None => passes.pop_front(),
                 };
             },
             PageSource::Children(children) => match children.next(ctx, def, report).await? {
-                Some((parent, fetched)) => (Some(parent), None, fetched),
+                Some((parent, fetched)) => (Some(parent), None, fetched, None),
                 None => return Ok(None),
             },
         };
@@ -322,6 +338,7 @@ impl PageSource {
             body,
             next,
             count,
+            windows,
         }))
     }
 

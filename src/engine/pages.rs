@@ -2,6 +2,7 @@
 //! linked by `_links.next.href`, and where a page keeps its records.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -11,7 +12,7 @@ use super::raw::{self, PageRecords};
 use super::state::format_time;
 use super::{Context, StreamReport};
 use crate::error::{Error, Result};
-use crate::http::BodyError;
+use crate::http::{ApiClient, BodyError};
 use crate::protocol::Level;
 use crate::streams::{Records, StreamDef};
 
@@ -24,7 +25,24 @@ pub fn first_page(ctx: &Context, def: &StreamDef, path: &str, since: Option<Date
         .as_ref()
         .and_then(|cursor| cursor.param.as_deref())
         .zip(since);
-    page_url(ctx, def, path, change, true)
+    page_url(ctx, def, path, change, ctx.end_date)
+}
+
+/// The first page of one window of a split read ([`super::windows`]):
+/// records changed after `after` and before `before` (the config's end date
+/// when open).
+pub fn window_page(
+    ctx: &Context,
+    def: &StreamDef,
+    after: Option<DateTime<Utc>>,
+    before: Option<DateTime<Utc>>,
+) -> Url {
+    let change = def
+        .cursor
+        .as_ref()
+        .and_then(|cursor| cursor.param.as_deref())
+        .zip(after);
+    page_url(ctx, def, &def.path, change, before.or(ctx.end_date))
 }
 
 /// The first page of a further pass of an incremental read
@@ -36,7 +54,7 @@ pub fn first_page_of_pass(
     param: &str,
     since: DateTime<Utc>,
 ) -> Url {
-    page_url(ctx, def, &def.path, Some((param, since)), false)
+    page_url(ctx, def, &def.path, Some((param, since)), None)
 }
 
 fn page_url(
@@ -44,7 +62,7 @@ fn page_url(
     def: &StreamDef,
     path: &str,
     change: Option<(&str, DateTime<Utc>)>,
-    with_end: bool,
+    end: Option<DateTime<Utc>>,
 ) -> Url {
     let mut params: Vec<(&str, String)> = def
         .params
@@ -64,11 +82,8 @@ fn page_url(
     if let Some((param, at)) = change {
         params.push((param, format_time(at)));
     }
-    if let (true, Some(param), Some(end)) = (
-        with_end,
-        def.cursor.as_ref().and_then(|c| c.end_param.as_ref()),
-        ctx.end_date,
-    ) {
+    if let (Some(param), Some(end)) = (def.cursor.as_ref().and_then(|c| c.end_param.as_ref()), end)
+    {
         params.push((param, format_time(end)));
     }
     if let Some((start, end)) = &def.window {
@@ -166,47 +181,75 @@ impl Chain {
         def: &StreamDef,
         report: &mut StreamReport,
     ) -> Result<Option<Fetched>> {
-        loop {
-            let Some(url) = self.next.take() else {
-                return Ok(None);
-            };
+        while let Some(url) = self.pending().cloned() {
             let parse = |text: String| parse_page(def, text);
-            let (fetched, requests) = match ctx.api.get_parsed(&url, &parse).await {
-                Ok(response) => response,
-                Err(error) => match self.fallback.take() {
-                    Some(fallback) => {
-                        ctx.output.log(
-                            Level::Warn,
-                            &format!(
-                                "{}: cannot resume at {url} ({error}); reading again from the \
-                                 cursor",
-                                def.name
-                            ),
-                        );
-                        self.next = Some(fallback);
-                        continue;
-                    }
-                    None => return Err(error),
-                },
-            };
-            self.fallback = None;
-            report.requests += u64::from(requests);
-            report.pages += 1;
-            self.visited.insert(url.clone());
-            if let Some(href) = &fetched.next {
-                let link = ctx.api.resolve_link(href)?;
-                if self.visited.contains(&link) {
-                    return Err(Error::system(format!(
-                        "GET {}: the API linked back to a page already read ({href}); stopping \
-                         rather than reading it again",
-                        url.path()
-                    )));
-                }
-                self.next = Some(link);
+            let answer = ctx.api.get_parsed(&url, &parse).await;
+            if let Some(fetched) = self.accept(ctx, def, answer, report)? {
+                return Ok(Some(fetched));
             }
-            return Ok(Some(fetched));
         }
+        Ok(None)
     }
+
+    /// The page to read next; `None` once the chain is read.
+    pub fn pending(&self) -> Option<&Url> {
+        self.next.as_ref()
+    }
+
+    /// Takes the answer to the [`pending`](Self::pending) page: its page,
+    /// or `None` when the chain starts over at its fallback (call `pending`
+    /// again).
+    pub fn accept(
+        &mut self,
+        ctx: &Context,
+        def: &StreamDef,
+        answer: Result<(Fetched, u32)>,
+        report: &mut StreamReport,
+    ) -> Result<Option<Fetched>> {
+        let Some(url) = self.next.take() else {
+            return Ok(None);
+        };
+        let (fetched, requests) = match answer {
+            Ok(answer) => answer,
+            Err(error) => match self.fallback.take() {
+                Some(fallback) => {
+                    ctx.output.log(
+                        Level::Warn,
+                        &format!(
+                            "{}: cannot resume at {url} ({error}); reading again from the cursor",
+                            def.name
+                        ),
+                    );
+                    self.next = Some(fallback);
+                    return Ok(None);
+                }
+                None => return Err(error),
+            },
+        };
+        self.fallback = None;
+        report.requests += u64::from(requests);
+        report.pages += 1;
+        self.visited.insert(url.clone());
+        if let Some(href) = &fetched.next {
+            let link = ctx.api.resolve_link(href)?;
+            if self.visited.contains(&link) {
+                return Err(Error::system(format!(
+                    "GET {}: the API linked back to a page already read ({href}); stopping \
+                     rather than reading it again",
+                    url.path()
+                )));
+            }
+            self.next = Some(link);
+        }
+        Ok(Some(fetched))
+    }
+}
+
+/// Asks for one page of `def`, owning what it needs, so that several can be
+/// in flight at once.
+pub async fn fetch(api: Arc<ApiClient>, def: Arc<StreamDef>, url: Url) -> Result<(Fetched, u32)> {
+    let parse = |text: String| parse_page(&def, text);
+    api.get_parsed(&url, &parse).await
 }
 
 /// The page's `_links.next.href`, if it has one.

@@ -63,8 +63,14 @@ pub struct CursorState {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Resume {
-    /// The link to the first page not read yet, as the API gave it.
-    pub next_page: String,
+    /// The link to the first page not read yet, as the API gave it (for a
+    /// read of one chain).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_page: Option<String>,
+    /// The windows of a split read not finished yet (for a read split into
+    /// windows, [`super::windows`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub windows: Vec<WindowState>,
     /// The newest cursor value among the records of the pages already read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_cursor: Option<Timestamp>,
@@ -75,6 +81,21 @@ pub struct Resume {
     /// reconciliation).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub full: bool,
+}
+
+/// Where one window of a split read stands: it holds the records changed
+/// after `after` and before `before` (open ends: the read's own bounds).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WindowState {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<Timestamp>,
+    /// The link to its first page not read yet; none when it has not
+    /// started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_page: Option<String>,
 }
 
 /// A child that follows the cursor of a stream up its parent chain.

@@ -24,8 +24,9 @@ use super::state::{
     Timestamp,
 };
 use super::stats::Counts;
-use super::{Context, Page, PageSource, Pass, StreamReport};
-use crate::error::Result;
+use super::windows::Windows;
+use super::{Context, Page, PageSource, Pass, PassPages, StreamReport};
+use crate::error::{Error, Result};
 use crate::protocol::Level;
 use crate::streams::{ChildSync, Lookback, Parent, StreamDef};
 
@@ -111,13 +112,21 @@ pub async fn source(
     report: &mut StreamReport,
 ) -> Result<PageSource> {
     Ok(match &def.parent {
-        None => {
-            PageSource::Chains([(None, Chain::new(first_page(ctx, def, &def.path, since)))].into())
-        }
+        None => PageSource::Passes([(None, own_pages(ctx, def, since))].into()),
         Some(parent) => PageSource::Children(Box::new(
             Children::new(ctx, def, parent, since, report).await?,
         )),
     })
+}
+
+/// The pages of a stream's own pass: one chain, or windows of it where the
+/// stream splits large reads.
+fn own_pages(ctx: &Context, def: &Arc<StreamDef>, since: Option<DateTime<Utc>>) -> PassPages {
+    if def.split_by_cursor {
+        PassPages::Windows(Box::new(Windows::new(ctx, def, since)))
+    } else {
+        PassPages::Chain(Chain::new(first_page(ctx, def, &def.path, since)))
+    }
 }
 
 /// A saved moment less the overlap that re-reads late-visible changes.
@@ -210,7 +219,7 @@ struct CursorSync {
 impl CursorSync {
     fn plan(
         ctx: &Context,
-        def: &StreamDef,
+        def: &Arc<StreamDef>,
         saved: CursorState,
     ) -> Result<(Box<dyn Strategy>, PageSource)> {
         let cursor = def
@@ -257,23 +266,19 @@ impl CursorSync {
             );
         }
         let mut max_cursor = None;
-        // The pass a stopped run was in, and the link it stopped at.
-        let mut resume_at: Option<(usize, Url)> = None;
+        // The pass a stopped run was in, and its pages from where it stopped.
+        let mut resumed: Option<(usize, PassPages)> = None;
         if let Some(resume) = resume {
             let index = passes.iter().position(|(pass, _)| *pass == resume.pass);
-            match (ctx.api.resolve_link(&resume.next_page), index) {
-                (Ok(url), Some(index)) => {
-                    ctx.output.log(
-                        Level::Info,
-                        &format!("{}: resuming an unfinished read at {url}", def.name),
-                    );
+            match index.map(|i| (i, resume_pages(ctx, def, &resume, passes[i].1.clone()))) {
+                Some((index, Ok(pages))) => {
                     max_cursor = resume.max_cursor;
-                    resume_at = Some((index, url));
+                    resumed = Some((index, pages));
                 }
-                (Err(e), _) => ctx
+                Some((_, Err(e))) => ctx
                     .output
                     .log(Level::Warn, &format!("{}: {e}; starting over", def.name)),
-                (Ok(_), None) => ctx.output.log(
+                None => ctx.output.log(
                     Level::Warn,
                     &format!(
                         "{}: the saved pass {:?} no longer exists; starting over",
@@ -282,14 +287,18 @@ impl CursorSync {
                 ),
             }
         }
-        passes.drain(..resume_at.as_ref().map_or(0, |(index, _)| *index));
+        passes.drain(..resumed.as_ref().map_or(0, |(index, _)| *index));
         let later: Vec<(Pass, Url)> = passes[1..].to_vec();
+        let mut resumed = resumed.map(|(_, pages)| pages);
         let chains = passes
             .into_iter()
-            .enumerate()
-            .map(|(index, (pass, first))| match (index, &resume_at) {
-                (0, Some((_, saved))) => (pass, Chain::resume(saved.clone(), first)),
-                _ => (pass, Chain::new(first)),
+            .map(|(pass, first)| {
+                let pages = match (resumed.take(), &pass) {
+                    (Some(pages), _) => pages,
+                    (None, None) => own_pages(ctx, def, Some(lower_bound)),
+                    (None, Some(_)) => PassPages::Chain(Chain::new(first)),
+                };
+                (pass, pages)
             })
             .collect();
         let strategy = CursorSync {
@@ -305,7 +314,7 @@ impl CursorSync {
             client_side: cursor.param.is_none(),
             unparsable: 0,
         };
-        Ok((Box::new(strategy), PageSource::Chains(chains)))
+        Ok((Box::new(strategy), PageSource::Passes(chains)))
     }
 
     /// The state once every pass is read: the cursor never past the run's
@@ -339,6 +348,37 @@ impl CursorSync {
             .map(|k| &record[k.as_str()])
             .collect();
         serde_json::to_string(&key).expect("JSON values serialize")
+    }
+}
+
+/// The pages of the pass a stopped read was in (whose first page is
+/// `first`), from where it stopped: a saved link, or saved windows of the
+/// stream's own pass.
+fn resume_pages(
+    ctx: &Context,
+    def: &Arc<StreamDef>,
+    resume: &Resume,
+    first: Url,
+) -> Result<PassPages> {
+    match (&resume.next_page, resume.windows.as_slice()) {
+        (Some(link), []) => {
+            let url = ctx.api.resolve_link(link)?;
+            ctx.output.log(
+                Level::Info,
+                &format!("{}: resuming an unfinished read at {url}", def.name),
+            );
+            // A link that no longer works starts the pass over.
+            Ok(PassPages::Chain(Chain::resume(url, first)))
+        }
+        (None, windows) if !windows.is_empty() && resume.pass.is_none() && def.split_by_cursor => {
+            Ok(PassPages::Windows(Box::new(Windows::resume(
+                ctx, def, windows,
+            )?)))
+        }
+        _ => Err(Error::config(format!(
+            "the saved resume position of stream {} is not one this stream can have",
+            def.name
+        ))),
     }
 }
 
@@ -378,20 +418,32 @@ impl Strategy for CursorSync {
         if let Some(index) = self.later.iter().position(|(pass, _)| *pass == page.pass) {
             self.later.drain(..=index);
         }
-        let next = match &page.next {
-            Some(next) => Some((page.pass.clone(), next.clone())),
-            None => self
-                .later
-                .first()
-                .map(|(pass, url)| (pass.clone(), url.to_string())),
+        let (next_page, windows) = match (&page.windows, &page.next) {
+            (Some(windows), _) => (None, windows.clone()),
+            (None, next) => (next.clone(), Vec::new()),
+        };
+        let next = match (next_page, windows.is_empty()) {
+            (None, true) => self.later.first().map(|(pass, url)| Resume {
+                next_page: Some(url.to_string()),
+                windows: Vec::new(),
+                pass: pass.clone(),
+                max_cursor: None,
+                full: false,
+            }),
+            (next_page, _) => Some(Resume {
+                next_page,
+                windows,
+                pass: page.pass.clone(),
+                max_cursor: None,
+                full: false,
+            }),
         };
         let position = match next {
-            Some((pass, next_page)) => CursorState {
+            Some(resume) => CursorState {
                 resume: Some(Resume {
-                    next_page,
                     max_cursor: self.max_cursor,
-                    pass,
                     full: self.full,
+                    ..resume
                 }),
                 ..self.saved.clone()
             },

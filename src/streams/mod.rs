@@ -304,6 +304,10 @@ pub struct StreamDef {
     /// The top-level field where a first page says how many records the
     /// read holds, for the protocol's estimate.
     pub count: Option<String>,
+    /// A large read is cut into windows of the cursor read side by side
+    /// (`engine::windows`); needs the cursor's parameter, its end parameter,
+    /// a page size and a count.
+    pub split_by_cursor: bool,
 }
 
 impl StreamDef {
@@ -326,6 +330,14 @@ impl StreamDef {
             reconcile: None,
             export: None,
             count: None,
+            split_by_cursor: false,
+        }
+    }
+
+    pub fn split_by_cursor(self) -> StreamDef {
+        StreamDef {
+            split_by_cursor: true,
+            ..self
         }
     }
 

@@ -130,6 +130,7 @@ pub fn streams() -> Vec<StreamDef> {
                 ("include_count", "true"),
             ])
             .count("contacts_count")
+            .split_by_cursor()
             .filter("status", ConfigList::ContactStatus)
             .filter("lists", ConfigList::ListIds)
             .filter("tags", ConfigList::TagIds)

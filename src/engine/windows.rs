@@ -1,0 +1,360 @@
+//! A large read split into windows of the cursor (`updated_after` …
+//! `updated_before`) read as concurrent chains.
+//!
+//! One chain of pages goes no faster than one request per round trip (about
+//! 3 requests/s at 300 ms), under the API's 4/s. A stream that declares
+//! `StreamDef::split_by_cursor` starts as one window, the whole read; when a
+//! window's first page says it holds more than [`SPLIT_PAGES`] pages, that
+//! page is set aside (its records are read again in the pieces: one request
+//! spent, no record emitted twice) and the window is cut into pieces at
+//! quantiles of its page's cursor values. Pieces are read side by side, up
+//! to [`IN_FLIGHT`] requests at once; the shared rate limiter sets the pace.
+//! A piece whose own first page shows it far larger than its share is cut
+//! again, so a skewed account still spreads out.
+//!
+//! Bounds are exclusive in the strict reading, and an API may compare whole
+//! seconds: neighbouring pieces overlap by [`OVERLAP`], so a record changed
+//! at a cut is in one piece at least (in both for the overlap: a duplicate,
+//! never a loss).
+//!
+//! After every page the windows not finished yet, each with its next link,
+//! are what a checkpoint saves ([`WindowState`]); a stopped read resumes
+//! every window where it stood.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, DurationRound, Utc};
+use futures::future::LocalBoxFuture;
+use futures::stream::FuturesUnordered;
+use futures::StreamExt;
+use url::Url;
+
+use super::pages::{fetch, window_page, Chain, Fetched};
+use super::state::{parse_time, Timestamp, WindowState};
+use super::{Context, StreamReport};
+use crate::error::Result;
+use crate::http::ApiClient;
+use crate::protocol::Level;
+use crate::streams::StreamDef;
+
+/// A window of more pages than this is split.
+const SPLIT_PAGES: u64 = 8;
+/// Pages a piece should hold, to choose how many pieces to cut.
+const PIECE_PAGES: u64 = 10;
+/// Pieces one cut makes, at most, and windows of one read, at most (each
+/// unfinished one is a few hundred bytes of every checkpoint).
+const MAX_PIECES: u64 = 16;
+const MAX_WINDOWS: usize = 32;
+/// Pages asked for at once: at 4 requests/s and round trips up to about a
+/// second this keeps the limiter busy, while holding at most this many pages
+/// in memory.
+const IN_FLIGHT: usize = 4;
+/// How far each piece reaches back before its cut.
+const OVERLAP: Duration = Duration::seconds(1);
+
+type Answer = (u64, Result<(Fetched, u32)>);
+
+struct Window {
+    id: u64,
+    after: Option<DateTime<Utc>>,
+    before: Option<DateTime<Utc>>,
+    chain: Chain,
+    /// Its first page is not read yet: it may still be cut.
+    fresh: bool,
+    /// The records it was cut to hold; `None` for the whole read.
+    share: Option<u64>,
+    in_flight: bool,
+}
+
+pub struct Windows {
+    api: Arc<ApiClient>,
+    def: Arc<StreamDef>,
+    /// Unfinished, in order of the cursor.
+    windows: Vec<Window>,
+    in_flight: FuturesUnordered<LocalBoxFuture<'static, Answer>>,
+    next_id: u64,
+    /// The whole read's count, handed on with the first page handed on.
+    total: Option<u64>,
+    total_given: bool,
+    /// Where an open window ends, for cutting it.
+    end: DateTime<Utc>,
+    /// The read is in windows (cut, or resumed in windows).
+    split: bool,
+}
+
+impl Windows {
+    /// The read of the records changed after `after` (all, when `None`),
+    /// as one window to start with.
+    pub fn new(ctx: &Context, def: &Arc<StreamDef>, after: Option<DateTime<Utc>>) -> Windows {
+        let mut windows = Windows::empty(ctx, def);
+        windows.push(ctx, after, None, None, None);
+        windows
+    }
+
+    /// The windows a stopped read left, each where it stood.
+    pub fn resume(ctx: &Context, def: &Arc<StreamDef>, saved: &[WindowState]) -> Result<Windows> {
+        let mut windows = Windows::empty(ctx, def);
+        for window in saved {
+            let link = match &window.next_page {
+                Some(link) => Some(ctx.api.resolve_link(link)?),
+                None => None,
+            };
+            let (after, before) = (window.after.map(|t| t.0), window.before.map(|t| t.0));
+            windows.push(ctx, after, before, link, None);
+        }
+        ctx.output.log(
+            Level::Info,
+            &format!(
+                "{}: resuming an unfinished read of {} windows",
+                def.name,
+                saved.len()
+            ),
+        );
+        // The whole read's count is not known again: no estimate.
+        windows.total_given = true;
+        windows.split = true;
+        Ok(windows)
+    }
+
+    fn empty(ctx: &Context, def: &Arc<StreamDef>) -> Windows {
+        Windows {
+            api: ctx.api.clone(),
+            def: def.clone(),
+            windows: Vec::new(),
+            in_flight: FuturesUnordered::new(),
+            next_id: 0,
+            total: None,
+            total_given: false,
+            end: ctx.end_date.unwrap_or(ctx.run_started),
+            split: false,
+        }
+    }
+
+    /// Adds a window; `resume_at` is a saved link of one already started.
+    fn push(
+        &mut self,
+        ctx: &Context,
+        after: Option<DateTime<Utc>>,
+        before: Option<DateTime<Utc>>,
+        resume_at: Option<Url>,
+        share: Option<u64>,
+    ) {
+        let first = window_page(ctx, &self.def, after, before);
+        let fresh = resume_at.is_none();
+        let chain = match resume_at {
+            Some(saved) => Chain::resume(saved, first),
+            None => Chain::new(first),
+        };
+        self.windows.push(Window {
+            id: self.next_id,
+            after,
+            before,
+            chain,
+            fresh,
+            share,
+            in_flight: false,
+        });
+        self.next_id += 1;
+    }
+
+    /// The next page of any window, with where every unfinished window
+    /// stands once it is handed on (none while the read is one window: its
+    /// page's next link says it); `None` when all are read.
+    pub async fn next(
+        &mut self,
+        ctx: &Context,
+        report: &mut StreamReport,
+    ) -> Result<Option<(Fetched, Option<Vec<WindowState>>)>> {
+        loop {
+            self.launch();
+            let Some((id, answer)) = self.in_flight.next().await else {
+                return Ok(None);
+            };
+            let index = self
+                .windows
+                .iter()
+                .position(|w| w.id == id)
+                .expect("answers come for windows in flight");
+            let window = &mut self.windows[index];
+            window.in_flight = false;
+            let Some(fetched) = window.chain.accept(ctx, &self.def, answer, report)? else {
+                continue;
+            };
+            if window.fresh {
+                window.fresh = false;
+                if self.total.is_none() {
+                    self.total = fetched.count;
+                }
+                if let Some(pieces) = self.cut(index, &fetched) {
+                    self.split(ctx, index, pieces, fetched.count.unwrap_or_default());
+                    continue;
+                }
+            }
+            if self.windows[index].chain.pending().is_none() {
+                self.windows.remove(index);
+            }
+            let count = if self.total_given {
+                None
+            } else {
+                self.total_given = true;
+                self.total
+            };
+            let positions = self.split.then(|| self.positions());
+            return Ok(Some((Fetched { count, ..fetched }, positions)));
+        }
+    }
+
+    /// Asks for the pending page of windows not in flight, in cursor order,
+    /// up to [`IN_FLIGHT`] at once.
+    fn launch(&mut self) {
+        for window in &mut self.windows {
+            if self.in_flight.len() >= IN_FLIGHT {
+                break;
+            }
+            let Some(url) = window.chain.pending().filter(|_| !window.in_flight) else {
+                continue;
+            };
+            window.in_flight = true;
+            let (id, api, def, url) = (window.id, self.api.clone(), self.def.clone(), url.clone());
+            self.in_flight
+                .push(Box::pin(async move { (id, fetch(api, def, url).await) }));
+        }
+    }
+
+    /// Where the unfinished windows stand.
+    fn positions(&self) -> Vec<WindowState> {
+        self.windows
+            .iter()
+            .map(|w| WindowState {
+                after: w.after.map(Timestamp),
+                before: w.before.map(Timestamp),
+                next_page: (!w.fresh)
+                    .then(|| w.chain.pending().map(Url::to_string))
+                    .flatten(),
+            })
+            .collect()
+    }
+
+    /// The cuts of window `index`, whose first page is `page`, if it is
+    /// worth splitting.
+    fn cut(&self, index: usize, page: &Fetched) -> Option<Vec<DateTime<Utc>>> {
+        let window = &self.windows[index];
+        let (count, page_size) = (page.count?, u64::from(self.def.page_size?));
+        page.next.as_ref()?;
+        let threshold = (SPLIT_PAGES * page_size).max(window.share.map_or(0, |share| 2 * share));
+        let room = (MAX_WINDOWS + 1).saturating_sub(self.windows.len()) as u64;
+        let pieces = count
+            .div_ceil(PIECE_PAGES * page_size)
+            .min(MAX_PIECES)
+            .min(room);
+        if count <= threshold || pieces < 2 {
+            return None;
+        }
+        let field = &self.def.cursor.as_ref()?.field;
+        let times: Vec<DateTime<Utc>> = page
+            .body
+            .views
+            .iter()
+            .filter_map(|view| view.get(field)?.as_str().and_then(parse_time))
+            .collect();
+        let cuts = cuts_at_quantiles(
+            times,
+            window.after,
+            window.before.unwrap_or(self.end),
+            pieces,
+        );
+        (!cuts.is_empty()).then_some(cuts)
+    }
+
+    /// Replaces window `index` by the pieces between its bounds and `cuts`.
+    fn split(&mut self, ctx: &Context, index: usize, cuts: Vec<DateTime<Utc>>, count: u64) {
+        let window = self.windows.remove(index);
+        let share = count / (cuts.len() as u64 + 1);
+        let mut pieces = Windows::empty(ctx, &self.def);
+        pieces.next_id = self.next_id;
+        let mut after = window.after;
+        for cut in &cuts {
+            pieces.push(ctx, after, Some(*cut), None, Some(share));
+            after = Some(*cut - OVERLAP);
+        }
+        pieces.push(ctx, after, window.before, None, Some(share));
+        ctx.output.log(
+            Level::Info,
+            &format!(
+                "{}: {count} records in {} pages; reading them as {} windows side by side",
+                self.def.name,
+                count.div_ceil(u64::from(self.def.page_size.unwrap_or(1))),
+                cuts.len() + 1
+            ),
+        );
+        self.next_id = pieces.next_id;
+        self.windows.splice(index..index, pieces.windows);
+        self.split = true;
+    }
+}
+
+/// Cuts between `after` and `before` at the `pieces`-quantiles of a sample of
+/// cursor values, on whole seconds and at least twice [`OVERLAP`] from each
+/// other and from the bounds (a piece never holds less than its overlap).
+/// Fewer when the sample is too narrow; none when it cannot be cut.
+fn cuts_at_quantiles(
+    mut times: Vec<DateTime<Utc>>,
+    after: Option<DateTime<Utc>>,
+    before: DateTime<Utc>,
+    pieces: u64,
+) -> Vec<DateTime<Utc>> {
+    let gap = OVERLAP * 2;
+    times.retain(|t| after.is_none_or(|a| *t > a) && *t < before);
+    times.sort_unstable();
+    let mut cuts: Vec<DateTime<Utc>> = Vec::new();
+    for i in 1..pieces {
+        let Some(at) = times.get((i as usize * times.len()) / pieces as usize) else {
+            break;
+        };
+        let Ok(cut) = at.duration_trunc(Duration::seconds(1)) else {
+            continue;
+        };
+        let lower = cuts.last().copied().or(after);
+        if lower.is_none_or(|lower| cut >= lower + gap) && cut + gap <= before {
+            cuts.push(cut);
+        }
+    }
+    cuts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn at(seconds: i64) -> DateTime<Utc> {
+        Utc.timestamp_opt(1_700_000_000 + seconds, 0).unwrap()
+    }
+
+    #[test]
+    fn cuts_fall_at_quantiles_on_whole_seconds_within_the_bounds() {
+        let times: Vec<_> = (0..100)
+            .map(|i| at(i * 10) + Duration::milliseconds(250))
+            .collect();
+        let cuts = cuts_at_quantiles(times.clone(), None, at(2_000), 4);
+        assert_eq!(cuts, vec![at(250), at(500), at(750)]);
+        // Values outside the window are not part of its sample.
+        let cuts = cuts_at_quantiles(times, Some(at(495)), at(2_000), 2);
+        assert_eq!(cuts, vec![at(750)]);
+    }
+
+    #[test]
+    fn a_narrow_sample_gives_fewer_cuts_or_none() {
+        let same_second = vec![at(100); 500];
+        assert_eq!(
+            cuts_at_quantiles(same_second, None, at(1_000), 8),
+            vec![at(100)]
+        );
+        // Every value within the overlap of the lower bound: nothing to cut.
+        let near_start: Vec<_> = (0..50).map(|_| at(1)).collect();
+        assert!(cuts_at_quantiles(near_start, Some(at(0)), at(1_000), 4).is_empty());
+        let near_end = vec![at(999); 10];
+        assert!(cuts_at_quantiles(near_end, Some(at(0)), at(1_000), 4).is_empty());
+        assert!(cuts_at_quantiles(Vec::new(), None, at(1_000), 4).is_empty());
+    }
+}
