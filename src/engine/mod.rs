@@ -282,7 +282,7 @@ pub enum PageSource {
 /// The pages of one pass: a chain, or windows of it read side by side.
 pub enum PassPages {
     Chain(Chain),
-    Windows(Box<windows::Windows>),
+    Windows(windows::Windows),
 }
 
 /// Which pass of a read a chain belongs to: the stream's own (`None`), or

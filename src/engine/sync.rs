@@ -123,7 +123,7 @@ pub async fn source(
 /// stream splits large reads.
 fn own_pages(ctx: &Context, def: &Arc<StreamDef>, since: Option<DateTime<Utc>>) -> PassPages {
     if def.split_by_cursor {
-        PassPages::Windows(Box::new(Windows::new(ctx, def, since)))
+        PassPages::Windows(Windows::new(ctx, def, since))
     } else {
         PassPages::Chain(Chain::new(first_page(ctx, def, &def.path, since)))
     }
@@ -371,9 +371,7 @@ fn resume_pages(
             Ok(PassPages::Chain(Chain::resume(url, first)))
         }
         (None, windows) if !windows.is_empty() && resume.pass.is_none() && def.split_by_cursor => {
-            Ok(PassPages::Windows(Box::new(Windows::resume(
-                ctx, def, windows,
-            )?)))
+            Ok(PassPages::Windows(Windows::resume(ctx, def, windows)?))
         }
         _ => Err(Error::config(format!(
             "the saved resume position of stream {} is not one this stream can have",
