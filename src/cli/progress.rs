@@ -51,6 +51,14 @@ pub enum Protocol {
     Singer,
 }
 
+/// Where a run's protocol messages go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Messages {
+    Stdout,
+    /// A file (`demo`): stdout stays free, even on a terminal.
+    File,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Style {
     /// A few lines redrawn in place (ANSI cursor-up and clear).
@@ -61,22 +69,23 @@ pub enum Style {
 
 impl Style {
     /// The style for a run of `protocol` in this process, or none: progress
-    /// needs stderr on a terminal, and redrawing needs stdout elsewhere (its
-    /// output would scroll the drawing away) and no logs on stderr.
-    pub fn for_this_process(protocol: Protocol) -> Option<Style> {
+    /// needs stderr on a terminal, and redrawing needs the messages off that
+    /// terminal (they would scroll the drawing away) and no logs on stderr.
+    pub fn for_this_process(protocol: Protocol, messages: Messages) -> Option<Style> {
         choose(
             protocol,
             std::io::stderr().is_terminal(),
-            std::io::stdout().is_terminal(),
+            messages == Messages::Stdout && std::io::stdout().is_terminal(),
             std::env::var(PROGRESS_ENV).ok().as_deref(),
         )
     }
 }
 
+/// `messages_tty`: the protocol messages go to a terminal (stdout is one).
 fn choose(
     protocol: Protocol,
     stderr_tty: bool,
-    stdout_tty: bool,
+    messages_tty: bool,
     setting: Option<&str>,
 ) -> Option<Style> {
     if !stderr_tty {
@@ -85,7 +94,7 @@ fn choose(
     match setting.map(str::trim) {
         Some("off" | "0" | "false" | "no") => None,
         Some("lines") => Some(Style::Lines),
-        _ if protocol == Protocol::Singer || stdout_tty => Some(Style::Lines),
+        _ if protocol == Protocol::Singer || messages_tty => Some(Style::Lines),
         _ => Some(Style::Redraw),
     }
 }
@@ -569,8 +578,13 @@ impl Watch {
     /// Wraps `inner` for a run of `streams` streams when progress is to be
     /// shown (see [`Style::for_this_process`]); otherwise `inner` is used as
     /// is.
-    pub fn start(inner: Arc<dyn Output>, streams: usize, protocol: Protocol) -> Watch {
-        match Style::for_this_process(protocol) {
+    pub fn start(
+        inner: Arc<dyn Output>,
+        streams: usize,
+        protocol: Protocol,
+        messages: Messages,
+    ) -> Watch {
+        match Style::for_this_process(protocol, messages) {
             Some(style) => Watch::with_style(
                 inner,
                 streams,
