@@ -78,12 +78,27 @@ pub struct ApiClient {
     spending: Spending,
 }
 
+/// Requests a day the API allows one API key, shared by every application
+/// using the key. The API does not say how many are left.
+pub const DAILY_REQUEST_QUOTA: u64 = 10_000;
+
 /// What the config allows: requests per second (shared by all streams) and
 /// per run.
 #[derive(Debug, Clone, Copy)]
 pub struct RequestLimits {
     pub per_second: u32,
     pub per_run: Option<u64>,
+}
+
+/// The run's requests at one moment, for progress displays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestsSpent {
+    /// Every attempt counts.
+    pub sent: u64,
+    /// `max_requests_per_run`, if set.
+    pub budget: Option<u64>,
+    /// The API said the key's daily quota is spent (a quota 429).
+    pub quota_spent: bool,
 }
 
 /// The run's requests against its limits.
@@ -180,10 +195,21 @@ impl ApiClient {
         })
     }
 
-    /// Requests this client has sent so far (every attempt counts), for
+    /// Requests this client has sent so far against its limits, for
     /// progress displays: read-only, it changes nothing.
-    pub fn requests_sent(&self) -> u64 {
-        self.spending.sent.load(Ordering::Relaxed)
+    pub fn requests_spent(&self) -> RequestsSpent {
+        let stopped = self
+            .spending
+            .stopped
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        RequestsSpent {
+            sent: self.spending.sent.load(Ordering::Relaxed),
+            budget: self.spending.budget,
+            quota_spent: stopped
+                .as_ref()
+                .is_some_and(|error| error.stops_run == Some(RunStop::QuotaSpent)),
+        }
     }
 
     /// `path` (e.g. `/contacts`) under the configured base URL, with `params`.

@@ -10,7 +10,7 @@ mod common;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use common::{catalog, read, write_json, Run, Sandbox, BIN, TOKEN_CACHE_ENV};
+use common::{all_streams, catalog, read, write_json, Run, Sandbox, BIN, TOKEN_CACHE_ENV};
 use serde_json::{json, Value};
 
 const PROGRESS_ENV: &str = "SOURCE_CONSTANT_CONTACT_PROGRESS";
@@ -134,9 +134,26 @@ fn read_command(config: &Path, catalog: &Path, out: &Path) -> String {
     )
 }
 
+/// The number before `word` in `text` (`1,234 requests` gives 1234).
+fn number_before(text: &str, word: &str) -> u64 {
+    let before = &text[..text
+        .find(word)
+        .unwrap_or_else(|| panic!("{word:?} in {text:?}"))];
+    let digits = before
+        .trim_end()
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .replace(',', "");
+    digits
+        .parse()
+        .unwrap_or_else(|_| panic!("a number before {word:?} in {text:?}"))
+}
+
 #[test]
 fn a_read_in_a_terminal_shows_progress_on_stderr_only() {
-    let (_sandbox, config) = sandbox();
+    let (_sandbox, mut config) = sandbox();
+    config["max_requests_per_run"] = 1000.into();
     let dir = tempfile::tempdir().unwrap();
     let config_path = write_json(dir.path(), "config.json", &config);
     let catalog_path = write_json(dir.path(), "catalog.json", &catalog(&STREAMS, true));
@@ -162,6 +179,24 @@ fn a_read_in_a_terminal_shows_progress_on_stderr_only() {
         "records counted: {last_frame:?}"
     );
     assert!(last_frame.ends_with('\n'));
+    // What the budget and the day's quota leave, counted from the requests
+    // the headline shows.
+    let requests = number_before(last_frame, " requests");
+    let lines: Vec<&str> = last_frame.lines().map(str::trim_end).collect();
+    assert_eq!(
+        lines[1],
+        format!("budget: {} left of 1,000", 1000 - requests),
+        "{last_frame:?}"
+    );
+    assert_eq!(
+        number_before(
+            lines[2],
+            " of 10,000 left (other tools on the key not counted)"
+        ),
+        10_000 - requests,
+        "{last_frame:?}"
+    );
+    assert!(lines[2].starts_with("day: at most "), "{last_frame:?}");
 
     // stdout (the file) has the protocol messages only, all of them.
     let stdout = std::fs::read(&out).unwrap();
@@ -190,6 +225,93 @@ fn a_read_in_a_terminal_shows_progress_on_stderr_only() {
     )
     .unwrap();
     assert_eq!(screen, "");
+}
+
+#[test]
+fn a_slow_read_in_a_terminal_shows_the_estimate_of_the_stream_being_read() {
+    // At 2 requests/s the two contact pages after the first (which carries
+    // the count) take a second: several frames show the stream running.
+    let (_sandbox, mut config) = sandbox();
+    config["requests_per_second"] = 2.into();
+    let dir = tempfile::tempdir().unwrap();
+    let config_path = write_json(dir.path(), "config.json", &config);
+    let catalog_path = write_json(dir.path(), "catalog.json", &catalog(&["contacts"], true));
+    let out = dir.path().join("out.jsonl");
+    let Some(screen) = in_a_terminal(
+        &read_command(&config_path, &catalog_path, &out),
+        dir.path(),
+        None,
+    ) else {
+        return;
+    };
+    assert!(
+        screen.contains("  contacts: 500/1,200 records (41%"),
+        "the estimate in a frame: {screen:?}"
+    );
+    let stdout = std::fs::read(&out).unwrap();
+    let run = Run::from_output(0, &stdout, b"");
+    let estimates = run.of_type("TRACE");
+    assert!(
+        estimates
+            .iter()
+            .any(|m| m["trace"]["estimate"]["row_estimate"] == 1200),
+        "the ESTIMATE message the frame shows: {estimates:?}"
+    );
+}
+
+#[test]
+fn demo_shows_progress_in_a_terminal_and_its_summary_either_way() {
+    let dir = tempfile::tempdir().unwrap();
+    let demo = |out: &str| {
+        format!(
+            "{} demo --contacts 300 --change 5 --requests-per-second 100 --output {out}",
+            shell_quote(BIN)
+        )
+    };
+    let streams = all_streams().len();
+    let summary = format!("all {streams} streams complete");
+    let Some(screen) = in_a_terminal(&demo("terminal.jsonl"), dir.path(), None) else {
+        return;
+    };
+    // Each run ends on its final frame, then demo goes on as before.
+    let done = format!("streams {streams}/{streams} done | ");
+    let changed = screen.find("changed 5 contacts").expect(&screen);
+    let table = screen.find("full read").expect(&screen);
+    let first = screen[..changed].rsplit("\x1b[J").next().unwrap();
+    let second = screen[changed..table].rsplit("\x1b[J").next().unwrap();
+    for frame in [first, second] {
+        assert!(frame.starts_with(&done), "{frame:?}");
+        assert!(frame.contains("\nday: at most "), "{frame:?}");
+    }
+    assert!(screen.contains(&summary), "{screen}");
+    // The event streams' stats give estimates, shown while they are read
+    // (`  email_sends: 544/2,298 records (23%, 0:08 left), …`).
+    let with_estimate = |line: &&str| {
+        let Some((_, read)) = line.trim_start().split_once(": ") else {
+            return false;
+        };
+        read.split_once(" records (")
+            .is_some_and(|(count, rest)| count.contains('/') && rest.split_once('%').is_some())
+    };
+    assert!(screen.lines().any(|line| with_estimate(&line)), "{screen}");
+    let messages = std::fs::read_to_string(dir.path().join("terminal.jsonl")).unwrap();
+    assert!(!messages.contains('\x1b'));
+
+    // Not on a terminal: the summary, no progress.
+    let output = Command::new("sh")
+        .args(["-c", &demo("plain.jsonl")])
+        .current_dir(dir.path())
+        .env(TOKEN_CACHE_ENV, dir.path().join("tokens.json"))
+        .env_remove(PROGRESS_ENV)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(stderr.contains(&summary), "{stderr}");
+    assert!(
+        !stderr.contains('\x1b') && !stderr.contains("day: "),
+        "{stderr}"
+    );
 }
 
 #[test]

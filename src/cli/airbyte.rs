@@ -8,7 +8,7 @@ use std::sync::Arc;
 use serde_json::json;
 
 use super::columns::{self, Prepared};
-use super::progress::{Protocol, Watch};
+use super::progress::{Messages, Protocol, Watch};
 use super::setup;
 use crate::config::LoadedConfig;
 use crate::engine::{self, StreamReport};
@@ -95,7 +95,12 @@ pub fn read(config_path: &Path, catalog_path: &Path, state_path: Option<&Path>) 
         output.log(Level::Info, note);
     }
     // Progress on stderr when it is a terminal; otherwise the writer itself.
-    let watch = Watch::start(output.clone(), selected.len(), Protocol::Airbyte);
+    let watch = Watch::start(
+        output.clone(),
+        selected.len(),
+        Protocol::Airbyte,
+        Messages::Stdout,
+    );
     let watched = watch.output();
     let outcome = prepared.run(&config, &watched, async |ctx| {
         watch.count_requests(&ctx.api);

@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::{json, Value};
 
+use super::progress::{Messages, Protocol, Watch};
 use super::setup;
 use crate::config::LoadedConfig;
 use crate::engine::{self, StreamReport, StreamStates};
@@ -144,7 +145,12 @@ async fn demo(options: DemoOptions) -> Result<()> {
     ));
     let mut first_config = sandbox.connector_config();
     first_config["token_cache_path"] = Value::from(cache.join("tokens.json").display().to_string());
-    let full = sync(&first_config, &every_stream, &recorder).await?;
+    let messages = if options.stdout {
+        Messages::Stdout
+    } else {
+        Messages::File
+    };
+    let full = sync(&first_config, &every_stream, &recorder, messages).await?;
     // Every record arrived: the sandbox knows how many there are.
     let expected = sandbox.expected_counts();
     for (name, report) in &full {
@@ -187,7 +193,7 @@ async fn demo(options: DemoOptions) -> Result<()> {
             .unwrap_or_else(|p| p.into_inner())
             .clone(),
     );
-    let incremental = sync(&config, &every_stream, &recorder).await?;
+    let incremental = sync(&config, &every_stream, &recorder, messages).await?;
     recorder.flush();
 
     print_summary(&full, &incremental);
@@ -216,6 +222,7 @@ async fn sync(
     config: &Value,
     streams: &[Selected],
     recorder: &Arc<Recorder>,
+    messages: Messages,
 ) -> Result<Vec<(String, Result<StreamReport>)>> {
     let config = LoadedConfig::from_value(config.clone())?;
     let registry = setup::registry(&config)?;
@@ -224,9 +231,12 @@ async fn sync(
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .clone();
-    let output: Arc<dyn Output> = recorder.clone();
-    let ctx = setup::sync_context(&config, registry, &output)?;
+    // Progress on stderr when it is a terminal, as `read` shows it.
+    let watch = Watch::start(recorder.clone(), streams.len(), Protocol::Airbyte, messages);
+    let ctx = setup::sync_context(&config, registry, &watch.output())?;
+    watch.count_requests(&ctx.api);
     let results = engine::read_all(&ctx, streams, &states).await;
+    watch.finish();
     for (_, result) in &results {
         if let Err(error) = result {
             return Err(error.clone());

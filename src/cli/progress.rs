@@ -1,6 +1,8 @@
 //! Progress a person can watch on stderr while a sync runs: streams done out
-//! of all, records and pages per running stream, requests spent and the
-//! current requests per second.
+//! of all, records and pages per running stream (against the API's estimate,
+//! with the time left, where it gives one), requests spent, the current
+//! requests per second, and the requests left in the run's budget and the
+//! day's quota.
 //!
 //! It is an [`Output`] decorator: every event passes to the protocol writer
 //! unchanged and is also counted here; the engine and the writers know
@@ -28,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::http::ApiClient;
+use crate::http::{ApiClient, RequestsSpent, DAILY_REQUEST_QUOTA};
 use crate::protocol::{Level, Output, RecordRef, StreamStatus};
 
 /// The environment variable that turns progress off (`off`) or asks for
@@ -49,6 +51,14 @@ pub enum Protocol {
     Singer,
 }
 
+/// Where a run's protocol messages go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Messages {
+    Stdout,
+    /// A file (`demo`): stdout stays free, even on a terminal.
+    File,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Style {
     /// A few lines redrawn in place (ANSI cursor-up and clear).
@@ -59,22 +69,23 @@ pub enum Style {
 
 impl Style {
     /// The style for a run of `protocol` in this process, or none: progress
-    /// needs stderr on a terminal, and redrawing needs stdout elsewhere (its
-    /// output would scroll the drawing away) and no logs on stderr.
-    pub fn for_this_process(protocol: Protocol) -> Option<Style> {
+    /// needs stderr on a terminal, and redrawing needs the messages off that
+    /// terminal (they would scroll the drawing away) and no logs on stderr.
+    pub fn for_this_process(protocol: Protocol, messages: Messages) -> Option<Style> {
         choose(
             protocol,
             std::io::stderr().is_terminal(),
-            std::io::stdout().is_terminal(),
+            messages == Messages::Stdout && std::io::stdout().is_terminal(),
             std::env::var(PROGRESS_ENV).ok().as_deref(),
         )
     }
 }
 
+/// `messages_tty`: the protocol messages go to a terminal (stdout is one).
 fn choose(
     protocol: Protocol,
     stderr_tty: bool,
-    stdout_tty: bool,
+    messages_tty: bool,
     setting: Option<&str>,
 ) -> Option<Style> {
     if !stderr_tty {
@@ -83,12 +94,12 @@ fn choose(
     match setting.map(str::trim) {
         Some("off" | "0" | "false" | "no") => None,
         Some("lines") => Some(Style::Lines),
-        _ if protocol == Protocol::Singer || stdout_tty => Some(Style::Lines),
+        _ if protocol == Protocol::Singer || messages_tty => Some(Style::Lines),
         _ => Some(Style::Redraw),
     }
 }
 
-type RequestCounter = dyn Fn() -> u64 + Send + Sync;
+type RequestCounter = dyn Fn() -> RequestsSpent + Send + Sync;
 
 /// Counts what passes through to the protocol writer.
 pub struct Progress {
@@ -109,7 +120,7 @@ impl Progress {
 
     /// Where the requests spent so far are read from (once; the client is
     /// built after the writer it reports to).
-    pub fn count_requests(&self, counter: impl Fn() -> u64 + Send + Sync + 'static) {
+    pub fn count_requests(&self, counter: impl Fn() -> RequestsSpent + Send + Sync + 'static) {
         let _ = self.requests.set(Box::new(counter));
     }
 
@@ -143,7 +154,10 @@ impl Output for Progress {
             let now = Instant::now();
             let counts = tracker.stream(stream);
             match status {
-                StreamStatus::Started => counts.started = Some(now),
+                StreamStatus::Started => {
+                    counts.started = Some(now);
+                    counts.record_rate = Rate::starting(now);
+                }
                 StreamStatus::Running => {}
                 StreamStatus::Complete => counts.ended = Some((now, true)),
                 StreamStatus::Incomplete => counts.ended = Some((now, false)),
@@ -156,6 +170,7 @@ impl Output for Progress {
         self.inner.log(level, message);
     }
     fn estimate(&self, stream: &str, rows: u64) {
+        self.tracker().stream(stream).estimate = Some(rows);
         self.inner.estimate(stream, rows)
     }
 
@@ -172,9 +187,41 @@ impl Output for Progress {
 struct StreamCounts {
     records: u64,
     pages: u64,
+    /// The records the API expects this run to read, if it said.
+    estimate: Option<u64>,
+    record_rate: Rate,
     started: Option<Instant>,
     /// When it ended, and whether complete.
     ended: Option<(Instant, bool)>,
+}
+
+/// How fast a count grows over the last [`RATE_WINDOW`], from the samples
+/// taken at each snapshot.
+#[derive(Debug, Default)]
+struct Rate {
+    samples: VecDeque<(Instant, u64)>,
+}
+
+impl Rate {
+    /// A count that was 0 `at`.
+    fn starting(at: Instant) -> Rate {
+        Rate {
+            samples: VecDeque::from([(at, 0)]),
+        }
+    }
+
+    /// Takes `count` at `now`: its growth per second since the oldest
+    /// sample in the window, once that is half a second old.
+    fn sample(&mut self, now: Instant, count: u64) -> Option<f64> {
+        while self.samples.len() > 1 && now.duration_since(self.samples[1].0) >= RATE_WINDOW {
+            self.samples.pop_front();
+        }
+        let oldest = self.samples.front().copied();
+        self.samples.push_back((now, count));
+        let (then, before) = oldest?;
+        let seconds = now.duration_since(then).as_secs_f64();
+        (seconds >= 0.5).then(|| count.saturating_sub(before) as f64 / seconds)
+    }
 }
 
 struct Tracker {
@@ -183,8 +230,7 @@ struct Tracker {
     /// In the order streams started.
     streams: Vec<(String, StreamCounts)>,
     index: HashMap<String, usize>,
-    /// Requests spent at recent snapshots, for the current rate.
-    samples: VecDeque<(Instant, u64)>,
+    request_rate: Rate,
 }
 
 impl Tracker {
@@ -194,7 +240,7 @@ impl Tracker {
             total,
             streams: Vec::new(),
             index: HashMap::new(),
-            samples: VecDeque::from([(started, 0)]),
+            request_rate: Rate::starting(started),
         }
     }
 
@@ -211,16 +257,8 @@ impl Tracker {
         &mut self.streams[at].1
     }
 
-    fn snapshot(&mut self, now: Instant, requests: Option<u64>) -> Snapshot {
-        let rate = requests.and_then(|sent| {
-            while self.samples.len() > 1 && now.duration_since(self.samples[1].0) >= RATE_WINDOW {
-                self.samples.pop_front();
-            }
-            let &(then, before) = self.samples.front()?;
-            self.samples.push_back((now, sent));
-            let seconds = now.duration_since(then).as_secs_f64();
-            (seconds >= 0.5).then(|| sent.saturating_sub(before) as f64 / seconds)
-        });
+    fn snapshot(&mut self, now: Instant, requests: Option<RequestsSpent>) -> Snapshot {
+        let rate = requests.and_then(|spent| self.request_rate.sample(now, spent.sent));
         let ended = |c: &StreamCounts, ok: bool| matches!(c.ended, Some((_, done)) if done == ok);
         Snapshot {
             elapsed: now.duration_since(self.started),
@@ -233,11 +271,13 @@ impl Tracker {
             rate,
             running: self
                 .streams
-                .iter()
+                .iter_mut()
                 .filter(|(_, c)| c.started.is_some() && c.ended.is_none())
                 .map(|(name, c)| RunningStream {
                     name: name.clone(),
                     records: c.records,
+                    estimate: c.estimate,
+                    rate: c.record_rate.sample(now, c.records),
                     pages: c.pages,
                     elapsed: c.started.map(|s| now.duration_since(s)).unwrap_or_default(),
                 })
@@ -255,8 +295,9 @@ pub struct Snapshot {
     pub streams_incomplete: usize,
     pub records: u64,
     pub pages: u64,
-    /// Requests sent so far, once the client is known.
-    pub requests: Option<u64>,
+    /// Requests sent so far and the limits they count against, once the
+    /// client is known.
+    pub requests: Option<RequestsSpent>,
     /// Requests per second over the last few seconds.
     pub rate: Option<f64>,
     pub running: Vec<RunningStream>,
@@ -266,8 +307,48 @@ pub struct Snapshot {
 pub struct RunningStream {
     pub name: String,
     pub records: u64,
+    /// The records the API expects the stream to read, if it said.
+    pub estimate: Option<u64>,
+    /// Records per second over the last few seconds.
+    pub rate: Option<f64>,
     pub pages: u64,
     pub elapsed: Duration,
+}
+
+impl RunningStream {
+    /// Records read, against the estimate where there is one:
+    /// `600/1,200 records (50%, 0:02 left)`.
+    fn records_read(&self) -> String {
+        let records = thousands(self.records);
+        match self.estimate {
+            None => format!("{records} records"),
+            // The records changed since the API counted them: the estimate
+            // says nothing about what is left.
+            Some(estimate) if self.records > estimate => {
+                format!("{records} records (estimated {})", thousands(estimate))
+            }
+            Some(estimate) => {
+                let percent = (self.records.saturating_mul(100))
+                    .checked_div(estimate)
+                    .unwrap_or(100);
+                let mut text = format!("{records}/{} records ({percent}%", thousands(estimate));
+                if let Some(left) = self.time_left() {
+                    let _ = write!(text, ", {} left", clock(left));
+                }
+                text + ")"
+            }
+        }
+    }
+
+    /// The records still expected at the current pace, when both are known.
+    pub fn time_left(&self) -> Option<Duration> {
+        let remaining = self
+            .estimate?
+            .checked_sub(self.records)
+            .filter(|&left| left > 0)?;
+        let rate = self.rate.filter(|&rate| rate > 0.0)?;
+        Duration::try_from_secs_f64(remaining as f64 / rate).ok()
+    }
 }
 
 impl Snapshot {
@@ -282,7 +363,7 @@ impl Snapshot {
             let _ = write!(line, " ({} incomplete)", self.streams_incomplete);
         }
         if let Some(requests) = self.requests {
-            let _ = write!(line, " | {} requests", thousands(requests));
+            let _ = write!(line, " | {} requests", thousands(requests.sent));
             if let Some(rate) = self.rate {
                 let _ = write!(line, ", {rate:.1}/s");
             }
@@ -297,14 +378,43 @@ impl Snapshot {
         line
     }
 
-    /// The redrawn frame: the headline, then a line per running stream.
+    /// The requests the run may still send: its budget's (when set), and
+    /// at most the day's quota less this run's (the API does not say what
+    /// other tools on the key spent), each a line.
+    pub fn requests_left(&self) -> Vec<String> {
+        let Some(spent) = self.requests else {
+            return Vec::new();
+        };
+        let mut lines = Vec::new();
+        if let Some(budget) = spent.budget {
+            lines.push(format!(
+                "budget: {} left of {}",
+                thousands(budget.saturating_sub(spent.sent)),
+                thousands(budget)
+            ));
+        }
+        lines.push(if spent.quota_spent {
+            "day: the API key's quota is spent (429)".to_string()
+        } else {
+            format!(
+                "day: at most {} of {} left (other tools on the key not counted)",
+                thousands(DAILY_REQUEST_QUOTA.saturating_sub(spent.sent)),
+                thousands(DAILY_REQUEST_QUOTA)
+            )
+        });
+        lines
+    }
+
+    /// The redrawn frame: the headline, the requests left, then a line per
+    /// running stream.
     pub fn frame(&self) -> Vec<String> {
         let mut lines = vec![self.headline()];
+        lines.extend(self.requests_left());
         for stream in self.running.iter().take(MAX_STREAM_LINES) {
             lines.push(format!(
-                "  {}: {} records, {} pages, {}",
+                "  {}: {}, {} pages, {}",
                 stream.name,
-                thousands(stream.records),
+                stream.records_read(),
                 thousands(stream.pages),
                 clock(stream.elapsed)
             ));
@@ -321,13 +431,16 @@ impl Snapshot {
     /// One log line (the Singer log format, `LEVEL message`).
     pub fn log_line(&self) -> String {
         let mut line = format!("INFO progress: {}", self.headline());
+        for left in self.requests_left() {
+            let _ = write!(line, " | {left}");
+        }
         for (i, stream) in self.running.iter().enumerate() {
             let _ = write!(
                 line,
-                "{} {} ({} records, {} pages)",
+                "{} {} ({}, {} pages)",
                 if i == 0 { "; reading" } else { "," },
                 stream.name,
-                thousands(stream.records),
+                stream.records_read(),
                 thousands(stream.pages)
             );
         }
@@ -465,8 +578,13 @@ impl Watch {
     /// Wraps `inner` for a run of `streams` streams when progress is to be
     /// shown (see [`Style::for_this_process`]); otherwise `inner` is used as
     /// is.
-    pub fn start(inner: Arc<dyn Output>, streams: usize, protocol: Protocol) -> Watch {
-        match Style::for_this_process(protocol) {
+    pub fn start(
+        inner: Arc<dyn Output>,
+        streams: usize,
+        protocol: Protocol,
+        messages: Messages,
+    ) -> Watch {
+        match Style::for_this_process(protocol, messages) {
             Some(style) => Watch::with_style(
                 inner,
                 streams,
@@ -502,11 +620,11 @@ impl Watch {
         self.output.clone()
     }
 
-    /// Shows the requests `api` has sent.
+    /// Shows the requests `api` has sent, and what its limits leave.
     pub fn count_requests(&self, api: &Arc<ApiClient>) {
         if let Some((progress, _)) = &self.shown {
             let api = api.clone();
-            progress.count_requests(move || api.requests_sent());
+            progress.count_requests(move || api.requests_spent());
         }
     }
 
@@ -592,6 +710,15 @@ mod tests {
         output.flush();
     }
 
+    /// `sent` requests, no budget, the quota not known to be spent.
+    fn spent(sent: u64) -> RequestsSpent {
+        RequestsSpent {
+            sent,
+            budget: None,
+            quota_spent: false,
+        }
+    }
+
     #[test]
     fn the_writer_sees_exactly_what_it_would_without_progress() {
         let plain = Calls::default();
@@ -609,7 +736,7 @@ mod tests {
         feed(&progress);
         let sent = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let counter = sent.clone();
-        progress.count_requests(move || counter.load(std::sync::atomic::Ordering::Relaxed));
+        progress.count_requests(move || spent(counter.load(std::sync::atomic::Ordering::Relaxed)));
         sent.store(40, std::sync::atomic::Ordering::Relaxed);
         let snapshot = progress.snapshot(start + Duration::from_secs(10));
         assert_eq!(snapshot.streams_total, 3);
@@ -617,7 +744,7 @@ mod tests {
         assert_eq!(snapshot.streams_incomplete, 0);
         assert_eq!(snapshot.records, 1501);
         assert_eq!(snapshot.pages, 3);
-        assert_eq!(snapshot.requests, Some(40));
+        assert_eq!(snapshot.requests, Some(spent(40)));
         assert_eq!(snapshot.rate, Some(4.0));
         assert_eq!(snapshot.running.len(), 1);
         assert_eq!(snapshot.running[0].name, "contacts");
@@ -632,7 +759,7 @@ mod tests {
         let start = progress.tracker().started;
         let sent = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let counter = sent.clone();
-        progress.count_requests(move || counter.load(std::sync::atomic::Ordering::Relaxed));
+        progress.count_requests(move || spent(counter.load(std::sync::atomic::Ordering::Relaxed)));
         // 10 requests/s for 10 s, then nothing for 6 s.
         for second in 1..=10u64 {
             sent.store(second * 10, std::sync::atomic::Ordering::Relaxed);
@@ -645,7 +772,7 @@ mod tests {
         }
         let idle = progress.snapshot(start + Duration::from_secs(16));
         assert_eq!(idle.rate, Some(0.0));
-        assert_eq!(idle.requests, Some(100));
+        assert_eq!(idle.requests, Some(spent(100)));
     }
 
     #[test]
@@ -669,18 +796,22 @@ mod tests {
             streams_incomplete: 0,
             records: 1_234_567,
             pages: 2470,
-            requests: Some(2501),
+            requests: Some(spent(2501)),
             rate: Some(3.94),
             running: vec![
                 RunningStream {
                     name: "contacts".into(),
                     records: 12_000,
+                    estimate: None,
+                    rate: Some(2000.0),
                     pages: 24,
                     elapsed: Duration::from_secs(6),
                 },
                 RunningStream {
                     name: "email_opens".into(),
                     records: 7,
+                    estimate: None,
+                    rate: None,
                     pages: 1,
                     elapsed: Duration::from_secs(1),
                 },
@@ -696,6 +827,7 @@ mod tests {
             vec![
                 "streams 3/36 done | 2,501 requests, 3.9/s | 1,234,567 records | 2,470 pages \
                  | 1:15",
+                "day: at most 7,499 of 10,000 left (other tools on the key not counted)",
                 "  contacts: 12,000 records, 24 pages, 0:06",
                 "  email_opens: 7 records, 1 pages, 0:01",
             ]
@@ -703,7 +835,8 @@ mod tests {
         assert_eq!(
             snapshot.log_line(),
             "INFO progress: streams 3/36 done | 2,501 requests, 3.9/s | 1,234,567 records \
-             | 2,470 pages | 1:15; reading contacts (12,000 records, 24 pages), \
+             | 2,470 pages | 1:15 | day: at most 7,499 of 10,000 left (other tools on the key \
+             not counted); reading contacts (12,000 records, 24 pages), \
              email_opens (7 records, 1 pages)"
         );
         let unknown = Snapshot {
@@ -719,18 +852,127 @@ mod tests {
     }
 
     #[test]
+    fn renders_the_budget_the_estimate_and_the_time_left() {
+        let mut snapshot = sample();
+        snapshot.requests = Some(RequestsSpent {
+            budget: Some(3000),
+            ..spent(2501)
+        });
+        // 12,000 of 30,000 at 2,000 records/s: 9 s left.
+        snapshot.running[0].estimate = Some(30_000);
+        // No pace yet: no time left.
+        snapshot.running[1].estimate = Some(70);
+        assert_eq!(
+            snapshot.frame(),
+            vec![
+                "streams 3/36 done | 2,501 requests, 3.9/s | 1,234,567 records | 2,470 pages \
+                 | 1:15",
+                "budget: 499 left of 3,000",
+                "day: at most 7,499 of 10,000 left (other tools on the key not counted)",
+                "  contacts: 12,000/30,000 records (40%, 0:09 left), 24 pages, 0:06",
+                "  email_opens: 7/70 records (10%), 1 pages, 0:01",
+            ]
+        );
+        assert_eq!(
+            snapshot.log_line(),
+            "INFO progress: streams 3/36 done | 2,501 requests, 3.9/s | 1,234,567 records \
+             | 2,470 pages | 1:15 | budget: 499 left of 3,000 | day: at most 7,499 of 10,000 \
+             left (other tools on the key not counted); reading contacts (12,000/30,000 \
+             records (40%, 0:09 left), 24 pages), email_opens (7/70 records (10%), 1 pages)"
+        );
+    }
+
+    #[test]
+    fn spent_limits_read_as_nothing_left() {
+        let mut snapshot = sample();
+        snapshot.requests = Some(RequestsSpent {
+            sent: 10_250,
+            budget: Some(10_000),
+            quota_spent: true,
+        });
+        assert_eq!(
+            snapshot.requests_left(),
+            vec![
+                "budget: 0 left of 10,000",
+                "day: the API key's quota is spent (429)"
+            ]
+        );
+        snapshot.requests = Some(spent(10_250));
+        assert_eq!(
+            snapshot.requests_left(),
+            vec!["day: at most 0 of 10,000 left (other tools on the key not counted)"]
+        );
+    }
+
+    #[test]
+    fn estimates_that_say_nothing_give_no_percentage_or_time() {
+        let stream = |records, estimate, rate| RunningStream {
+            name: "contacts".into(),
+            records,
+            estimate,
+            rate,
+            pages: 1,
+            elapsed: Duration::ZERO,
+        };
+        // More records than the API counted: the estimate was stale.
+        let passed = stream(1300, Some(1200), Some(50.0));
+        assert_eq!(passed.records_read(), "1,300 records (estimated 1,200)");
+        assert_eq!(passed.time_left(), None);
+        // Nothing expected, nothing read: done, no division by zero.
+        let empty = stream(0, Some(0), Some(0.0));
+        assert_eq!(empty.records_read(), "0/0 records (100%)");
+        assert_eq!(empty.time_left(), None);
+        // Stalled: no pace, no time.
+        let stalled = stream(500, Some(1200), Some(0.0));
+        assert_eq!(stalled.records_read(), "500/1,200 records (41%)");
+        assert_eq!(stalled.time_left(), None);
+        let done = stream(1200, Some(1200), Some(100.0));
+        assert_eq!(done.records_read(), "1,200/1,200 records (100%)");
+    }
+
+    #[test]
+    fn keeps_each_streams_estimate_and_pace() {
+        let inner = Arc::new(Calls::default());
+        let progress = Progress::new(inner.clone(), 2);
+        progress.stream_status("contacts", StreamStatus::Started);
+        progress.estimate("contacts", 2000);
+        let read = |n: usize| {
+            for i in 0..n {
+                progress.record("contacts", RecordRef::Value(&json!({"contact_id": i})));
+            }
+        };
+        let started = progress.tracker().stream("contacts").started.unwrap();
+        read(500);
+        let first = progress.snapshot(started + Duration::from_secs(2));
+        assert_eq!(first.running[0].estimate, Some(2000));
+        assert_eq!(first.running[0].rate, Some(250.0));
+        read(500);
+        let second = progress.snapshot(started + Duration::from_secs(4));
+        // 1,000 left at 250 records/s.
+        assert_eq!(second.running[0].time_left(), Some(Duration::from_secs(4)));
+        assert!(second.frame()[1..]
+            .contains(&"  contacts: 1,000/2,000 records (50%, 0:04 left), 0 pages, 0:04".into()));
+        assert!(inner
+            .taken()
+            .contains(&"estimate contacts 2000".to_string()));
+    }
+
+    #[test]
     fn many_running_streams_are_summed_up() {
         let mut snapshot = sample();
         snapshot.running = (0..9)
             .map(|i| RunningStream {
                 name: format!("s{i}"),
                 records: 0,
+                estimate: None,
+                rate: None,
                 pages: 0,
                 elapsed: Duration::ZERO,
             })
             .collect();
         let frame = snapshot.frame();
-        assert_eq!(frame.len(), 1 + MAX_STREAM_LINES + 1);
+        // The headline, the day's quota, six streams and the rest.
+        assert_eq!(frame.len(), 2 + MAX_STREAM_LINES + 1);
         assert_eq!(frame.last().unwrap(), "  and 3 more streams");
     }
 

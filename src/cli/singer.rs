@@ -8,7 +8,7 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 
 use super::columns::{self, Prepared};
-use super::progress::{Protocol, Watch};
+use super::progress::{Messages, Protocol, Watch};
 use crate::config::LoadedConfig;
 use crate::engine;
 use crate::error::{Error, Result, RunStop};
@@ -113,7 +113,12 @@ fn sync(config_path: &Path, catalog_path: &Path, state_path: Option<&Path>) -> R
         config_path,
     ));
     // Progress as log lines on stderr when it is a terminal (see progress.rs).
-    let watch = Watch::start(writer.clone(), selected.len(), Protocol::Singer);
+    let watch = Watch::start(
+        writer.clone(),
+        selected.len(),
+        Protocol::Singer,
+        Messages::Stdout,
+    );
     let watched = watch.output();
     let results = prepared.run(&config, &watched, async |ctx| {
         watch.count_requests(&ctx.api);
