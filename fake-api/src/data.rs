@@ -579,7 +579,7 @@ fn bits(rng: &mut impl Rng, width: usize, min: usize, max: usize) -> u16 {
 }
 
 impl Data {
-    pub(crate) fn generate(seed: u64, contacts: usize, now: i64) -> Data {
+    pub(crate) fn generate(seed: u64, contacts: usize, campaigns: usize, now: i64) -> Data {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let epoch = now - YEAR_MS;
         let mut lists: Vec<ContactList> = LIST_NAMES
@@ -639,7 +639,7 @@ impl Data {
             })
             .collect();
         let contacts = generate_contacts(&mut rng, contacts, now);
-        let mut campaigns = generate_campaigns(&mut rng, now, segments[0].id);
+        let mut campaigns = generate_campaigns(&mut rng, campaigns, now, segments[0].id);
         let account = Account {
             encoded_id: (0..14)
                 .map(|_| char::from(b"abcdefghijklmnopqrstuvwxyz0123456789"[rng.gen_range(0..36)]))
@@ -1014,18 +1014,26 @@ fn generate_contacts(rng: &mut ChaCha8Rng, n: usize, now: i64) -> Vec<Contact> {
     contacts
 }
 
-fn generate_campaigns(rng: &mut ChaCha8Rng, now: i64, segment_id: i64) -> Vec<Campaign> {
+/// The statuses of the default account's campaigns; more campaigns repeat the mix.
+fn campaign_statuses() -> Vec<CampaignStatus> {
     use CampaignStatus::*;
-    let statuses = [
+    [
         [Done; 18].as_slice(),
         &[Draft; 5],
         &[Scheduled; 2],
         &[Removed; 3],
         &[Executing, Error],
     ]
-    .concat();
+    .concat()
+}
+
+fn generate_campaigns(rng: &mut ChaCha8Rng, n: usize, now: i64, segment_id: i64) -> Vec<Campaign> {
+    use CampaignStatus::*;
+    let statuses = campaign_statuses();
     let mut campaigns: Vec<Campaign> = statuses
         .iter()
+        .cycle()
+        .take(n)
         .enumerate()
         .map(|(i, &status)| {
             let topic = CAMPAIGN_TOPICS[i % CAMPAIGN_TOPICS.len()];

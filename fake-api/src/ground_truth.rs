@@ -219,13 +219,22 @@ pub(crate) fn response(data: &Data, stream: &str) -> Option<Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::DEFAULT_CAMPAIGNS;
     use std::collections::BTreeSet;
 
     #[test]
     fn ground_truth_covers_every_counted_stream_with_unique_keys() {
         let now = chrono::Utc::now().timestamp_millis();
-        for (seed, contacts) in [(42, 300), (7, 1200)] {
-            let data = Data::generate(seed, contacts, now);
+        let default_campaigns = Data::generate(7, 1200, DEFAULT_CAMPAIGNS, now)
+            .campaigns
+            .len();
+        for (seed, contacts, campaigns) in [(42, 300, DEFAULT_CAMPAIGNS), (7, 1200, 75)] {
+            let data = Data::generate(seed, contacts, campaigns, now);
+            // `--campaigns` adds generated campaigns to those the account always has.
+            assert_eq!(
+                data.campaigns.len(),
+                default_campaigns + campaigns - DEFAULT_CAMPAIGNS
+            );
             for (stream, count) in data.expected_counts() {
                 let (fields, keys) = ground_truth(&data, &stream)
                     .unwrap_or_else(|| panic!("{stream}: no ground truth"));
@@ -240,7 +249,12 @@ mod tests {
 
     #[test]
     fn new_streams_are_keyed_as_the_connector_declares() {
-        let data = Data::generate(42, 300, chrono::Utc::now().timestamp_millis());
+        let data = Data::generate(
+            42,
+            300,
+            DEFAULT_CAMPAIGNS,
+            chrono::Utc::now().timestamp_millis(),
+        );
         let fields = |stream| ground_truth(&data, stream).unwrap().0;
         assert_eq!(
             ground_truth(&data, "contact_consent_counts").unwrap(),
@@ -284,7 +298,12 @@ mod tests {
 
     #[test]
     fn tracking_keys_are_the_rows_the_report_serves() {
-        let data = Data::generate(42, 300, chrono::Utc::now().timestamp_millis());
+        let data = Data::generate(
+            42,
+            300,
+            DEFAULT_CAMPAIGNS,
+            chrono::Utc::now().timestamp_millis(),
+        );
         let (fields, keys) = ground_truth(&data, "email_opens").unwrap();
         assert_eq!(
             fields,

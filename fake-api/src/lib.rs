@@ -59,6 +59,10 @@ pub struct SandboxOptions {
     /// Number of contacts to generate.
     #[arg(long, default_value_t = 1000)]
     pub contacts: usize,
+    /// Number of email campaigns to generate, in the default account's mix of
+    /// statuses (sent, drafts, scheduled, removed, one executing, one in error).
+    #[arg(long, default_value_t = DEFAULT_CAMPAIGNS)]
+    pub campaigns: usize,
     /// Seed for all generated data and credentials.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
@@ -93,6 +97,10 @@ pub struct SandboxOptions {
 
 /// Largest `--contacts`: beyond it generating and holding the data takes minutes and GBs.
 pub const MAX_CONTACTS: usize = 1_000_000;
+/// The default account's campaigns: one round of the status mix.
+pub const DEFAULT_CAMPAIGNS: usize = 30;
+/// Largest `--campaigns`: every sent one carries a tracking simulation.
+pub const MAX_CAMPAIGNS: usize = 3_000;
 /// Largest `--latency-ms`: one minute, already past most HTTP clients' timeouts.
 pub const MAX_LATENCY_MS: u64 = 60_000;
 /// Largest `--token-ttl-secs`: one year.
@@ -112,6 +120,12 @@ impl SandboxOptions {
             return fail(format!(
                 "--contacts must be at most {MAX_CONTACTS}, got {}",
                 self.contacts
+            ));
+        }
+        if !(1..=MAX_CAMPAIGNS).contains(&self.campaigns) {
+            return fail(format!(
+                "--campaigns must be from 1 to {MAX_CAMPAIGNS}, got {}",
+                self.campaigns
             ));
         }
         if self.latency_ms > MAX_LATENCY_MS {
@@ -165,6 +179,7 @@ impl Default for SandboxOptions {
         Self {
             port: 0,
             contacts: 1000,
+            campaigns: DEFAULT_CAMPAIGNS,
             seed: 42,
             latency_ms: 0,
             rps: 4,
@@ -236,7 +251,12 @@ impl Sandbox {
             .with_context(|| format!("binding 127.0.0.1:{}", opts.port))?;
         let addr = listener.local_addr()?;
         let started = Utc::now();
-        let data = Data::generate(opts.seed, opts.contacts, started.timestamp() * 1000);
+        let data = Data::generate(
+            opts.seed,
+            opts.contacts,
+            opts.campaigns,
+            started.timestamp() * 1000,
+        );
         let shared = Arc::new(Shared {
             auth: Mutex::new(AuthState::new(opts.seed)),
             opts,
