@@ -176,9 +176,12 @@ async fn state(State(s): State<Arc<Shared>>) -> Json<Value> {
         let auth = s.auth();
         (auth.token_requests, auth.refresh_token.clone())
     };
+    let (rate_refused, quota_refused) = s.limits().refused();
     Json(json!({
         "expected_counts": s.data().expected_counts(),
         "request_counts": s.request_counts(),
+        "rate_limit_429s": rate_refused,
+        "daily_quota_429s": quota_refused,
         "token_requests": token_requests,
         "current_refresh_token": current_refresh_token,
     }))

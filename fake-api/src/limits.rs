@@ -56,9 +56,17 @@ pub(crate) struct DropConnection;
 pub(crate) struct Limits {
     pub faults: Vec<Fault>,
     daily_used: u32,
+    /// 429s answered for the per-token rate, and for the daily quota.
+    rate_refused: u64,
+    quota_refused: u64,
 }
 
 impl Limits {
+    /// (429s for the rate, 429s for the quota) so far.
+    pub(crate) fn refused(&self) -> (u64, u64) {
+        (self.rate_refused, self.quota_refused)
+    }
+
     pub(crate) fn reset_daily_quota(&mut self) {
         self.daily_used = 0;
     }
@@ -131,13 +139,15 @@ fn admit(s: &Shared, token: Option<&str>) -> Result<(), ApiError> {
     let access = token
         .and_then(|t| auth.access_token(t, now))
         .ok_or(ApiError::Unauthorized)?;
+    let mut limits = s.limits();
     if !access.window.has_room(now, s.opts.rps) {
+        limits.rate_refused += 1;
         return Err(ApiError::TooManyRequests(
             "Request rate limit exceeded for this access token.",
         ));
     }
-    let mut limits = s.limits();
     if limits.daily_used >= s.opts.daily_limit {
+        limits.quota_refused += 1;
         return Err(ApiError::TooManyRequests(
             "Daily request quota exceeded for this account.",
         ));

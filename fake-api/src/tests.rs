@@ -499,6 +499,9 @@ async fn exceeding_the_rate_limit_gets_429() {
     let (within, over) = statuses.split_at(RPS as usize);
     assert_eq!(within, [StatusCode::OK; RPS as usize]);
     assert_eq!(over, [StatusCode::TOO_MANY_REQUESTS; OVER]);
+    let (_, state) = h.get("/__sandbox/state").await;
+    assert_eq!(state["rate_limit_429s"], OVER);
+    assert_eq!(state["daily_quota_429s"], 0);
     // Just past the one-second window the first requests were counted in.
     tokio::time::sleep(std::time::Duration::from_millis(1050)).await;
     assert_eq!(h.get("/v3/contact_tags").await.0, StatusCode::OK);
@@ -518,6 +521,8 @@ async fn daily_limit_gets_429() {
     let (status, body) = h.get("/v3/segments").await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(body["error_key"], "too_many_requests");
+    let (_, state) = h.get("/__sandbox/state").await;
+    assert_eq!(state["daily_quota_429s"], 1);
 }
 
 #[tokio::test]
