@@ -11,7 +11,11 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 use tokio::sync::OnceCell;
 
-use super::pages::{first_page, Chain, Fetched};
+use futures::future::LocalBoxFuture;
+use futures::stream::FuturesOrdered;
+use futures::StreamExt;
+
+use super::pages::{fetch, first_page, Chain, Fetched};
 use super::state::parse_time;
 use super::{Context, StreamReport};
 use crate::error::{Error, Result};
@@ -129,7 +133,17 @@ pub struct Children {
     /// Values to read one at a time (a batch that failed as a whole).
     unbatched: usize,
     current: Option<(ParentValue, Chain)>,
+    /// The next parents, their first pages already asked for (in order).
+    ahead: VecDeque<(ParentValue, Chain)>,
+    ahead_pages: FuturesOrdered<LocalBoxFuture<'static, Result<(Fetched, u32)>>>,
 }
+
+/// Parents whose first page is asked for while the current one is read: a
+/// child read is mostly one page per parent, and one request at a time
+/// cannot reach the API's 4/s at its round-trip time; a few more keep the
+/// shared limiter busy. Requests spent ahead of a run that stops are at most
+/// this many.
+const PARENTS_AHEAD: usize = 3;
 
 impl Children {
     pub async fn new(
@@ -177,6 +191,8 @@ impl Children {
             batch: parent.batch.max(1),
             unbatched: 0,
             current: None,
+            ahead: VecDeque::new(),
+            ahead_pages: FuturesOrdered::new(),
         })
     }
 
@@ -192,53 +208,34 @@ impl Children {
                 match chain.next(ctx, def, report).await {
                     Ok(Some(page)) => return Ok(Some((parent.clone(), page))),
                     Ok(None) => self.current = None,
-                    // One unknown value fails its whole batch: ask for
-                    // the values one by one to find it.
-                    Err(error) if error.not_found && parent.key.contains(',') => {
-                        let singles: Vec<&str> = parent.key.split(',').collect();
-                        for key in singles.iter().rev() {
-                            self.values.push_front(ParentValue {
-                                key: key.to_string(),
-                                carried: Vec::new(),
-                                changed: None,
-                            });
-                        }
-                        self.unbatched = singles.len();
+                    Err(error) => {
+                        let parent = parent.clone();
                         self.current = None;
+                        self.current_failed(ctx, parent, error)?;
                     }
-                    Err(error) if error.not_found => {
-                        // The parent was deleted after it was listed.
-                        ctx.output.log(
-                            Level::Warn,
-                            &format!(
-                                "{}: {} no longer exists; skipped",
-                                self.def.name, parent.key
-                            ),
-                        );
-                        self.current = None;
-                    }
-                    Err(error) => return Err(error),
                 }
             }
-            let batch = if self.unbatched > 0 {
-                self.unbatched -= 1;
-                1
-            } else {
-                self.batch
-            };
-            let parent = match self.values.len().min(batch) {
-                0 => return Ok(None),
-                1 => self.values.pop_front().expect("one value is left"),
-                n => ParentValue {
-                    key: self
-                        .values
-                        .drain(..n)
-                        .map(|v| v.key)
-                        .collect::<Vec<_>>()
-                        .join(","),
-                    carried: Vec::new(),
-                    changed: None,
-                },
+            if let Some((parent, mut chain)) = self.ahead.pop_front() {
+                let answer = self
+                    .ahead_pages
+                    .next()
+                    .await
+                    .expect("a page asked for each parent ahead");
+                match chain.accept(ctx, def, answer, report) {
+                    // A fallback never applies to a first page.
+                    Ok(page) => {
+                        self.current = Some((parent.clone(), chain));
+                        if let Some(page) = page {
+                            self.look_ahead(ctx);
+                            return Ok(Some((parent, page)));
+                        }
+                    }
+                    Err(error) => self.current_failed(ctx, parent, error)?,
+                }
+                continue;
+            }
+            let Some(parent) = self.take_parent() else {
+                return Ok(None);
             };
             // A stats stream that gates others is read through their shared
             // cache: what a gate read this run is not asked for again.
@@ -265,9 +262,83 @@ impl Children {
                 };
                 return Ok(Some((parent, Fetched::last(&self.def, &body)?)));
             }
-            let path = self.def.path.replace("{parent}", &parent.key);
-            let first = first_page(ctx, &self.def, &path, None);
-            self.current = Some((parent, Chain::new(first)));
+            self.ask_first_page(ctx, parent);
+            self.look_ahead(ctx);
+        }
+    }
+
+    /// The next parent value, or batch of values, to read.
+    fn take_parent(&mut self) -> Option<ParentValue> {
+        let batch = if self.unbatched > 0 {
+            self.unbatched -= 1;
+            1
+        } else {
+            self.batch
+        };
+        match self.values.len().min(batch) {
+            0 => None,
+            1 => self.values.pop_front(),
+            n => Some(ParentValue {
+                key: self
+                    .values
+                    .drain(..n)
+                    .map(|v| v.key)
+                    .collect::<Vec<_>>()
+                    .join(","),
+                carried: Vec::new(),
+                changed: None,
+            }),
+        }
+    }
+
+    /// Asks for the first page of `parent`, queued after those ahead.
+    fn ask_first_page(&mut self, ctx: &Context, parent: ParentValue) {
+        let path = self.def.path.replace("{parent}", &parent.key);
+        let first = first_page(ctx, &self.def, &path, None);
+        let page = fetch(ctx.api.clone(), self.def.clone(), first.clone());
+        self.ahead_pages.push_back(Box::pin(page));
+        self.ahead.push_back((parent, Chain::new(first)));
+    }
+
+    /// Keeps [`PARENTS_AHEAD`] first pages asked for, unless a failed batch
+    /// is being read one value at a time (its values go first).
+    fn look_ahead(&mut self, ctx: &Context) {
+        while self.ahead.len() < PARENTS_AHEAD && self.unbatched == 0 {
+            let Some(parent) = self.take_parent() else {
+                break;
+            };
+            self.ask_first_page(ctx, parent);
+        }
+    }
+
+    /// What a parent's failed read leaves to do: one unknown value fails its
+    /// whole batch, so the batch's values are asked for one by one to find
+    /// it; a single value not found was deleted after it was listed.
+    fn current_failed(&mut self, ctx: &Context, parent: ParentValue, error: Error) -> Result<()> {
+        match error {
+            error if error.not_found && parent.key.contains(',') => {
+                let singles: Vec<&str> = parent.key.split(',').collect();
+                for key in singles.iter().rev() {
+                    self.values.push_front(ParentValue {
+                        key: key.to_string(),
+                        carried: Vec::new(),
+                        changed: None,
+                    });
+                }
+                self.unbatched = singles.len();
+                Ok(())
+            }
+            error if error.not_found => {
+                ctx.output.log(
+                    Level::Warn,
+                    &format!(
+                        "{}: {} no longer exists; skipped",
+                        self.def.name, parent.key
+                    ),
+                );
+                Ok(())
+            }
+            error => Err(error),
         }
     }
 
