@@ -91,7 +91,7 @@ impl Output for Recorder {
 }
 
 pub fn run(options: DemoOptions) -> i32 {
-    match setup::runtime().and_then(|rt| rt.block_on(demo(options))) {
+    match setup::server_runtime().and_then(|rt| rt.block_on(demo(options))) {
         Ok(()) => 0,
         Err(error) => {
             eprintln!("demo failed: {error}");

@@ -94,10 +94,12 @@ pub fn main() -> i32 {
 
 #[cfg(feature = "sandbox")]
 fn sandbox(options: constant_contact_fake::SandboxOptions) -> i32 {
-    let served = setup::runtime().map_err(|e| e.to_string()).and_then(|rt| {
-        rt.block_on(constant_contact_fake::serve_forever(options))
-            .map_err(|e| e.to_string())
-    });
+    let served = setup::server_runtime()
+        .map_err(|e| e.to_string())
+        .and_then(|rt| {
+            rt.block_on(constant_contact_fake::serve_forever(options))
+                .map_err(|e| e.to_string())
+        });
     match served {
         Ok(()) => 0,
         Err(error) => {

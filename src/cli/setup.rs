@@ -14,7 +14,22 @@ use crate::http::{ApiClient, RequestLimits, RetryPolicy};
 use crate::protocol::Output;
 use crate::streams::Registry;
 
+/// The runtime of a sync: one thread. A sync waits on the API; its CPU work
+/// (a page at a time) gains nothing from a second worker, and one thread
+/// keeps every allocation in one allocator arena, so memory stays flat
+/// however long the run (two workers' arenas each kept their own high-water
+/// mark of HTTP read buffers).
 pub fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::system(format!("cannot start the async runtime: {e}")))
+}
+
+/// The runtime of the sandbox (alone, or beside a sync in `demo`): a server
+/// that renders pages for many clients at once uses both cores.
+#[cfg(feature = "sandbox")]
+pub fn server_runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

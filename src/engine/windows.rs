@@ -45,10 +45,11 @@ const PIECE_PAGES: u64 = 10;
 /// unfinished one is a few hundred bytes of every checkpoint).
 const MAX_PIECES: u64 = 16;
 const MAX_WINDOWS: usize = 32;
-/// Pages asked for at once: at 4 requests/s and round trips up to about a
-/// second this keeps the limiter busy, while holding at most this many pages
-/// in memory.
-const IN_FLIGHT: usize = 4;
+/// Pages asked for at once. Two chains side by side keep the limiter's 4/s
+/// busy while a round trip is under about half a second (a full sync reads
+/// every other stream at the same time as well), and hold two page bodies in
+/// memory: with more, the peak memory of long reads crept up.
+const IN_FLIGHT: usize = 2;
 /// How far each piece reaches back before its cut.
 const OVERLAP: Duration = Duration::seconds(1);
 
