@@ -35,42 +35,12 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BIN = os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")),
-                   "release", "source-constant-contact")
-TOKEN_ROUTE = "POST /oauth2/default/v1/token"
+from bench_requests import BIN, Sandbox, configured
+
 PROFILES = {"default": (1_000, 30), "large": (100_000, 300)}
 OPT_IN = {"contacts_export"}
 RECORD_PREFIX = b'{"type":"RECORD","record":{"stream":"'
-
-
-class Sandbox:
-    """A `source-constant-contact sandbox` process, stopped on exit."""
-
-    def __init__(self, *args: str):
-        self.proc = subprocess.Popen([BIN, "sandbox", *args], stdout=subprocess.PIPE, text=True)
-        info = json.loads(self.proc.stdout.readline())
-        self.origin = info["base_url"].rsplit("/v3", 1)[0]
-        self.config = info["config"]
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *_):
-        self.proc.kill()
-        self.proc.wait()
-
-    def state(self) -> dict:
-        with urllib.request.urlopen(f"{self.origin}/__sandbox/state") as r:
-            return json.load(r)
-
-    def mutate(self, body: dict) -> None:
-        request = urllib.request.Request(
-            f"{self.origin}/__sandbox/mutate", data=json.dumps(body).encode(),
-            headers={"content-type": "application/json"})
-        urllib.request.urlopen(request).read()
 
 
 class Run:
@@ -116,18 +86,6 @@ class Run:
         return sum(self.records.values())
 
 
-def catalog_of(discovered: list, names: list) -> dict:
-    by_name = {s["name"]: s for s in discovered}
-    entries = []
-    for name in names:
-        stream = by_name[name]
-        incremental = "incremental" in stream["supported_sync_modes"]
-        entries.append({"stream": stream,
-                        "sync_mode": "incremental" if incremental else "full_refresh",
-                        "destination_sync_mode": "append_dedup" if incremental else "overwrite"})
-    return {"streams": entries}
-
-
 def discover(tmp: str, config: dict) -> list:
     path = os.path.join(tmp, "discover-config.json")
     with open(path, "w") as f:
@@ -155,7 +113,7 @@ def costs(contacts: int, campaigns: int) -> dict:
     with Sandbox(*args) as sandbox, tempfile.TemporaryDirectory() as tmp:
         config = dict(sandbox.config, requests_per_second=100)
         discovered = discover(tmp, config)
-        catalog = catalog_of(discovered, [s["name"] for s in discovered if s["name"] not in OPT_IN])
+        catalog = configured(discovered, [s["name"] for s in discovered if s["name"] not in OPT_IN])
         result = {}
         state = None
         for phase in ("full", "no change", "typical day"):
@@ -186,7 +144,7 @@ def pace(contacts: int, campaigns: int, latency_ms: int, rps: int, cap: int, onl
         discovered = discover(tmp, config)
         names = only or [s["name"] for s in discovered if s["name"] not in OPT_IN]
         before = sandbox.state()
-        run = Run(tmp, config, catalog_of(discovered, names))
+        run = Run(tmp, config, configured(discovered, names))
         after = sandbox.state()
         requests = api_requests(before, after) + after["token_requests"] - before["token_requests"]
         return {"requests": requests, "seconds": round(run.seconds, 1),

@@ -31,7 +31,8 @@ import time
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BIN = os.path.join(ROOT, "target", "release", "source-constant-contact")
+BIN = os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")),
+                   "release", "source-constant-contact")
 TOKEN_ROUTE = "POST /oauth2/default/v1/token"
 
 

@@ -45,27 +45,28 @@ fn direct_config(sandbox: &Sandbox) -> Value {
     proxied_config(&sandbox.config, &sandbox.base_url, &sandbox.token_url, RPS)
 }
 
-#[test]
-fn a_sync_killed_at_random_moments_and_resumed_loses_nothing() {
-    const SEED: u64 = 7_2024;
-    let sandbox = Sandbox::start(&["--contacts", "600", "--rps", "30"]);
-    let names = every_stream();
-    let names: Vec<&str> = names.iter().map(String::as_str).collect();
-    let catalog = catalog(&names, true);
+/// Reads `catalog` from the sandbox, killing the first `kills` runs once they
+/// printed `kill_point()` records and resuming each from the last state per
+/// stream and the newest config, as a platform does, until a run succeeds (two
+/// more runs at most). Every run ends killed or complete, and the last one
+/// succeeds.
+fn killed_and_resumed(
+    sandbox: &Sandbox,
+    catalog: &Value,
+    kills: usize,
+    mut kill_point: impl FnMut() -> usize,
+) -> Vec<Run> {
     let dir = tempfile::tempdir().unwrap();
-    let mut draws = Draws::new(SEED);
-    let kills = draws.between(3, 6);
-    let mut config = direct_config(&sandbox);
+    let mut config = direct_config(sandbox);
     let mut state: Option<Value> = None;
     let mut runs: Vec<Run> = Vec::new();
     let started = Instant::now();
     for attempt in 0..=kills + 2 {
-        // Kill points spread over a run's records (a full one prints some thousands).
-        let kill_after = (attempt < kills).then(|| draws.between(50, 6000));
+        let kill_after = (attempt < kills).then(&mut kill_point);
         let run = read_killed(
             dir.path(),
             &config,
-            &catalog,
+            catalog,
             state.as_ref(),
             kill_after,
             RUN_TIMEOUT,
@@ -77,13 +78,6 @@ fn a_sync_killed_at_random_moments_and_resumed_loses_nothing() {
             run.of_type("STATE").len(),
             started.elapsed()
         );
-        let mut per_stream: std::collections::BTreeMap<&str, usize> = Default::default();
-        for record in run.of_type("RECORD") {
-            *per_stream
-                .entry(record["record"]["stream"].as_str().unwrap())
-                .or_default() += 1;
-        }
-        eprintln!("  records per stream: {per_stream:?}");
         config = run.next_config(&config);
         state = Some(merge_state(state.as_ref(), &run));
         let finished = run.code == 0;
@@ -109,6 +103,20 @@ fn a_sync_killed_at_random_moments_and_resumed_loses_nothing() {
         Some(0),
         "a run finally succeeds"
     );
+    runs
+}
+
+#[test]
+fn a_sync_killed_at_random_moments_and_resumed_loses_nothing() {
+    const SEED: u64 = 7_2024;
+    let sandbox = Sandbox::start(&["--contacts", "600", "--rps", "30"]);
+    let names = every_stream();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let catalog = catalog(&names, true);
+    let mut draws = Draws::new(SEED);
+    let kills = draws.between(3, 6);
+    // Kill points spread over a run's records (a full one prints some thousands).
+    let runs = killed_and_resumed(&sandbox, &catalog, kills, || draws.between(50, 6000));
     // A run may finish before its kill point; the others were killed mid-sync.
     let killed = runs.iter().filter(|r| r.code == -1).count();
     assert!(killed >= 3, "{killed} runs killed of {kills} planned");
@@ -220,45 +228,19 @@ fn contacts_read_in_windows_killed_and_resumed_loses_nothing() {
     const CONTACTS: usize = 12_000;
     let sandbox = Sandbox::start(&["--contacts", &CONTACTS.to_string(), "--rps", "30"]);
     let catalog = catalog(&["contacts"], true);
-    let dir = tempfile::tempdir().unwrap();
     let mut draws = Draws::new(SEED);
-    let mut config = direct_config(&sandbox);
-    let mut state: Option<Value> = None;
-    let mut runs: Vec<Run> = Vec::new();
-    let mut most_windows_saved = 0;
-    for attempt in 0..6 {
-        // Each kill early enough that the resumed run has not finished yet.
-        let kill_after = (attempt < 3).then(|| draws.between(1_000, CONTACTS / 4));
-        let run = read_killed(
-            dir.path(),
-            &config,
-            &catalog,
-            state.as_ref(),
-            kill_after,
-            RUN_TIMEOUT,
-        );
-        for saved in run.of_type("STATE") {
-            let windows = &saved["state"]["stream"]["stream_state"]["resume"]["windows"];
-            most_windows_saved = most_windows_saved.max(windows.as_array().map_or(0, Vec::len));
-        }
-        config = run.next_config(&config);
-        state = Some(merge_state(state.as_ref(), &run));
-        let finished = run.code == 0;
-        if finished {
-            run.assert_ok();
-        } else {
-            assert_eq!(run.code, -1, "{:?}\n{}", run.errors(), run.stderr);
-        }
-        runs.push(run);
-        if finished {
-            break;
-        }
-    }
-    assert_eq!(
-        runs.last().map(|r| r.code),
-        Some(0),
-        "a run finally succeeds"
-    );
+    // Each kill early enough that the resumed run has not finished yet.
+    let runs = killed_and_resumed(&sandbox, &catalog, 3, || draws.between(1_000, CONTACTS / 4));
+    let most_windows_saved = runs
+        .iter()
+        .flat_map(|run| run.of_type("STATE"))
+        .map(|saved| {
+            saved["state"]["stream"]["stream_state"]["resume"]["windows"]
+                .as_array()
+                .map_or(0, Vec::len)
+        })
+        .max()
+        .unwrap_or(0);
     assert!(
         runs.iter().filter(|r| r.code == -1).count() >= 2,
         "runs were killed mid-read"
