@@ -4,9 +4,9 @@
 
 mod common;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
-use common::{api_requests, catalog, read, read_counted, Sandbox};
+use common::{api_requests, catalog, read, read_counted, Run, Sandbox};
 use serde_json::{json, Value};
 
 const STREAM: &str = "contacts_export";
@@ -141,21 +141,26 @@ fn a_failed_export_names_the_activity_and_fails_the_stream() {
     );
 }
 
-#[test]
-fn a_403_names_the_contacts_write_privilege() {
+/// A read of the export whose first `POST` answers with `fault` (the fields
+/// of a sandbox fault), with the requests it spent.
+fn read_with_export_failing_once(mut fault: Value) -> (Run, BTreeMap<String, usize>) {
     let sandbox = Sandbox::start(&["--contacts", "40"]);
-    sandbox.control(
-        "faults",
-        json!({"path_prefix": "/v3/activities/contact_exports", "status": 403, "count": 1}),
-    );
+    fault["path_prefix"] = "/v3/activities/contact_exports".into();
+    fault["count"] = 1.into();
+    sandbox.control("faults", fault);
     let dir = tempfile::tempdir().unwrap();
-    let (run, spent) = read_counted(
+    read_counted(
         &sandbox,
         dir.path(),
         &sandbox.config,
         &catalog(&[STREAM], false),
         None,
-    );
+    )
+}
+
+#[test]
+fn a_403_names_the_contacts_write_privilege() {
+    let (run, spent) = read_with_export_failing_once(json!({"status": 403}));
     assert_eq!(run.code, 1);
     let errors = run.errors();
     assert_eq!(errors.len(), 1, "{errors:?}");
@@ -173,19 +178,7 @@ fn a_403_names_the_contacts_write_privilege() {
 
 #[test]
 fn a_post_is_not_sent_again_after_a_server_error() {
-    let sandbox = Sandbox::start(&["--contacts", "40"]);
-    sandbox.control(
-        "faults",
-        json!({"path_prefix": "/v3/activities/contact_exports", "status": 503, "count": 1, "retry_after": 0}),
-    );
-    let dir = tempfile::tempdir().unwrap();
-    let (run, spent) = read_counted(
-        &sandbox,
-        dir.path(),
-        &sandbox.config,
-        &catalog(&[STREAM], false),
-        None,
-    );
+    let (run, spent) = read_with_export_failing_once(json!({"status": 503, "retry_after": 0}));
     assert_eq!(run.code, 1);
     let message = run.errors()[0]["message"].as_str().unwrap().to_string();
     assert!(

@@ -7,7 +7,7 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use common::{all_streams, catalog, read, write_json, Run, Sandbox, BIN, TOKEN_CACHE_ENV};
@@ -124,14 +124,26 @@ fn in_a_terminal(command: &str, dir: &Path, progress: Option<&str>) -> Option<St
     Some(screen)
 }
 
-fn read_command(config: &Path, catalog: &Path, out: &Path) -> String {
-    format!(
+/// An incremental Airbyte `read` of `streams` in a terminal, its files in
+/// `dir` and its stdout in `out.jsonl` there: what the terminal showed, and
+/// that file (`None` without `script`).
+fn read_in_a_terminal(
+    dir: &Path,
+    config: &Value,
+    streams: &[&str],
+    progress: Option<&str>,
+) -> Option<(String, PathBuf)> {
+    let config = write_json(dir, "config.json", config);
+    let catalog = write_json(dir, "catalog.json", &catalog(streams, true));
+    let out = dir.join("out.jsonl");
+    let command = format!(
         "{} read --config {} --catalog {} > {}",
         shell_quote(BIN),
         shell_quote(config.to_str().unwrap()),
         shell_quote(catalog.to_str().unwrap()),
         shell_quote(out.to_str().unwrap())
-    )
+    );
+    in_a_terminal(&command, dir, progress).map(|screen| (screen, out))
 }
 
 /// The number before `word` in `text` (`1,234 requests` gives 1234).
@@ -155,14 +167,7 @@ fn a_read_in_a_terminal_shows_progress_on_stderr_only() {
     let (_sandbox, mut config) = sandbox();
     config["max_requests_per_run"] = 1000.into();
     let dir = tempfile::tempdir().unwrap();
-    let config_path = write_json(dir.path(), "config.json", &config);
-    let catalog_path = write_json(dir.path(), "catalog.json", &catalog(&STREAMS, true));
-    let out = dir.path().join("out.jsonl");
-    let Some(screen) = in_a_terminal(
-        &read_command(&config_path, &catalog_path, &out),
-        dir.path(),
-        None,
-    ) else {
+    let Some((screen, out)) = read_in_a_terminal(dir.path(), &config, &STREAMS, None) else {
         return;
     };
     // The final frame, redrawn in place, left on its own line at the end.
@@ -217,13 +222,8 @@ fn a_read_in_a_terminal_shows_progress_on_stderr_only() {
 
     // Asked not to, it shows nothing: the config from the last run, whose
     // refresh token is the live one.
-    let config_path = write_json(dir.path(), "config.json", &run.next_config(&config));
-    let screen = in_a_terminal(
-        &read_command(&config_path, &catalog_path, &out),
-        dir.path(),
-        Some("off"),
-    )
-    .unwrap();
+    let (screen, _) =
+        read_in_a_terminal(dir.path(), &run.next_config(&config), &STREAMS, Some("off")).unwrap();
     assert_eq!(screen, "");
 }
 
@@ -234,14 +234,7 @@ fn a_slow_read_in_a_terminal_shows_the_estimate_of_the_stream_being_read() {
     let (_sandbox, mut config) = sandbox();
     config["requests_per_second"] = 2.into();
     let dir = tempfile::tempdir().unwrap();
-    let config_path = write_json(dir.path(), "config.json", &config);
-    let catalog_path = write_json(dir.path(), "catalog.json", &catalog(&["contacts"], true));
-    let out = dir.path().join("out.jsonl");
-    let Some(screen) = in_a_terminal(
-        &read_command(&config_path, &catalog_path, &out),
-        dir.path(),
-        None,
-    ) else {
+    let Some((screen, out)) = read_in_a_terminal(dir.path(), &config, &["contacts"], None) else {
         return;
     };
     assert!(

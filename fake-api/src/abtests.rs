@@ -6,6 +6,7 @@
 //! from the campaign id, so adding it draws nothing from the generator. A campaign's
 //! resend to non-openers is its `resend` activity.
 
+use super::api::{Reply, St};
 use super::data::{Activity, Campaign, CampaignStatus, Data, CAMPAIGN_TYPES};
 use super::error::ApiError;
 use super::Shared;
@@ -16,9 +17,6 @@ use axum::{
 };
 use serde_json::{json, Value};
 use std::sync::Arc;
-
-type Reply = Result<Json<Value>, ApiError>;
-type St = State<Arc<Shared>>;
 
 /// Index of A/B Test in `CAMPAIGN_TYPES`.
 fn ab_test_kind() -> usize {

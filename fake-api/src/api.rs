@@ -16,8 +16,9 @@ use serde_json::Value;
 use std::{cmp::Reverse, sync::Arc};
 use uuid::Uuid;
 
-type Reply = Result<Json<Value>, ApiError>;
-type St = State<Arc<Shared>>;
+/// What a handler answers, and the state it is given (shared by every route module).
+pub(crate) type Reply = Result<Json<Value>, ApiError>;
+pub(crate) type St = State<Arc<Shared>>;
 
 /// Route templates and their handlers.
 pub(crate) fn routes() -> Vec<(&'static str, MethodRouter<Arc<Shared>>)> {

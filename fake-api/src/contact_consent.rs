@@ -1,6 +1,7 @@
 //! Contact consent counts (`/contacts/counts`) and a contact's SMS engagement history
 //! (`/contacts/sms_engagement_history/{contact_id}`), both derived from the contacts.
 
+use super::api::{Reply, St};
 use super::data::{timestamp, Contact, Data, Permission, DAY_MS, SMS_PERMISSIONS};
 use super::error::ApiError;
 use super::paging::Params;
@@ -13,9 +14,6 @@ use axum::{
 use serde_json::{json, Value};
 use std::sync::Arc;
 use uuid::Uuid;
-
-type Reply = Result<Json<Value>, ApiError>;
-type St = State<Arc<Shared>>;
 
 pub(crate) fn routes() -> Vec<(&'static str, MethodRouter<Arc<Shared>>)> {
     vec![

@@ -6,6 +6,7 @@
 //! renders them. `POST /__sandbox/exports` scripts the next exports: how many polls
 //! they take and the state they end in (`failed`, `cancelled`, `timed_out`).
 
+use super::api::St;
 use super::data::{BulkActivity, Contact, Data, Permission, BULK_KINDS};
 use super::error::ApiError;
 use super::render;
@@ -21,8 +22,6 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use std::{collections::BTreeMap, sync::Arc};
 use uuid::Uuid;
-
-type St = State<Arc<Shared>>;
 
 /// The fields an export may ask for (the spec's `ContactsExport.fields` enum), in the
 /// order the file's columns take when the request names none.

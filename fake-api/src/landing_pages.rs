@@ -6,6 +6,7 @@
 //! Landing pages are generated from their own random stream after everything else, so
 //! the rest of the data is the same with or without them.
 
+use super::api::{Reply, St};
 use super::data::{
     between, new_uuid, timestamp, Activity, Campaign, CampaignStatus, Contact, Data, DAY_MS,
 };
@@ -16,16 +17,12 @@ use super::Shared;
 use axum::{
     extract::{Path, RawQuery, State},
     routing::{get, MethodRouter},
-    Json,
 };
 use rand::{seq::index::sample, Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::{json, Map, Value};
 use std::{cmp::Reverse, collections::BTreeMap, sync::Arc};
 use uuid::Uuid;
-
-type Reply = Result<Json<Value>, ApiError>;
-type St = State<Arc<Shared>>;
 
 pub(crate) const LANDING_PAGE_ROLE: &str = "landing_page";
 

@@ -386,21 +386,30 @@ impl std::fmt::Display for ConnectionDropped {
 
 impl std::error::Error for ConnectionDropped {}
 
+/// Hands each accepted connection to `serve` until `stop` fires (or its sender is
+/// dropped); a failed accept is retried shortly after.
+pub(crate) async fn accept_until_stopped(
+    listener: TcpListener,
+    mut stop: watch::Receiver<()>,
+    mut serve: impl FnMut(tokio::net::TcpStream),
+) {
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => serve(stream),
+                Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+            },
+            _ = stop.changed() => return,
+        }
+    }
+}
+
 /// Serves HTTP/1.1 connections until `stop` fires (or its sender is dropped). Hand-rolled
 /// rather than `axum::serve` so a fault can drop a connection mid-request.
 async fn accept_loop(listener: TcpListener, app: Router, stop: watch::Receiver<()>) {
-    loop {
-        let mut stopped = stop.clone();
-        let stream = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                Err(_) => {
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                    continue;
-                }
-            },
-            _ = stopped.changed() => return,
-        };
+    let stopping = stop.clone();
+    accept_until_stopped(listener, stop, move |stream| {
+        let mut stopped = stopping.clone();
         let app = app.clone();
         tokio::spawn(async move {
             let service = service_fn(move |req: Request<Incoming>| {
@@ -419,5 +428,6 @@ async fn accept_loop(listener: TcpListener, app: Router, stop: watch::Receiver<(
                 _ = stopped.changed() => {}
             }
         });
-    }
+    })
+    .await;
 }

@@ -305,23 +305,14 @@ impl Drop for Proxy {
     }
 }
 
-async fn accept_loop(listener: TcpListener, inner: Arc<Inner>, mut stop: watch::Receiver<()>) {
-    loop {
-        let stream = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                Err(_) => {
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                    continue;
-                }
-            },
-            _ = stop.changed() => return,
-        };
+async fn accept_loop(listener: TcpListener, inner: Arc<Inner>, stop: watch::Receiver<()>) {
+    crate::accept_until_stopped(listener, stop, |stream| {
         let inner = inner.clone();
         tokio::spawn(async move {
             let _ = tokio::time::timeout(IO_TIMEOUT * 3, serve(stream, &inner)).await;
         });
-    }
+    })
+    .await;
 }
 
 struct Request {

@@ -2,6 +2,7 @@
 //! reports, and bulk activities. Every figure comes from the stored tracking events, so
 //! reports, stats and counts agree with each other.
 
+use super::api::{Reply, St};
 use super::data::{date, timestamp, Activity, BulkActivity, Campaign, Data, BULK_KINDS};
 use super::error::ApiError;
 use super::paging::{ListQuery, ListSpec, Params};
@@ -18,9 +19,6 @@ use axum::{
 use serde_json::{json, Map, Value};
 use std::{cmp::Reverse, sync::Arc};
 use uuid::Uuid;
-
-type Reply = Result<Json<Value>, ApiError>;
-type St = State<Arc<Shared>>;
 
 /// One `/reports/email_reports/{campaign_activity_id}/tracking/*` report.
 pub(crate) struct Report {

@@ -290,6 +290,18 @@ impl Run {
 
 /// `read` with files written to `dir`.
 pub fn read(dir: &Path, config: &Value, catalog: &Value, state: Option<&Value>) -> Run {
+    let args = read_files(dir, config, catalog, state);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    run(&args)
+}
+
+/// The arguments of `read`, its config, catalog and state written to `dir`.
+pub fn read_files(
+    dir: &Path,
+    config: &Value,
+    catalog: &Value,
+    state: Option<&Value>,
+) -> Vec<String> {
     let config = write_json(dir, "config.json", config);
     let catalog = write_json(dir, "catalog.json", catalog);
     let mut args = vec![
@@ -303,8 +315,7 @@ pub fn read(dir: &Path, config: &Value, catalog: &Value, state: Option<&Value>) 
         args.push("--state".into());
         args.push(write_json(dir, "state.json", state).display().to_string());
     }
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    run(&args)
+    args
 }
 
 /// The fake's route template of the OAuth token endpoint, as `request_counts`

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use super::{connector, write_json, Run, Sandbox};
+use super::{connector, read_files, Run, Sandbox};
 
 /// The primary keys of every record the sandbox holds for a stream now.
 pub struct GroundTruth {
@@ -145,19 +145,7 @@ pub fn read_killed(
     kill_after: Option<usize>,
     timeout: Duration,
 ) -> Run {
-    let config = write_json(dir, "config.json", config);
-    let catalog = write_json(dir, "catalog.json", catalog);
-    let mut args = vec![
-        "read".to_string(),
-        "--config".into(),
-        config.display().to_string(),
-        "--catalog".into(),
-        catalog.display().to_string(),
-    ];
-    if let Some(state) = state {
-        args.push("--state".into());
-        args.push(write_json(dir, "state.json", state).display().to_string());
-    }
+    let args = read_files(dir, config, catalog, state);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let cache = tempfile::tempdir().unwrap();
     let stderr_path = dir.join("stderr.txt");
