@@ -8,10 +8,10 @@ use std::sync::Arc;
 use serde_json::json;
 
 use super::columns::{self, Prepared};
-use super::progress::{Messages, Protocol, Watch};
+use super::progress::Protocol;
 use super::setup;
 use crate::config::LoadedConfig;
-use crate::engine::{self, StreamReport};
+use crate::engine::StreamReport;
 use crate::error::{Error, RunStop};
 use crate::http::RetryPolicy;
 use crate::protocol::airbyte::AirbyteWriter;
@@ -94,19 +94,13 @@ pub fn read(config_path: &Path, catalog_path: &Path, state_path: Option<&Path>) 
     for note in &notes {
         output.log(Level::Info, note);
     }
-    // Progress on stderr when it is a terminal; otherwise the writer itself.
-    let watch = Watch::start(
+    let outcome = prepared.read_all(
+        &config,
         output.clone(),
-        selected.len(),
         Protocol::Airbyte,
-        Messages::Stdout,
+        &selected,
+        &states,
     );
-    let watched = watch.output();
-    let outcome = prepared.run(&config, &watched, async |ctx| {
-        watch.count_requests(&ctx.api);
-        engine::read_all(&ctx, &selected, &states).await
-    });
-    watch.finish();
     let results = match outcome {
         Ok(results) => results,
         Err(error) => return fail(&output, &error),

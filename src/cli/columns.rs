@@ -10,11 +10,13 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
 
+use super::progress::{Messages, Protocol, Watch};
 use super::setup;
 use crate::config::LoadedConfig;
-use crate::engine::{self, Context};
+use crate::engine::{self, Context, StreamReport, StreamStates};
 use crate::error::{Error, Result};
 use crate::http::{ApiClient, RetryPolicy};
+use crate::protocol::catalog::Selected;
 use crate::protocol::{Level, Output, RecordRef, StreamStatus};
 use crate::streams::custom_fields::{self, Column, Unmapped};
 use crate::streams::Registry;
@@ -130,6 +132,25 @@ impl Prepared {
                 Ok(sync(ctx).await)
             }),
         }
+    }
+
+    /// Reads the selected streams (see [`Self::run`]), with progress on
+    /// stderr when it is a terminal.
+    pub fn read_all(
+        self,
+        config: &LoadedConfig,
+        output: Arc<dyn Output>,
+        protocol: Protocol,
+        selected: &[Selected],
+        states: &StreamStates,
+    ) -> Result<Vec<(String, Result<StreamReport>)>> {
+        let watch = Watch::start(output, selected.len(), protocol, Messages::Stdout);
+        let results = self.run(config, &watch.output(), async |ctx| {
+            watch.count_requests(&ctx.api);
+            engine::read_all(&ctx, selected, states).await
+        });
+        watch.finish();
+        results
     }
 }
 

@@ -8,9 +8,8 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 
 use super::columns::{self, Prepared};
-use super::progress::{Messages, Protocol, Watch};
+use super::progress::Protocol;
 use crate::config::LoadedConfig;
-use crate::engine;
 use crate::error::{Error, Result, RunStop};
 use crate::protocol::catalog::{self, read_json_file};
 use crate::protocol::singer::{parse_state, SingerWriter};
@@ -113,19 +112,13 @@ fn sync(config_path: &Path, catalog_path: &Path, state_path: Option<&Path>) -> R
         config_path,
     ));
     // Progress as log lines on stderr when it is a terminal (see progress.rs).
-    let watch = Watch::start(
+    let results = prepared.read_all(
+        &config,
         writer.clone(),
-        selected.len(),
         Protocol::Singer,
-        Messages::Stdout,
-    );
-    let watched = watch.output();
-    let results = prepared.run(&config, &watched, async |ctx| {
-        watch.count_requests(&ctx.api);
-        engine::read_all(&ctx, &selected, &states).await
-    });
-    watch.finish();
-    let results = results?;
+        &selected,
+        &states,
+    )?;
     let output: Arc<dyn Output> = writer.clone();
     output.flush();
     let mut failures = Vec::new();

@@ -133,10 +133,12 @@ pub struct Children {
     /// Values to read one at a time (a batch that failed as a whole).
     unbatched: usize,
     current: Option<(ParentValue, Chain)>,
-    /// The next parents, their first pages already asked for (in order).
-    ahead: VecDeque<(ParentValue, Chain)>,
-    ahead_pages: FuturesOrdered<LocalBoxFuture<'static, Result<(Fetched, u32)>>>,
+    /// The next parents, in order, each with its chain and the answer to
+    /// its first page, already asked for.
+    ahead: FuturesOrdered<LocalBoxFuture<'static, Ahead>>,
 }
+
+type Ahead = (ParentValue, Chain, Result<(Fetched, u32)>);
 
 /// Parents whose first page is asked for while the current one is read: a
 /// child read is mostly one page per parent, and one request at a time
@@ -191,8 +193,7 @@ impl Children {
             batch: parent.batch.max(1),
             unbatched: 0,
             current: None,
-            ahead: VecDeque::new(),
-            ahead_pages: FuturesOrdered::new(),
+            ahead: FuturesOrdered::new(),
         })
     }
 
@@ -215,12 +216,7 @@ impl Children {
                     }
                 }
             }
-            if let Some((parent, mut chain)) = self.ahead.pop_front() {
-                let answer = self
-                    .ahead_pages
-                    .next()
-                    .await
-                    .expect("a page asked for each parent ahead");
+            if let Some((parent, mut chain, answer)) = self.ahead.next().await {
                 match chain.accept(ctx, def, answer, report) {
                     // A fallback never applies to a first page.
                     Ok(page) => {
@@ -296,8 +292,9 @@ impl Children {
         let path = self.def.path.replace("{parent}", &parent.key);
         let first = first_page(ctx, &self.def, &path, None);
         let page = fetch(ctx.api.clone(), self.def.clone(), first.clone());
-        self.ahead_pages.push_back(Box::pin(page));
-        self.ahead.push_back((parent, Chain::new(first)));
+        let chain = Chain::new(first);
+        self.ahead
+            .push_back(Box::pin(async move { (parent, chain, page.await) }));
     }
 
     /// Keeps [`PARENTS_AHEAD`] first pages asked for, unless a failed batch

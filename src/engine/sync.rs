@@ -416,32 +416,26 @@ impl Strategy for CursorSync {
         if let Some(index) = self.later.iter().position(|(pass, _)| *pass == page.pass) {
             self.later.drain(..=index);
         }
-        let (next_page, windows) = match (&page.windows, &page.next) {
-            (Some(windows), _) => (None, windows.clone()),
-            (None, next) => (next.clone(), Vec::new()),
-        };
-        let next = match (next_page, windows.is_empty()) {
-            (None, true) => self.later.first().map(|(pass, url)| Resume {
-                next_page: Some(url.to_string()),
-                windows: Vec::new(),
-                pass: pass.clone(),
-                max_cursor: None,
-                full: false,
-            }),
-            (next_page, _) => Some(Resume {
-                next_page,
-                windows,
-                pass: page.pass.clone(),
-                max_cursor: None,
-                full: false,
-            }),
+        // Where the read goes on: this pass's next page or windows, or the
+        // first page of the next pass.
+        let next = match (&page.windows, &page.next) {
+            (Some(windows), _) if !windows.is_empty() => {
+                Some((page.pass.clone(), None, windows.clone()))
+            }
+            (None, Some(next)) => Some((page.pass.clone(), Some(next.clone()), Vec::new())),
+            _ => self
+                .later
+                .first()
+                .map(|(pass, url)| (pass.clone(), Some(url.to_string()), Vec::new())),
         };
         let position = match next {
-            Some(resume) => CursorState {
+            Some((pass, next_page, windows)) => CursorState {
                 resume: Some(Resume {
+                    next_page,
+                    windows,
+                    pass,
                     max_cursor: self.max_cursor,
                     full: self.full,
-                    ..resume
                 }),
                 ..self.saved.clone()
             },

@@ -73,6 +73,7 @@ pub struct Windows {
     /// Unfinished, in order of the cursor.
     windows: Vec<Window>,
     in_flight: FuturesUnordered<LocalBoxFuture<'static, Answer>>,
+    /// The id given to the newest window.
     next_id: u64,
     /// The whole read's count, handed on with the first page handed on.
     total: Option<u64>,
@@ -140,13 +141,27 @@ impl Windows {
         resume_at: Option<Url>,
         share: Option<u64>,
     ) {
+        let window = self.window(ctx, after, before, resume_at, share);
+        self.windows.push(window);
+    }
+
+    /// A new window, with the next id.
+    fn window(
+        &mut self,
+        ctx: &Context,
+        after: Option<DateTime<Utc>>,
+        before: Option<DateTime<Utc>>,
+        resume_at: Option<Url>,
+        share: Option<u64>,
+    ) -> Window {
         let first = window_page(ctx, &self.def, after, before);
         let fresh = resume_at.is_none();
         let chain = match resume_at {
             Some(saved) => Chain::resume(saved, first),
             None => Chain::new(first),
         };
-        self.windows.push(Window {
+        self.next_id += 1;
+        Window {
             id: self.next_id,
             after,
             before,
@@ -154,8 +169,7 @@ impl Windows {
             fresh,
             share,
             in_flight: false,
-        });
-        self.next_id += 1;
+        }
     }
 
     /// The next page of any window, with where every unfinished window
@@ -271,25 +285,23 @@ impl Windows {
     fn split(&mut self, ctx: &Context, index: usize, cuts: Vec<DateTime<Utc>>, count: u64) {
         let window = self.windows.remove(index);
         let share = count / (cuts.len() as u64 + 1);
-        let mut pieces = Windows::empty(ctx, &self.def);
-        pieces.next_id = self.next_id;
+        let mut pieces = Vec::with_capacity(cuts.len() + 1);
         let mut after = window.after;
         for cut in &cuts {
-            pieces.push(ctx, after, Some(*cut), None, Some(share));
+            pieces.push(self.window(ctx, after, Some(*cut), None, Some(share)));
             after = Some(*cut - OVERLAP);
         }
-        pieces.push(ctx, after, window.before, None, Some(share));
+        pieces.push(self.window(ctx, after, window.before, None, Some(share)));
         ctx.output.log(
             Level::Info,
             &format!(
                 "{}: {count} records in {} pages; reading them as {} windows side by side",
                 self.def.name,
                 count.div_ceil(u64::from(self.def.page_size.unwrap_or(1))),
-                cuts.len() + 1
+                pieces.len()
             ),
         );
-        self.next_id = pieces.next_id;
-        self.windows.splice(index..index, pieces.windows);
+        self.windows.splice(index..index, pieces);
         self.split = true;
     }
 }
