@@ -9,8 +9,9 @@
 
 use super::limits::RateWindow;
 use super::oauth_flows::{self, Flows};
+use super::options::RefreshTokens;
 use super::paging::Params;
-use super::{RefreshTokens, Shared};
+use super::Shared;
 use axum::{
     body::Bytes,
     extract::State,

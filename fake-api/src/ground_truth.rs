@@ -219,7 +219,7 @@ pub(crate) fn response(data: &Data, stream: &str) -> Option<Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::DEFAULT_CAMPAIGNS;
+    use crate::options::DEFAULT_CAMPAIGNS;
     use std::collections::BTreeSet;
 
     #[test]

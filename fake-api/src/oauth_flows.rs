@@ -7,8 +7,9 @@
 //! the client that started it.
 
 use super::auth::{authenticate_client, oauth_error, CLIENT_ID, PUBLIC_CLIENT_ID};
+use super::options::SandboxOptions;
 use super::paging::Params;
-use super::{SandboxOptions, Shared};
+use super::Shared;
 use axum::{
     body::Bytes,
     extract::{RawQuery, State},
