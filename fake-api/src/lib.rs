@@ -6,6 +6,7 @@ mod api;
 mod auth;
 #[cfg(test)]
 mod change_tests;
+mod clients;
 mod contact_consent;
 mod control;
 mod data;
@@ -19,6 +20,7 @@ mod limits;
 #[cfg(test)]
 mod new_endpoint_tests;
 mod oauth_flows;
+mod oauth_grants;
 mod options;
 mod paging;
 mod proxy;
@@ -52,7 +54,7 @@ pub use options::{
 };
 pub use proxy::{FaultKind, Faults, Proxy, ProxyStats};
 
-use auth::AuthState;
+use clients::AuthState;
 use data::Data;
 use limits::{DropConnection, Front, Limits};
 
@@ -164,7 +166,7 @@ impl Sandbox {
         json!({
             "credentials": {
                 "auth_type": "oauth2.0",
-                "client_id": auth::CLIENT_ID,
+                "client_id": clients::CLIENT_ID,
                 "client_secret": secret,
                 "refresh_token": refresh,
             },

@@ -1,7 +1,7 @@
 //! Request accounting, injected faults, per-token rate limit and the daily quota,
 //! applied as middleware in front of the handlers.
 
-use super::auth::bearer;
+use super::clients::bearer;
 use super::error::{gateway_error, ApiError};
 use super::Shared;
 use axum::{
@@ -12,29 +12,9 @@ use axum::{
 };
 use serde::Deserialize;
 use std::{
-    collections::VecDeque,
     sync::Arc,
     time::{Duration, Instant},
 };
-
-const WINDOW: Duration = Duration::from_secs(1);
-
-/// Admission times of one access token's requests within the last second.
-#[derive(Default)]
-pub(crate) struct RateWindow(VecDeque<Instant>);
-
-impl RateWindow {
-    fn has_room(&mut self, now: Instant, rps: u32) -> bool {
-        while self
-            .0
-            .front()
-            .is_some_and(|&t| now.duration_since(t) >= WINDOW)
-        {
-            self.0.pop_front();
-        }
-        self.0.len() < rps as usize
-    }
-}
 
 /// A scripted failure for the next `count` requests whose path starts with `path_prefix`.
 #[derive(Debug, Deserialize)]
@@ -153,6 +133,6 @@ fn admit(s: &Shared, token: Option<&str>) -> Result<(), ApiError> {
         ));
     }
     limits.daily_used += 1;
-    access.window.0.push_back(now);
+    access.window.admit(now);
     Ok(())
 }

@@ -6,7 +6,8 @@
 //! and the public one, may use both flows; what a flow issues can be redeemed only by
 //! the client that started it.
 
-use super::auth::{authenticate_client, oauth_error, CLIENT_ID, PUBLIC_CLIENT_ID};
+use super::clients::{authenticate_client, oauth_error, CLIENT_ID, PUBLIC_CLIENT_ID};
+use super::oauth_grants::{CodeGrant, Decision, Device, CODE_TTL};
 use super::options::SandboxOptions;
 use super::paging::Params;
 use super::Shared;
@@ -22,9 +23,8 @@ use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 use rand::Rng;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
+
 use std::{
-    collections::HashMap,
     sync::Arc,
     time::{Duration, Instant},
 };
@@ -32,8 +32,6 @@ use url::Url;
 
 pub(crate) const AUTHORIZE_PATH: &str = "/oauth2/default/v1/authorize";
 pub(crate) const DEVICE_PATH: &str = "/oauth2/default/v1/device/authorize";
-pub(crate) const AUTHORIZATION_CODE: &str = "authorization_code";
-pub(crate) const DEVICE_CODE: &str = "urn:ietf:params:oauth:grant-type:device_code";
 const VERIFICATION_PATH: &str = "/activate";
 const KNOWN_SCOPES: [&str; 5] = [
     "account_read",
@@ -42,147 +40,6 @@ const KNOWN_SCOPES: [&str; 5] = [
     "campaign_data",
     "offline_access",
 ];
-/// Authorization codes live five minutes, as Constant Contact's do.
-const CODE_TTL: Duration = Duration::from_secs(300);
-/// RFC 8628 §3.5: every `slow_down` raises the polling interval by five seconds.
-const SLOW_DOWN_STEP: Duration = Duration::from_secs(5);
-
-/// Pending authorization codes and device codes.
-#[derive(Default)]
-pub(crate) struct Flows {
-    codes: HashMap<String, CodeGrant>,
-    /// Keyed by device code; redeemed entries stay so their poll log can be inspected.
-    devices: HashMap<String, Device>,
-    deny_consent: bool,
-}
-
-struct CodeGrant {
-    client: &'static str,
-    challenge: String,
-    redirect_uri: String,
-    scope: String,
-    expires: Instant,
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Decision {
-    Pending,
-    Approved,
-    Denied,
-    Redeemed,
-}
-
-struct Device {
-    client: &'static str,
-    user_code: String,
-    scope: String,
-    issued: Instant,
-    expires: Instant,
-    interval: Duration,
-    decision: Decision,
-    last_poll: Option<Instant>,
-    polls: Vec<Duration>,
-    force_slow_down: bool,
-    slow_downs: usize,
-}
-
-/// An OAuth error for the token endpoint: code and description.
-pub(crate) type GrantError = (&'static str, &'static str);
-
-impl Flows {
-    /// Redeems an authorization code or polls a device code for `client` (the
-    /// authenticated client of the token request); the granted scope on success.
-    pub(crate) fn redeem(
-        &mut self,
-        grant: &str,
-        form: &Params,
-        client: &str,
-    ) -> Result<String, GrantError> {
-        let now = Instant::now();
-        if grant == AUTHORIZATION_CODE {
-            self.redeem_code(form, client, now)
-        } else {
-            let code = form.get("device_code").ok_or((
-                "invalid_request",
-                "The request is missing the required parameter 'device_code'.",
-            ))?;
-            self.poll_device(code, client, now)
-        }
-    }
-
-    fn redeem_code(
-        &mut self,
-        form: &Params,
-        client: &str,
-        now: Instant,
-    ) -> Result<String, GrantError> {
-        let code = form.get("code").ok_or((
-            "invalid_request",
-            "The request is missing the required parameter 'code'.",
-        ))?;
-        // Removed on first presentation: a code is single-use whatever happens next.
-        let grant = self
-            .codes
-            .remove(code)
-            .filter(|g| now < g.expires && g.client == client)
-            .ok_or((
-                "invalid_grant",
-                "The authorization code is invalid or has expired.",
-            ))?;
-        if form.get("redirect_uri") != Some(grant.redirect_uri.as_str()) {
-            return Err((
-                "invalid_grant",
-                "The 'redirect_uri' does not match the redirection URI used in the authorization request.",
-            ));
-        }
-        let verifier = form.get("code_verifier").ok_or((
-            "invalid_request",
-            "PKCE code verifier is required when the authorization request included a code challenge.",
-        ))?;
-        if URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes())) != grant.challenge {
-            return Err(("invalid_grant", "PKCE verification failed."));
-        }
-        Ok(grant.scope)
-    }
-
-    fn poll_device(
-        &mut self,
-        code: &str,
-        client: &str,
-        now: Instant,
-    ) -> Result<String, GrantError> {
-        let device = self
-            .devices
-            .get_mut(code)
-            .filter(|d| d.client == client)
-            .ok_or(("invalid_grant", "The device code is invalid."))?;
-        let previous = device.last_poll.replace(now);
-        device.polls.push(now - device.issued);
-        if now >= device.expires {
-            return Err(("expired_token", "The device code has expired."));
-        }
-        let too_fast = previous.is_some_and(|at| now - at < device.interval);
-        if device.force_slow_down || too_fast {
-            device.force_slow_down = false;
-            device.interval += SLOW_DOWN_STEP;
-            device.slow_downs += 1;
-            return Err(("slow_down", "The client is polling too frequently."));
-        }
-        match device.decision {
-            Decision::Pending => Err((
-                "authorization_pending",
-                "The device authorization is pending. Please try again later.",
-            )),
-            Decision::Denied => Err(("access_denied", "The resource owner denied the request.")),
-            Decision::Redeemed => Err(("invalid_grant", "The device code was already used.")),
-            Decision::Approved => {
-                device.decision = Decision::Redeemed;
-                Ok(device.scope.clone())
-            }
-        }
-    }
-}
-
 pub(crate) fn routes() -> Router<Arc<Shared>> {
     Router::new()
         .route(AUTHORIZE_PATH, get(authorize))
