@@ -7,7 +7,7 @@
 //! resend to non-openers is its `resend` activity.
 
 use super::api::{Reply, St};
-use super::data::{Activity, Campaign, CampaignStatus, Data, CAMPAIGN_TYPES};
+use super::data::{ab_test_kind, Activity, Campaign, CampaignStatus, Data};
 use super::error::ApiError;
 use super::Shared;
 use axum::{
@@ -17,25 +17,6 @@ use axum::{
 };
 use serde_json::{json, Value};
 use std::sync::Arc;
-
-/// Index of A/B Test in `CAMPAIGN_TYPES`.
-fn ab_test_kind() -> usize {
-    CAMPAIGN_TYPES
-        .iter()
-        .position(|&(_, code)| code == 57)
-        .expect("CAMPAIGN_TYPES has A/B Test")
-}
-
-/// Turns every fourth campaign (by position, so drafts and sent ones alike) into an A/B
-/// test, except removed ones.
-pub(crate) fn mark(campaigns: &mut [Campaign]) {
-    let kind = ab_test_kind();
-    for c in campaigns.iter_mut().skip(1).step_by(4) {
-        if c.status != CampaignStatus::Removed {
-            c.kind = kind;
-        }
-    }
-}
 
 pub(crate) fn has_ab_test(c: &Campaign) -> bool {
     c.kind == ab_test_kind()

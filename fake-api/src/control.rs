@@ -1,8 +1,8 @@
 //! `/__sandbox/*`: unauthenticated routes that let tests change data, script failures,
 //! revoke credentials and inspect the sandbox.
 
-use super::data::MutationRequest;
 use super::error::ApiError;
+use super::generate::MutationRequest;
 use super::limits::Fault;
 use super::paging::Params;
 use super::reports;

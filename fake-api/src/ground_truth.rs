@@ -10,9 +10,10 @@
 
 use super::abtests::{has_ab_test, resends};
 use super::data::{timestamp, Activity, Campaign, CampaignStatus, Data, PRIVILEGES};
-use super::landing_pages::{self, Kind, View as PageView};
+use super::landing_pages;
 use super::reports::REPORTS;
 use super::tracking::{is_sendable, EventKind, View};
+use super::visits::{Kind, View as PageView};
 use serde_json::{json, Value};
 
 /// The key fields of `stream` and the key of each of its records, or `None` for a

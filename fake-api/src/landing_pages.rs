@@ -3,188 +3,21 @@
 //! A landing page is a campaign whose one activity has the role `landing_page`; the
 //! spec and the docs name no role for it (their enum is primary_email, permalink,
 //! resend), so this is the fake's stand-in, matched by the connector's stream table.
-//! Landing pages are generated from their own random stream after everything else, so
-//! the rest of the data is the same with or without them.
+//! The records are in `visits`; `generate` makes them.
 
 use super::api::{Reply, St};
-use super::data::{
-    between, new_uuid, timestamp, Activity, Campaign, CampaignStatus, Contact, Data, DAY_MS,
-};
+use super::data::{timestamp, Contact, Data};
 use super::error::ApiError;
 use super::paging::{ListQuery, ListSpec};
 use super::tracking::DEVICES;
+use super::visits::{Event, Kind, LandingPage, View};
 use super::Shared;
 use axum::{
     extract::{Path, RawQuery, State},
     routing::{get, MethodRouter},
 };
-use rand::{seq::index::sample, Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
 use serde_json::{json, Map, Value};
-use std::{cmp::Reverse, collections::BTreeMap, sync::Arc};
-use uuid::Uuid;
-
-pub(crate) const LANDING_PAGE_ROLE: &str = "landing_page";
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) enum Kind {
-    Open,
-    Click,
-    Add,
-    Update,
-    SmsOptIn,
-}
-
-impl Kind {
-    fn activity_type(self) -> &'static str {
-        match self {
-            Kind::Open => "p_contact_open",
-            Kind::Click => "p_contact_click",
-            Kind::Add => "p_contact_add",
-            Kind::Update => "p_contact_update",
-            Kind::SmsOptIn => "p_contact_sms_optin",
-        }
-    }
-}
-
-pub(crate) struct Event {
-    pub at: i64,
-    /// Index into `Data::contacts`.
-    pub contact: u32,
-    pub kind: Kind,
-    /// Opens and clicks: index into `DEVICES`.
-    pub device: u8,
-    /// Clicks: index into `LandingPage::links`.
-    pub link: u8,
-}
-
-pub(crate) struct LandingPage {
-    pub activity: Uuid,
-    /// (url_id, url)
-    pub links: Vec<(u64, String)>,
-    pub events: Vec<Event>,
-}
-
-const PAGES: &[(&str, &[&str])] = &[
-    ("Spring Workshop Signup", &["schedule", "directions"]),
-    (
-        "Holiday Gift Guide",
-        &["bouquets", "gift-cards", "delivery"],
-    ),
-    ("Loyalty Club", &["rewards"]),
-];
-
-/// Adds the landing page campaigns to `campaigns` (kept newest first) and returns the
-/// pages with their visitors' events.
-pub(crate) fn generate(
-    seed: u64,
-    contacts: &[Contact],
-    campaigns: &mut Vec<Campaign>,
-    now: i64,
-) -> Vec<LandingPage> {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x001A_4D1A_6E0F_A6E5);
-    let mut pages = Vec::new();
-    for (i, &(name, paths)) in PAGES.iter().enumerate() {
-        let created_at = between(&mut rng, now - 200 * DAY_MS, now - 30 * DAY_MS);
-        let updated_at = between(&mut rng, created_at, created_at + 5 * DAY_MS);
-        let activity = new_uuid(&mut rng);
-        let links: Vec<(u64, String)> = paths
-            .iter()
-            .map(|p| {
-                let url_id = rng.gen_range(1_000_000_000u64..9_000_000_000);
-                (
-                    url_id,
-                    format!("https://harborviewflorists.example.com/{p}"),
-                )
-            })
-            .collect();
-        let events = visits(&mut rng, contacts, updated_at, now - 60_000, links.len());
-        campaigns.push(Campaign {
-            id: new_uuid(&mut rng),
-            name: format!("{name} Landing Page #{}", i + 1),
-            kind: 4,
-            status: CampaignStatus::Done,
-            created_at,
-            updated_at,
-            subject: name.to_string(),
-            activities: vec![Activity {
-                id: activity,
-                role: LANDING_PAGE_ROLE,
-                lists: 0,
-                segment_id: None,
-                template_id: rng.gen_range(1_000_000_000_000..2_000_000_000_000),
-                permalink: format!("lp{i}{}", activity.simple()),
-                links: Vec::new(),
-                tracking: None,
-                scheduled_at: None,
-                failed: None,
-            }],
-        });
-        pages.push(LandingPage {
-            activity,
-            links,
-            events,
-        });
-    }
-    campaigns.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(a.id.cmp(&b.id)));
-    pages
-}
-
-/// Visitors' events between `from` and `to`: opens (one to three), clicks, and some
-/// adds, updates and SMS opt-ins.
-fn visits(
-    rng: &mut ChaCha8Rng,
-    contacts: &[Contact],
-    from: i64,
-    to: i64,
-    links: usize,
-) -> Vec<Event> {
-    let n = rng.gen_range(20..=60).min(contacts.len());
-    let mut events = Vec::new();
-    for i in sample(rng, contacts.len(), n).iter() {
-        let contact = i as u32;
-        let mut at = between(rng, from, to);
-        let mut push = |rng: &mut ChaCha8Rng, kind, at| {
-            events.push(Event {
-                at,
-                contact,
-                kind,
-                device: rng.gen_range(0..DEVICES.len()) as u8,
-                link: rng.gen_range(0..links) as u8,
-            });
-        };
-        for _ in 0..rng.gen_range(1..=3) {
-            push(rng, Kind::Open, at);
-            let later = between(rng, at, to);
-            if rng.gen_bool(0.5) {
-                push(rng, Kind::Click, later);
-            }
-            at = later;
-        }
-        let action = rng.gen_range(0..100);
-        let kind = match action {
-            0..=24 => Some(Kind::Add),
-            25..=49 => Some(Kind::Update),
-            _ => None,
-        };
-        if let Some(kind) = kind {
-            push(rng, kind, at);
-        }
-        if rng.gen_bool(0.2) {
-            push(rng, Kind::SmsOptIn, at);
-        }
-    }
-    events
-}
-
-/// Which rows a report holds.
-#[derive(Clone, Copy)]
-pub(crate) enum View {
-    /// Every event of the kind.
-    All(Kind),
-    /// The latest event of the kind per contact (and per link, for clicks).
-    Unique(Kind),
-}
+use std::sync::Arc;
 
 struct Report {
     list: ListSpec,
@@ -238,28 +71,6 @@ static REPORTS: [Report; 6] = [
         View::Unique(Kind::SmsOptIn),
     ),
 ];
-
-impl LandingPage {
-    /// The report's rows, newest first (ties by contact, then link).
-    pub(crate) fn rows(&self, view: View) -> Vec<&Event> {
-        let mut rows: Vec<&Event> = match view {
-            View::All(kind) => self.events.iter().filter(|e| e.kind == kind).collect(),
-            View::Unique(kind) => {
-                let mut latest: BTreeMap<(u32, u8), &Event> = BTreeMap::new();
-                for e in self.events.iter().filter(|e| e.kind == kind) {
-                    let link = if kind == Kind::Click { e.link } else { 0 };
-                    let slot = latest.entry((e.contact, link)).or_insert(e);
-                    if e.at > slot.at {
-                        *slot = e;
-                    }
-                }
-                latest.into_values().collect()
-            }
-        };
-        rows.sort_by_key(|e| (Reverse(e.at), e.contact, e.link));
-        rows
-    }
-}
 
 /// Which rows the landing page report `stream` holds, or `None` for another stream.
 pub(crate) fn report_view(stream: &str) -> Option<View> {

@@ -14,6 +14,7 @@ mod error;
 #[cfg(test)]
 mod export_tests;
 mod exports;
+mod generate;
 mod ground_truth;
 mod landing_pages;
 mod limits;
@@ -28,9 +29,11 @@ mod render;
 #[cfg(test)]
 mod report_tests;
 mod reports;
+mod simulation;
 #[cfg(test)]
 mod tests;
 mod tracking;
+mod visits;
 
 use anyhow::Context;
 use axum::{extract::Request, middleware::from_fn_with_state, routing::post, Router};
