@@ -6,10 +6,10 @@
 //! from the campaign id, so adding it draws nothing from the generator. A campaign's
 //! resend to non-openers is its `resend` activity.
 
-use super::api::{Reply, St};
 use super::data::{ab_test_kind, Activity, Campaign, CampaignStatus, Data};
 use super::error::ApiError;
-use super::Shared;
+use super::state::Shared;
+use super::state::{Reply, St};
 use axum::{
     extract::{Path, State},
     routing::{get, MethodRouter},

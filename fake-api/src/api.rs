@@ -5,7 +5,8 @@ use super::data::{Contact, Data, PRIVILEGES, SMS_PERMISSIONS};
 use super::error::ApiError;
 use super::paging::{ListQuery, ListSpec, Params};
 use super::render::{self, ACCOUNT_EXTRAS, ACTIVITY_INCLUDES, CONTACT_INCLUDES};
-use super::{reports, Shared};
+use super::reports;
+use super::state::Shared;
 use axum::{
     extract::{Path, RawQuery, State},
     http::{StatusCode, Uri},

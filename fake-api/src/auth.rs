@@ -7,7 +7,7 @@ use super::clients::{authenticate_client, no_store, oauth_error, AuthState};
 use super::oauth_grants::{AUTHORIZATION_CODE, DEVICE_CODE};
 use super::options::RefreshTokens;
 use super::paging::Params;
-use super::Shared;
+use super::state::Shared;
 use axum::{
     body::Bytes,
     extract::State,

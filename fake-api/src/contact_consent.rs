@@ -1,11 +1,11 @@
 //! Contact consent counts (`/contacts/counts`) and a contact's SMS engagement history
 //! (`/contacts/sms_engagement_history/{contact_id}`), both derived from the contacts.
 
-use super::api::{Reply, St};
 use super::data::{timestamp, Contact, Data, Permission, DAY_MS, SMS_PERMISSIONS};
 use super::error::ApiError;
 use super::paging::Params;
-use super::Shared;
+use super::state::Shared;
+use super::state::{Reply, St};
 use axum::{
     extract::{Path, RawQuery, State},
     routing::{get, MethodRouter},

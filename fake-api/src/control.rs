@@ -6,8 +6,8 @@ use super::generate::MutationRequest;
 use super::limits::Fault;
 use super::paging::Params;
 use super::reports;
+use super::state::Shared;
 use super::tracking::CONTACT_ACTIVITY_TYPES;
-use super::Shared;
 use axum::{
     extract::{RawQuery, State},
     http::StatusCode,

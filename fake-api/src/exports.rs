@@ -6,11 +6,11 @@
 //! renders them. `POST /__sandbox/exports` scripts the next exports: how many polls
 //! they take and the state they end in (`failed`, `cancelled`, `timed_out`).
 
-use super::api::St;
 use super::data::{BulkActivity, Contact, Data, Permission, BULK_KINDS};
 use super::error::ApiError;
+use super::export_jobs::{Job, DEFAULT_POLLS};
 use super::render;
-use super::Shared;
+use super::state::{Shared, St};
 use axum::{
     extract::{Path, State},
     http::{header, StatusCode},
@@ -20,7 +20,7 @@ use axum::{
 };
 use serde::Deserialize;
 use serde_json::{json, Value};
-use std::{collections::BTreeMap, sync::Arc};
+use std::sync::Arc;
 use uuid::Uuid;
 
 /// The fields an export may ask for (the spec's `ContactsExport.fields` enum), in the
@@ -65,40 +65,12 @@ const NEED_EMAIL: &[&str] = &[
     "email_optout_reason",
 ];
 
-/// Polls an export takes to complete unless `/__sandbox/exports` says otherwise.
-const DEFAULT_POLLS: u32 = 2;
-
 /// Index of `export_contacts` in `BULK_KINDS`.
 fn export_kind() -> usize {
     BULK_KINDS
         .iter()
         .position(|(name, _)| *name == "export_contacts")
         .expect("export_contacts is a bulk kind")
-}
-
-/// One export job.
-struct Job {
-    fields: Vec<String>,
-    /// Indices into `Data::contacts`, chosen when the export was created.
-    rows: Vec<usize>,
-    polls: u32,
-    polls_needed: u32,
-    /// `completed`, or the failure state it was scripted to end in.
-    outcome: &'static str,
-}
-
-/// What `/__sandbox/exports` scripted for the exports to come.
-#[derive(Default)]
-struct Script {
-    polls: Option<u32>,
-    /// (end state, how many exports still end so).
-    failing: Option<(&'static str, usize)>,
-}
-
-#[derive(Default)]
-pub(crate) struct Exports {
-    jobs: BTreeMap<Uuid, Job>,
-    script: Script,
 }
 
 pub(crate) fn routes() -> Vec<(&'static str, MethodRouter<Arc<Shared>>)> {
@@ -139,7 +111,7 @@ async fn script(
     State(s): St,
     Json(req): Json<ScriptRequest>,
 ) -> Result<Json<Value>, (StatusCode, String)> {
-    let mut exports = super::lock(&s.exports);
+    let mut exports = s.exports();
     if let Some(polls) = req.polls {
         if polls == 0 {
             return Err((StatusCode::BAD_REQUEST, "polls must be at least 1".into()));
@@ -274,10 +246,10 @@ async fn create(State(s): St, body: axum::body::Bytes) -> Result<Response, ApiEr
         items: rows.len() as u32,
         errors: 0,
     };
-    let body = super::reports::bulk_json(&activity);
+    let body = render::bulk_activity(&activity);
     data.bulk_activities.insert(0, activity);
     drop(data);
-    let mut exports = super::lock(&s.exports);
+    let mut exports = s.exports();
     let outcome = match &mut exports.script.failing {
         Some((state, left)) if *left > 0 => {
             *left -= 1;
@@ -299,43 +271,11 @@ async fn create(State(s): St, body: axum::body::Bytes) -> Result<Response, ApiEr
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
-/// Moves the export activity `id` (if it is one) on by one poll; called by
-/// `GET /v3/activities/{activity_id}` before it answers.
-pub(crate) fn poll(s: &Shared, id: &str) {
-    let Ok(id) = id.parse::<Uuid>() else {
-        return;
-    };
-    let mut exports = super::lock(&s.exports);
-    let Some(job) = exports.jobs.get_mut(&id) else {
-        return;
-    };
-    if job.polls >= job.polls_needed {
-        return;
-    }
-    job.polls += 1;
-    let state = if job.polls >= job.polls_needed {
-        job.outcome
-    } else {
-        "processing"
-    };
-    let now = chrono::Utc::now().timestamp_millis();
-    let mut data = s.data_mut();
-    if let Some(b) = data.bulk_activities.iter_mut().find(|b| b.id == id) {
-        b.state = state;
-        if state != "processing" {
-            b.finished_at = Some(now);
-        }
-        if state == "failed" {
-            b.errors = 1;
-        }
-    }
-}
-
 /// `GET /v3/contact_exports/{file_export_id}`: the CSV of a completed export.
 async fn file(State(s): St, Path(id): Path<String>) -> Result<Response, ApiError> {
     let missing = || ApiError::NotFound(format!("No export file {id}"));
     let key = id.parse::<Uuid>().map_err(|_| missing())?;
-    let exports = super::lock(&s.exports);
+    let exports = s.exports();
     let job = exports.jobs.get(&key).ok_or_else(missing)?;
     if job.polls < job.polls_needed || job.outcome != "completed" {
         return Err(missing());

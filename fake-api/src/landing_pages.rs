@@ -5,13 +5,13 @@
 //! resend), so this is the fake's stand-in, matched by the connector's stream table.
 //! The records are in `visits`; `generate` makes them.
 
-use super::api::{Reply, St};
 use super::data::{timestamp, Contact, Data};
 use super::error::ApiError;
 use super::paging::{ListQuery, ListSpec};
+use super::state::Shared;
+use super::state::{Reply, St};
 use super::tracking::DEVICES;
 use super::visits::{Event, Kind, LandingPage, View};
-use super::Shared;
 use axum::{
     extract::{Path, RawQuery, State},
     routing::{get, MethodRouter},

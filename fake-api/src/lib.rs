@@ -11,6 +11,7 @@ mod contact_consent;
 mod control;
 mod data;
 mod error;
+mod export_jobs;
 #[cfg(test)]
 mod export_tests;
 mod exports;
@@ -18,6 +19,7 @@ mod generate;
 mod ground_truth;
 mod landing_pages;
 mod limits;
+mod middleware;
 #[cfg(test)]
 mod new_endpoint_tests;
 mod oauth_flows;
@@ -30,6 +32,7 @@ mod render;
 mod report_tests;
 mod reports;
 mod simulation;
+mod state;
 #[cfg(test)]
 mod tests;
 mod tracking;
@@ -37,7 +40,7 @@ mod visits;
 
 use anyhow::Context;
 use axum::{extract::Request, middleware::from_fn_with_state, routing::post, Router};
-use chrono::{DateTime, Months, SecondsFormat, Utc};
+use chrono::{Months, SecondsFormat, Utc};
 use hyper::{body::Incoming, server::conn::http1, service::service_fn};
 use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
@@ -45,7 +48,7 @@ use std::{
     collections::BTreeMap,
     io::Write,
     net::SocketAddr,
-    sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard},
+    sync::{Arc, Mutex, RwLock},
     time::Duration,
 };
 use tokio::{net::TcpListener, sync::watch};
@@ -59,48 +62,9 @@ pub use proxy::{FaultKind, Faults, Proxy, ProxyStats};
 
 use clients::AuthState;
 use data::Data;
-use limits::{DropConnection, Front, Limits};
-
-/// State shared by all handlers.
-pub(crate) struct Shared {
-    opts: SandboxOptions,
-    started: DateTime<Utc>,
-    data: RwLock<Data>,
-    auth: Mutex<AuthState>,
-    limits: Mutex<Limits>,
-    requests: Mutex<BTreeMap<String, usize>>,
-    exports: Mutex<exports::Exports>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-impl Shared {
-    fn data(&self) -> RwLockReadGuard<'_, Data> {
-        self.data.read().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn data_mut(&self) -> RwLockWriteGuard<'_, Data> {
-        self.data.write().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn auth(&self) -> MutexGuard<'_, AuthState> {
-        lock(&self.auth)
-    }
-
-    fn limits(&self) -> MutexGuard<'_, Limits> {
-        lock(&self.limits)
-    }
-
-    fn count_request(&self, route: String) {
-        *lock(&self.requests).entry(route).or_default() += 1;
-    }
-
-    fn request_counts(&self) -> BTreeMap<String, usize> {
-        lock(&self.requests).clone()
-    }
-}
+use limits::DropConnection;
+use middleware::Front;
+use state::Shared;
 
 /// A running sandbox; dropping it (or `shutdown`) stops the server.
 pub struct Sandbox {
@@ -224,7 +188,7 @@ fn router(shared: Arc<Shared>) -> Router {
     let routes = api::routes().into_iter().map(|(path, route)| {
         (
             path,
-            route.route_layer(from_fn_with_state(shared.clone(), limits::gate)),
+            route.route_layer(from_fn_with_state(shared.clone(), middleware::gate)),
         )
     });
     for (path, route) in routes.chain([(auth::TOKEN_PATH, post(auth::token))]) {
@@ -232,7 +196,10 @@ fn router(shared: Arc<Shared>) -> Router {
             shared: shared.clone(),
             route: path,
         };
-        router = router.route(path, route.layer(from_fn_with_state(front, limits::front)));
+        router = router.route(
+            path,
+            route.layer(from_fn_with_state(front, middleware::front)),
+        );
     }
     router
         .merge(control::routes())

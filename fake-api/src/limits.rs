@@ -1,20 +1,12 @@
-//! Request accounting, injected faults, per-token rate limit and the daily quota,
-//! applied as middleware in front of the handlers.
+//! The account's limits: scripted faults, the daily quota and the 429s answered so far
+//! (`middleware` applies them).
 
-use super::clients::bearer;
-use super::error::{gateway_error, ApiError};
-use super::Shared;
+use super::error::gateway_error;
 use axum::{
-    extract::{Request, State},
     http::{header, HeaderValue, StatusCode},
-    middleware::Next,
     response::{IntoResponse, Response},
 };
 use serde::Deserialize;
-use std::{
-    sync::Arc,
-    time::{Duration, Instant},
-};
 
 /// A scripted failure for the next `count` requests whose path starts with `path_prefix`.
 #[derive(Debug, Deserialize)]
@@ -35,10 +27,10 @@ pub(crate) struct DropConnection;
 #[derive(Default)]
 pub(crate) struct Limits {
     pub faults: Vec<Fault>,
-    daily_used: u32,
+    pub daily_used: u32,
     /// 429s answered for the per-token rate, and for the daily quota.
-    rate_refused: u64,
-    quota_refused: u64,
+    pub rate_refused: u64,
+    pub quota_refused: u64,
 }
 
 impl Limits {
@@ -51,7 +43,7 @@ impl Limits {
         self.daily_used = 0;
     }
 
-    fn take_fault(&mut self, path: &str) -> Option<Response> {
+    pub(crate) fn take_fault(&mut self, path: &str) -> Option<Response> {
         let i = self
             .faults
             .iter()
@@ -82,57 +74,4 @@ fn fault_response(fault: &Fault) -> Response {
             .insert(header::RETRY_AFTER, HeaderValue::from(secs));
     }
     response
-}
-
-/// State of the outermost middleware: which route template it guards.
-#[derive(Clone)]
-pub(crate) struct Front {
-    pub shared: Arc<Shared>,
-    pub route: &'static str,
-}
-
-/// Counts the request, adds the configured latency to API calls and serves injected faults.
-pub(crate) async fn front(State(f): State<Front>, req: Request, next: Next) -> Response {
-    f.shared
-        .count_request(format!("{} {}", req.method(), f.route));
-    let latency = f.shared.opts.latency_ms;
-    if latency > 0 && f.route.starts_with("/v3/") {
-        tokio::time::sleep(Duration::from_millis(latency)).await;
-    }
-    if let Some(response) = f.shared.limits().take_fault(req.uri().path()) {
-        return response;
-    }
-    next.run(req).await
-}
-
-/// Bearer authentication, then the per-token rate and the account's daily quota.
-pub(crate) async fn gate(State(s): State<Arc<Shared>>, req: Request, next: Next) -> Response {
-    match admit(&s, bearer(req.headers())) {
-        Ok(()) => next.run(req).await,
-        Err(e) => e.into_response(),
-    }
-}
-
-fn admit(s: &Shared, token: Option<&str>) -> Result<(), ApiError> {
-    let now = Instant::now();
-    let mut auth = s.auth();
-    let access = token
-        .and_then(|t| auth.access_token(t, now))
-        .ok_or(ApiError::Unauthorized)?;
-    let mut limits = s.limits();
-    if !access.window.has_room(now, s.opts.rps) {
-        limits.rate_refused += 1;
-        return Err(ApiError::TooManyRequests(
-            "Request rate limit exceeded for this access token.",
-        ));
-    }
-    if limits.daily_used >= s.opts.daily_limit {
-        limits.quota_refused += 1;
-        return Err(ApiError::TooManyRequests(
-            "Daily request quota exceeded for this account.",
-        ));
-    }
-    limits.daily_used += 1;
-    access.window.admit(now);
-    Ok(())
 }

@@ -10,7 +10,7 @@ use super::clients::{authenticate_client, oauth_error, CLIENT_ID, PUBLIC_CLIENT_
 use super::oauth_grants::{CodeGrant, Decision, Device, CODE_TTL};
 use super::options::SandboxOptions;
 use super::paging::Params;
-use super::Shared;
+use super::state::Shared;
 use axum::{
     body::Bytes,
     extract::{RawQuery, State},

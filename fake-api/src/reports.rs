@@ -2,15 +2,16 @@
 //! reports, and bulk activities. Every figure comes from the stored tracking events, so
 //! reports, stats and counts agree with each other.
 
-use super::api::{Reply, St};
-use super::data::{date, timestamp, Activity, BulkActivity, Campaign, Data, BULK_KINDS};
+use super::data::{date, timestamp, Activity, Campaign, Data};
 use super::error::ApiError;
+use super::export_jobs::record_poll;
 use super::paging::{ListQuery, ListSpec, Params};
+use super::render;
+use super::state::{Reply, Shared, St};
 use super::tracking::{
     is_sendable, Event, EventKind, Stats, Tracking, View, BOUNCE_CODES, CONTACT_ACTIVITY_TYPES,
     DEVICES, OPT_OUT_REASONS,
 };
-use super::Shared;
 use axum::{
     extract::{Path, RawQuery, State},
     routing::{get, MethodRouter},
@@ -703,64 +704,6 @@ async fn contact_details(State(s): St, Path(id): Path<String>, RawQuery(raw): Ra
     )
 }
 
-pub(crate) fn bulk_json(b: &BulkActivity) -> Value {
-    let (kind, file) = BULK_KINDS[b.kind];
-    let percent = match b.state {
-        "initialized" => 0,
-        "processing" => 40,
-        "cancelled" => 20,
-        _ => 100,
-    };
-    let done = if b.state == "failed" {
-        0
-    } else {
-        b.items * percent / 100
-    };
-    let mut status = json!({
-        "items_total_count": b.items,
-        "items_completed_count": done,
-    });
-    if kind.ends_with("import") {
-        status["person_count"] = done.into();
-        status["error_count"] = b.errors.into();
-        status["correctable_count"] = 0.into();
-        status["cannot_add_to_list_count"] = 0.into();
-    } else if kind.ends_with("list_memberships") {
-        status["list_count"] = 2.into();
-    }
-    let href = format!("/v3/activities/{}", b.id);
-    let mut links = json!({"self": {"href": href}});
-    // The file's path is the docs' `/contact_exports/{file_export_id}` (the spec's
-    // example link spells it `contacts_exports`; it documents no such path).
-    if kind == "export_contacts" {
-        links["results"] = json!({"href": format!("/v3/contact_exports/{}", b.id)});
-    }
-    let mut v = json!({
-        "activity_id": b.id,
-        "state": b.state,
-        "started_at": timestamp(b.started_at),
-        "created_at": timestamp(b.created_at),
-        "updated_at": timestamp(b.finished_at.unwrap_or(b.started_at)),
-        "percent_done": percent,
-        "activity_errors": if b.errors > 0 && kind == "export_contacts" {
-            vec!["The export could not be completed."]
-        } else if b.errors > 0 {
-            vec!["Row 1: the email address is missing or invalid."]
-        } else {
-            Vec::new()
-        },
-        "status": status,
-        "_links": links,
-    });
-    if let Some(at) = b.finished_at {
-        v["completed_at"] = timestamp(at).into();
-    }
-    if let Some(file) = file {
-        v["source_file_name"] = file.into();
-    }
-    v
-}
-
 async fn bulk_activities(State(s): St, RawQuery(raw): RawQuery) -> Reply {
     let q = ListQuery::parse(&BULK, raw.as_deref())?;
     let state = q.params.one_of(
@@ -777,17 +720,19 @@ async fn bulk_activities(State(s): St, RawQuery(raw): RawQuery) -> Reply {
     q.page(
         data.bulk_activities.iter(),
         |b| state.is_none_or(|st| st == b.state),
-        bulk_json,
+        render::bulk_activity,
         None,
     )
 }
 
 async fn bulk_activity(State(s): St, Path(id): Path<String>) -> Reply {
-    super::exports::poll(&s, &id);
+    if let Some((export, state)) = s.exports().poll(&id) {
+        record_poll(&mut s.data_mut(), export, state);
+    }
     let data = s.data();
     data.bulk_activities
         .iter()
         .find(|b| b.id.to_string() == id)
-        .map(|b| Json(bulk_json(b)))
+        .map(|b| Json(render::bulk_activity(b)))
         .ok_or_else(|| ApiError::NotFound(format!("Activity {id} not found")))
 }

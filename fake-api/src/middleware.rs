@@ -1,0 +1,68 @@
+//! Middleware in front of the handlers: request accounting, latency and injected faults
+//! (`front`), then bearer authentication, the per-token rate and the daily quota (`gate`).
+
+use super::clients::bearer;
+use super::error::ApiError;
+use super::state::Shared;
+use axum::{
+    extract::{Request, State},
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+/// State of the outermost middleware: which route template it guards.
+#[derive(Clone)]
+pub(crate) struct Front {
+    pub shared: Arc<Shared>,
+    pub route: &'static str,
+}
+
+/// Counts the request, adds the configured latency to API calls and serves injected faults.
+pub(crate) async fn front(State(f): State<Front>, req: Request, next: Next) -> Response {
+    f.shared
+        .count_request(format!("{} {}", req.method(), f.route));
+    let latency = f.shared.opts.latency_ms;
+    if latency > 0 && f.route.starts_with("/v3/") {
+        tokio::time::sleep(Duration::from_millis(latency)).await;
+    }
+    if let Some(response) = f.shared.limits().take_fault(req.uri().path()) {
+        return response;
+    }
+    next.run(req).await
+}
+
+/// Bearer authentication, then the per-token rate and the account's daily quota.
+pub(crate) async fn gate(State(s): State<Arc<Shared>>, req: Request, next: Next) -> Response {
+    match admit(&s, bearer(req.headers())) {
+        Ok(()) => next.run(req).await,
+        Err(e) => e.into_response(),
+    }
+}
+
+fn admit(s: &Shared, token: Option<&str>) -> Result<(), ApiError> {
+    let now = Instant::now();
+    let mut auth = s.auth();
+    let access = token
+        .and_then(|t| auth.access_token(t, now))
+        .ok_or(ApiError::Unauthorized)?;
+    let mut limits = s.limits();
+    if !access.window.has_room(now, s.opts.rps) {
+        limits.rate_refused += 1;
+        return Err(ApiError::TooManyRequests(
+            "Request rate limit exceeded for this access token.",
+        ));
+    }
+    if limits.daily_used >= s.opts.daily_limit {
+        limits.quota_refused += 1;
+        return Err(ApiError::TooManyRequests(
+            "Daily request quota exceeded for this account.",
+        ));
+    }
+    limits.daily_used += 1;
+    access.window.admit(now);
+    Ok(())
+}
