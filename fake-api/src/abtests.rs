@@ -8,15 +8,13 @@
 
 use super::data::{ab_test_kind, Activity, Campaign, CampaignStatus, Data};
 use super::error::ApiError;
-use super::state::Shared;
-use super::state::{Reply, St};
+use super::state::{Reply, Route, St};
 use axum::{
     extract::{Path, State},
-    routing::{get, MethodRouter},
+    routing::get,
     Json,
 };
 use serde_json::{json, Value};
-use std::sync::Arc;
 
 pub(crate) fn has_ab_test(c: &Campaign) -> bool {
     c.kind == ab_test_kind()
@@ -87,7 +85,7 @@ pub(crate) fn expected_counts(data: &Data) -> Vec<(&'static str, usize)> {
     ]
 }
 
-pub(crate) fn routes() -> Vec<(&'static str, MethodRouter<Arc<Shared>>)> {
+pub(crate) fn routes() -> Vec<Route> {
     vec![
         (
             "/v3/emails/activities/{campaign_activity_id}/abtest",

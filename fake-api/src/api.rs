@@ -1,16 +1,16 @@
-//! The V3 read endpoints. Collections go through `ListQuery::page`; each handler only
-//! parses its own filters and picks the record order.
+//! The core V3 read endpoints: contacts, lists, tags, segments, custom fields, campaigns
+//! and their activities, campaign summaries and the account. Collections go through
+//! `ListQuery::page`; each handler only parses its own filters and picks the record order.
 
 use super::data::{Contact, Data, PRIVILEGES, SMS_PERMISSIONS};
 use super::error::ApiError;
 use super::paging::{ListQuery, ListSpec, Params};
 use super::render::{self, ACCOUNT_EXTRAS, ACTIVITY_INCLUDES, CONTACT_INCLUDES};
-use super::reports;
-use super::state::Shared;
+use super::state::{Route, Shared};
 use axum::{
     extract::{Path, RawQuery, State},
-    http::{StatusCode, Uri},
-    routing::{get, MethodRouter},
+    http::StatusCode,
+    routing::get,
     Json,
 };
 use serde_json::Value;
@@ -22,7 +22,7 @@ pub(crate) type Reply = Result<Json<Value>, ApiError>;
 pub(crate) type St = State<Arc<Shared>>;
 
 /// Route templates and their handlers.
-pub(crate) fn routes() -> Vec<(&'static str, MethodRouter<Arc<Shared>>)> {
+pub(crate) fn routes() -> Vec<Route> {
     vec![
         ("/v3/contacts", get(contacts)),
         ("/v3/contact_lists", get(contact_lists)),
@@ -44,18 +44,23 @@ pub(crate) fn routes() -> Vec<(&'static str, MethodRouter<Arc<Shared>>)> {
         ("/v3/account/emails", get(account_emails)),
         ("/v3/account/user/privileges", get(privileges)),
     ]
-    .into_iter()
-    .chain(reports::routes())
-    .chain(super::abtests::routes())
-    .chain(super::landing_pages::routes())
-    .chain(super::contact_consent::routes())
-    .chain(super::exports::routes())
-    .collect()
 }
 
-/// 404 for paths no route matches.
-pub(crate) async fn unknown_route(uri: Uri) -> ApiError {
-    ApiError::NotFound(format!("No resource found at {}", uri.path()))
+/// Records a full read of each stream these endpoints serve returns.
+pub(crate) fn expected_counts(data: &Data) -> Vec<(&'static str, usize)> {
+    vec![
+        ("contacts", data.contacts.len()),
+        ("contact_lists", data.lists.len()),
+        ("contact_tags", data.tags.len()),
+        ("segments", data.segments.len()),
+        ("custom_fields", data.custom_fields.len()),
+        ("email_campaigns", data.campaigns.len()),
+        ("email_campaign_summaries", data.summaries().len()),
+        ("account_summary", 1),
+        ("account_emails", data.account_emails.len()),
+        ("user_privileges", PRIVILEGES.len()),
+        ("email_campaign_activities", data.live_activities().count()),
+    ]
 }
 
 const fn spec(path: &'static str, records_key: &'static str, max_limit: usize) -> ListSpec {

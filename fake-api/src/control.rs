@@ -1,6 +1,7 @@
 //! `/__sandbox/*`: unauthenticated routes that let tests change data, script failures,
 //! revoke credentials and inspect the sandbox.
 
+use super::endpoints;
 use super::error::ApiError;
 use super::generate::MutationRequest;
 use super::limits::Fault;
@@ -178,7 +179,7 @@ async fn state(State(s): State<Arc<Shared>>) -> Json<Value> {
     };
     let (rate_refused, quota_refused) = s.limits().refused();
     Json(json!({
-        "expected_counts": s.data().expected_counts(),
+        "expected_counts": endpoints::expected_counts(&s.data()),
         "request_counts": s.request_counts(),
         "rate_limit_429s": rate_refused,
         "daily_quota_429s": quota_refused,

@@ -1,13 +1,12 @@
 //! Deterministic fake account data. Everything derives from the seed; timestamps are
 //! offsets from the sandbox start, stored as Unix milliseconds.
 
-use super::reports::REPORTS;
 use super::tracking::{is_sendable, Link, Stats, Tracking};
 use super::visits::LandingPage;
 use chrono::{DateTime, SecondsFormat, Utc};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use uuid::Uuid;
 
 pub(crate) const DAY_MS: i64 = 86_400_000;
@@ -544,52 +543,6 @@ pub(crate) fn between(rng: &mut impl Rng, from: i64, to: i64) -> i64 {
 }
 
 impl Data {
-    /// Number of records a full read of each stream returns.
-    pub(crate) fn expected_counts(&self) -> BTreeMap<String, usize> {
-        [
-            ("contacts", self.contacts.len()),
-            ("contact_lists", self.lists.len()),
-            ("contact_tags", self.tags.len()),
-            ("segments", self.segments.len()),
-            ("custom_fields", self.custom_fields.len()),
-            ("email_campaigns", self.campaigns.len()),
-            ("email_campaign_summaries", self.summaries().len()),
-            ("account_summary", 1),
-            ("account_emails", self.account_emails.len()),
-            ("user_privileges", PRIVILEGES.len()),
-            ("email_campaign_activities", self.live_activities().count()),
-            (
-                "campaign_activity_schedules",
-                self.live_sendable()
-                    .filter(|a| a.scheduled_at.is_some())
-                    .count(),
-            ),
-            (
-                "campaign_activity_send_history",
-                self.live_sendable().map(|a| a.send_history().len()).sum(),
-            ),
-            ("campaign_activity_previews", self.live_sendable().count()),
-            ("email_links", self.live_sendable().count()),
-            ("email_campaign_stats", self.campaigns.len()),
-            (
-                "email_campaign_activity_stats",
-                self.live_sendable().count(),
-            ),
-            ("bulk_activities", self.bulk_activities.len()),
-        ]
-        .into_iter()
-        .chain(super::abtests::expected_counts(self))
-        .chain(super::landing_pages::expected_counts(self))
-        .chain(super::contact_consent::expected_counts())
-        .chain(super::exports::expected_counts(self))
-        .chain(REPORTS.iter().map(|r| {
-            let rows = self.sent().map(|(_, _, t)| t.rows(r.view).len()).sum();
-            (r.stream, rows)
-        }))
-        .map(|(k, v)| (k.to_string(), v))
-        .collect()
-    }
-
     /// Every activity `GET /emails/activities/{id}` serves (not those of removed campaigns).
     pub(crate) fn live_activities(&self) -> impl Iterator<Item = (&Campaign, &Activity)> + '_ {
         self.campaigns
@@ -598,7 +551,8 @@ impl Data {
             .flat_map(|c| c.activities.iter().map(move |a| (c, a)))
     }
 
-    fn live_sendable(&self) -> impl Iterator<Item = &Activity> + '_ {
+    /// Served activities that are sent to contacts.
+    pub(crate) fn live_sendable(&self) -> impl Iterator<Item = &Activity> + '_ {
         self.live_activities()
             .map(|(_, a)| a)
             .filter(|a| is_sendable(a.role))

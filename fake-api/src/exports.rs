@@ -10,12 +10,12 @@ use super::data::{BulkActivity, Contact, Data, Permission, BULK_KINDS};
 use super::error::ApiError;
 use super::export_jobs::{Job, DEFAULT_POLLS};
 use super::render;
-use super::state::{Shared, St};
+use super::state::{Route, Shared, St};
 use axum::{
     extract::{Path, State},
     http::{header, StatusCode},
     response::{IntoResponse, Response},
-    routing::{get, post, MethodRouter},
+    routing::{get, post},
     Json, Router,
 };
 use serde::Deserialize;
@@ -73,7 +73,7 @@ fn export_kind() -> usize {
         .expect("export_contacts is a bulk kind")
 }
 
-pub(crate) fn routes() -> Vec<(&'static str, MethodRouter<Arc<Shared>>)> {
+pub(crate) fn routes() -> Vec<Route> {
     vec![
         ("/v3/activities/contact_exports", post(create)),
         ("/v3/contact_exports/{file_export_id}", get(file)),

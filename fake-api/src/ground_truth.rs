@@ -236,7 +236,7 @@ mod tests {
                 data.campaigns.len(),
                 default_campaigns + campaigns - DEFAULT_CAMPAIGNS
             );
-            for (stream, count) in data.expected_counts() {
+            for (stream, count) in crate::endpoints::expected_counts(&data) {
                 let (fields, keys) = ground_truth(&data, &stream)
                     .unwrap_or_else(|| panic!("{stream}: no ground truth"));
                 assert_eq!(keys.len(), count, "{stream}: keys vs expected_counts");

@@ -8,16 +8,14 @@
 use super::data::{timestamp, Contact, Data};
 use super::error::ApiError;
 use super::paging::{ListQuery, ListSpec};
-use super::state::Shared;
-use super::state::{Reply, St};
+use super::state::{Reply, Route, St};
 use super::tracking::DEVICES;
 use super::visits::{Event, Kind, LandingPage, View};
 use axum::{
     extract::{Path, RawQuery, State},
-    routing::{get, MethodRouter},
+    routing::get,
 };
 use serde_json::{json, Map, Value};
-use std::sync::Arc;
 
 struct Report {
     list: ListSpec,
@@ -91,7 +89,7 @@ pub(crate) fn expected_counts(data: &Data) -> Vec<(&'static str, usize)> {
         .collect()
 }
 
-pub(crate) fn routes() -> Vec<(&'static str, MethodRouter<Arc<Shared>>)> {
+pub(crate) fn routes() -> Vec<Route> {
     REPORTS
         .iter()
         .map(|r| {

@@ -10,6 +10,7 @@ mod clients;
 mod contact_consent;
 mod control;
 mod data;
+mod endpoints;
 mod error;
 mod export_jobs;
 #[cfg(test)]
@@ -147,7 +148,7 @@ impl Sandbox {
     /// Stream name -> records a full read returns now.
     // Embedding API for tests; the CLI exposes the same data via `/__sandbox/state`.
     pub fn expected_counts(&self) -> BTreeMap<String, usize> {
-        self.shared.data().expected_counts()
+        endpoints::expected_counts(&self.shared.data())
     }
 
     /// "METHOD /route/template" -> requests served, whatever their status.
@@ -185,7 +186,7 @@ pub async fn serve_forever(opts: SandboxOptions) -> anyhow::Result<()> {
 
 fn router(shared: Arc<Shared>) -> Router {
     let mut router = Router::new();
-    let routes = api::routes().into_iter().map(|(path, route)| {
+    let routes = endpoints::routes().into_iter().map(|(path, route)| {
         (
             path,
             route.route_layer(from_fn_with_state(shared.clone(), middleware::gate)),
@@ -205,7 +206,7 @@ fn router(shared: Arc<Shared>) -> Router {
         .merge(control::routes())
         .merge(exports::control_routes())
         .merge(oauth_flows::routes())
-        .fallback(api::unknown_route)
+        .fallback(endpoints::unknown_route)
         .with_state(shared)
 }
 

@@ -7,18 +7,18 @@ use super::error::ApiError;
 use super::export_jobs::record_poll;
 use super::paging::{ListQuery, ListSpec, Params};
 use super::render;
-use super::state::{Reply, Shared, St};
+use super::state::{Reply, Route, St};
 use super::tracking::{
     is_sendable, Event, EventKind, Stats, Tracking, View, BOUNCE_CODES, CONTACT_ACTIVITY_TYPES,
     DEVICES, OPT_OUT_REASONS,
 };
 use axum::{
     extract::{Path, RawQuery, State},
-    routing::{get, MethodRouter},
+    routing::get,
     Json,
 };
 use serde_json::{json, Map, Value};
-use std::{cmp::Reverse, sync::Arc};
+use std::cmp::Reverse;
 use uuid::Uuid;
 
 /// One `/reports/email_reports/{campaign_activity_id}/tracking/*` report.
@@ -124,7 +124,32 @@ static CONTACT_DETAILS: ListSpec = ListSpec {
 };
 
 /// Route templates and their handlers.
-pub(crate) fn routes() -> Vec<(&'static str, MethodRouter<Arc<Shared>>)> {
+/// Records a full read of each stream these endpoints serve returns.
+pub(crate) fn expected_counts(data: &Data) -> Vec<(&'static str, usize)> {
+    let live_sendable = || data.live_sendable();
+    let counts = [
+        (
+            "campaign_activity_schedules",
+            live_sendable().filter(|a| a.scheduled_at.is_some()).count(),
+        ),
+        (
+            "campaign_activity_send_history",
+            live_sendable().map(|a| a.send_history().len()).sum(),
+        ),
+        ("campaign_activity_previews", live_sendable().count()),
+        ("email_links", live_sendable().count()),
+        ("email_campaign_stats", data.campaigns.len()),
+        ("email_campaign_activity_stats", live_sendable().count()),
+        ("bulk_activities", data.bulk_activities.len()),
+    ];
+    let reports = REPORTS.iter().map(|r| {
+        let rows = data.sent().map(|(_, _, t)| t.rows(r.view).len()).sum();
+        (r.stream, rows)
+    });
+    counts.into_iter().chain(reports).collect()
+}
+
+pub(crate) fn routes() -> Vec<Route> {
     let tracking_routes = REPORTS.iter().map(|r| {
         let handler = move |s: St, id: Path<String>, raw: RawQuery| tracking(r, s, id, raw);
         (r.list.path, get(handler))

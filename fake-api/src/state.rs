@@ -1,5 +1,5 @@
 //! The state every handler is given (`Shared`, locked piece by piece) and the types a
-//! handler works with (`St`, `Reply`).
+//! handler works with (`St`, `Reply`, `Route`).
 
 use super::clients::AuthState;
 use super::data::Data;
@@ -7,7 +7,7 @@ use super::error::ApiError;
 use super::export_jobs::Exports;
 use super::limits::Limits;
 use super::options::SandboxOptions;
-use axum::{extract::State, Json};
+use axum::{extract::State, routing::MethodRouter, Json};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use std::{
@@ -18,6 +18,8 @@ use std::{
 /// What a handler answers, and the state it is given (shared by every route module).
 pub(crate) type Reply = Result<Json<Value>, ApiError>;
 pub(crate) type St = State<Arc<Shared>>;
+/// A route template and its handler.
+pub(crate) type Route = (&'static str, MethodRouter<Arc<Shared>>);
 
 /// State shared by all handlers.
 pub(crate) struct Shared {
