@@ -1,5 +1,6 @@
-//! Deterministic fake account data. Everything derives from the seed; timestamps are
-//! offsets from the sandbox start, stored as Unix milliseconds.
+//! The fake account's records (`Data`) and the queries handlers share. `generate` fills
+//! them in from the seed; timestamps are offsets from the sandbox start, stored as Unix
+//! milliseconds.
 
 use super::tracking::{is_sendable, Link, Stats, Tracking};
 use super::visits::LandingPage;

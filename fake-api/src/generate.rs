@@ -1,7 +1,13 @@
 //! Generating the account from the seed, and the scripted changes
 //! (`/__sandbox/mutate`) that move it on afterwards.
 
-use super::data::*;
+use super::data::{
+    ab_test_kind, between, new_uuid, Account, AccountEmail, Activity, BulkActivity, Campaign,
+    CampaignStatus, Contact, ContactList, CustomField, Data, Permission, Segment, Tag,
+    BULK_ACTIVITIES, CAMPAIGN_TOPICS, CAMPAIGN_TYPES, COMPANIES, CUSTOM_FIELDS, DAY_MS,
+    FIRST_NAMES, GENERATED_TYPES, JOB_TITLES, LAST_NAMES, LIST_NAMES, SEGMENTS, TAG_NAMES,
+    TAG_SOURCES, YEAR_MS,
+};
 use super::simulation;
 use super::tracking::DEVICES;
 use super::visits::{Event, Kind, LandingPage};

@@ -3,7 +3,7 @@
 //! docs, not from the connector). Tests compare the union of what a connector read
 //! against it: "nothing lost" is checked by key, not only by count.
 //!
-//! Covers every stream `Data::expected_counts` covers, over the same items, so the
+//! Covers every stream `endpoints::expected_counts` covers, over the same items, so the
 //! number of keys of a stream is its expected count. A stream without a primary key
 //! (`contact_consent_counts`, one account-wide record) has no key fields and one empty
 //! key per record.

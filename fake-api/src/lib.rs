@@ -1,5 +1,16 @@
 //! A local fake of the Constant Contact V3 API (read endpoints, OAuth2 token endpoint,
 //! rate limits and scripted faults) for tests and demos.
+//!
+//! Modules import downward only. At the bottom: `error`, `paging`, `options`, the
+//! records (`tracking`, `visits`, `data`) and `render`; `clients`, `limits` and
+//! `export_jobs` hold the rest of the state, and `state` gathers it all in `Shared` with
+//! the handler types (`St`, `Reply`, `Route`). Above them: `simulation` and `generate`
+//! (data from the seed), then one module per group of endpoints (`api`, `reports`,
+//! `abtests`, ...), each with its `routes` and the `expected_counts` of its streams; the
+//! auth side (`auth`, `oauth_flows`, `middleware`) sits beside them. At the top:
+//! `endpoints` lists the endpoint modules once, and `ground_truth`, `control` and this
+//! file use it. To add an endpoint: write its module, then add one line to
+//! `endpoints::MODULES`.
 
 mod abtests;
 mod api;
