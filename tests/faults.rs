@@ -25,7 +25,7 @@ fn transient_failures_are_retried_without_loss() {
     let sandbox = Sandbox::start(&["--contacts", "1100", "--rps", "50"]);
     let faults = [
         json!({"path_prefix": "/v3/contacts", "status": 500, "count": 2}),
-        json!({"path_prefix": "/v3/contacts", "status": 429, "count": 2, "retry_after": 1}),
+        json!({"path_prefix": "/v3/contacts", "status": 429, "count": 2}),
         json!({"path_prefix": "/v3/emails", "status": 503, "count": 1}),
         json!({"path_prefix": "/v3/contact_lists", "status": 502, "count": 1, "drop_connection": true}),
     ];

@@ -2,7 +2,7 @@
 //! the real API shows them: only personal details move `updated_at`; opt-outs are found
 //! with `optout_after`; the rest only by reading everything again.
 
-use super::tests::{opts, start, Harness};
+use super::tests::{opts, quota_exceeded, start, Harness};
 use super::{Sandbox, SandboxOptions};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -484,5 +484,5 @@ async fn edge_options_that_work() {
     .await;
     let (status, body) = h.get("/v3/contact_lists").await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
-    assert_eq!(body["error_key"], "too_many_requests");
+    assert_eq!(body, quota_exceeded());
 }

@@ -144,10 +144,22 @@ async fn add_fault(
     State(s): State<Arc<Shared>>,
     Json(fault): Json<Fault>,
 ) -> Result<Json<Value>, (StatusCode, String)> {
-    if fault.count == 0 || StatusCode::from_u16(fault.status).is_err() {
+    let Some(status) = StatusCode::from_u16(fault.status)
+        .ok()
+        .filter(|_| fault.count > 0)
+    else {
         return Err((
             StatusCode::BAD_REQUEST,
             "count must be >= 1 and status a valid HTTP status".into(),
+        ));
+    };
+    if fault.retry_after.is_some() && !status.is_server_error() {
+        return Err((
+            StatusCode::BAD_REQUEST,
+            format!(
+                "retry_after is for 5xx faults only, not {status}: the API sends no \
+                 Retry-After with its 429s"
+            ),
         ));
     }
     let mut limits = s.limits();

@@ -1,5 +1,8 @@
-//! Error bodies of the V3 API. Validation and lookup errors come back as an array of
-//! `{error_key, error_message}` objects; gateway errors (auth, throttling) as one object.
+//! Error bodies of the V3 API. The contract defines two shapes: an array of
+//! `{error_key, error_message}` objects (`APIErrorSchema`, validation and lookup errors)
+//! and one such object (`AuthorizationErrorSchema`, what the gateway answers: auth and
+//! the request limits). The limits differ only by `error_key` (`throttled`,
+//! `quota_exceeded`) and send no `Retry-After` or rate-limit headers.
 
 use axum::{
     http::StatusCode,
@@ -16,8 +19,10 @@ pub(crate) enum ApiError {
     NotFound(String),
     /// 401 for a missing, unknown or expired access token.
     Unauthorized,
-    /// 429 for the per-token rate or the daily quota.
-    TooManyRequests(&'static str),
+    /// 429 for the API key's requests per second.
+    Throttled,
+    /// 429 for the API key's requests per day.
+    QuotaExceeded,
 }
 
 impl ApiError {
@@ -50,9 +55,16 @@ impl IntoResponse for ApiError {
             Self::Unauthorized => {
                 gateway_error(StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized")
             }
-            Self::TooManyRequests(m) => {
-                gateway_error(StatusCode::TOO_MANY_REQUESTS, "too_many_requests", m)
-            }
+            Self::Throttled => gateway_error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "throttled",
+                "Too Many Requests",
+            ),
+            Self::QuotaExceeded => gateway_error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "quota_exceeded",
+                "Limit Exceeded",
+            ),
         }
     }
 }

@@ -1,7 +1,7 @@
 //! The account's limits: scripted faults, the daily quota and the 429s answered so far
 //! (`middleware` applies them).
 
-use super::error::gateway_error;
+use super::error::{gateway_error, ApiError};
 use axum::{
     http::{header, HeaderValue, StatusCode},
     response::{IntoResponse, Response},
@@ -9,11 +9,16 @@ use axum::{
 use serde::Deserialize;
 
 /// A scripted failure for the next `count` requests whose path starts with `path_prefix`.
+/// A 429 answers as the per-second throttle does (`throttled`, no `Retry-After`).
 #[derive(Debug, Deserialize)]
 pub(crate) struct Fault {
     pub path_prefix: String,
     pub status: u16,
     pub count: usize,
+    /// Seconds for a `Retry-After` header, on a 5xx only (`/__sandbox/faults` refuses it
+    /// on anything else). The API documents none on any answer, and none on its limits
+    /// for sure; a proxy or load balancer in front of it may add one to a 5xx, and tests
+    /// use `0` to have a failure retried at once.
     #[serde(default)]
     pub retry_after: Option<u64>,
     #[serde(default)]
@@ -65,10 +70,13 @@ fn fault_response(fault: &Fault) -> Response {
         return response;
     }
     let status = StatusCode::from_u16(fault.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    if status == StatusCode::TOO_MANY_REQUESTS {
+        return ApiError::Throttled.into_response();
+    }
     let reason = status.canonical_reason().unwrap_or("Error");
     let key = reason.to_ascii_lowercase().replace([' ', '-'], "_");
     let mut response = gateway_error(status, &key, reason);
-    if let Some(secs) = fault.retry_after {
+    if let Some(secs) = fault.retry_after.filter(|_| status.is_server_error()) {
         response
             .headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from(secs));

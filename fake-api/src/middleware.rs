@@ -52,15 +52,11 @@ fn admit(s: &Shared, token: Option<&str>) -> Result<(), ApiError> {
     let mut limits = s.limits();
     if !access.window.has_room(now, s.opts.rps) {
         limits.rate_refused += 1;
-        return Err(ApiError::TooManyRequests(
-            "Request rate limit exceeded for this access token.",
-        ));
+        return Err(ApiError::Throttled);
     }
     if limits.daily_used >= s.opts.daily_limit {
         limits.quota_refused += 1;
-        return Err(ApiError::TooManyRequests(
-            "Daily request quota exceeded for this account.",
-        ));
+        return Err(ApiError::QuotaExceeded);
     }
     limits.daily_used += 1;
     access.window.admit(now);

@@ -58,8 +58,9 @@ pub enum FaultKind {
     /// A page whose `_links.next.href` points back to a page of its chain already served
     /// (an earlier one, or itself on a chain's first page).
     CycleLink,
-    /// Every API request answered 429 with `Retry-After: 1` for `storm_for`, starting
-    /// `storm_after` after the first API request.
+    /// Every API request answered 429 (the per-second throttle's body, no `Retry-After`,
+    /// as the API sends it) for `storm_for`, starting `storm_after` after the first API
+    /// request.
     Storm429,
     /// The token endpoint answers 503 or 500 to two requests out of three, without
     /// forwarding them.
@@ -406,10 +407,8 @@ async fn serve(mut client: TcpStream, inner: &Inner) -> anyhow::Result<()> {
     }
     if is_api && faults.has(FaultKind::Storm429) && in_storm(inner) {
         inner.count(FaultKind::Storm429);
-        let body = br#"[{"error_key":"throttled","error_message":"Too many requests."}]"#;
-        let mut response =
-            Response::new(429, "Too Many Requests", "application/json", body.to_vec());
-        response.headers.push(("Retry-After".into(), "1".into()));
+        let body = br#"{"error_key":"throttled","error_message":"Too Many Requests"}"#;
+        let response = Response::new(429, "Too Many Requests", "application/json", body.to_vec());
         return write_all(&mut client, &response.bytes()).await;
     }
 
@@ -960,7 +959,11 @@ mod through_a_sandbox {
         let storm = Proxy::start(&sandbox.base_url(), storm, 1).unwrap();
         let answer = get(&storm).await.unwrap();
         assert_eq!(answer.status(), 429);
-        assert_eq!(answer.headers()["retry-after"], "1");
+        assert!(answer.headers().get("retry-after").is_none());
+        assert_eq!(
+            answer.json::<Value>().await.unwrap(),
+            serde_json::json!({"error_key": "throttled", "error_message": "Too Many Requests"})
+        );
         tokio::time::sleep(Duration::from_millis(600)).await;
         assert_eq!(get(&storm).await.unwrap().status(), 200);
     }

@@ -97,6 +97,28 @@ impl Harness {
     }
 }
 
+/// The body of a 429 for the API key's requests per second, as the API documents it.
+pub(super) fn throttled() -> Value {
+    json!({"error_key": "throttled", "error_message": "Too Many Requests"})
+}
+
+/// The body of a 429 for the API key's requests per day, as the API documents it.
+pub(super) fn quota_exceeded() -> Value {
+    json!({"error_key": "quota_exceeded", "error_message": "Limit Exceeded"})
+}
+
+/// The API sends no `Retry-After` and no rate-limit headers: a client counts its own
+/// requests.
+pub(super) fn assert_no_limit_headers(headers: &reqwest::header::HeaderMap) {
+    for name in headers.keys() {
+        let name = name.as_str();
+        assert!(
+            name != "retry-after" && !name.contains("ratelimit") && !name.contains("rate-limit"),
+            "{name}"
+        );
+    }
+}
+
 fn ids(records: &[Value], key: &str) -> BTreeSet<String> {
     records
         .iter()
@@ -488,12 +510,9 @@ async fn exceeding_the_rate_limit_gets_429() {
     for _ in 0..RPS as usize + OVER {
         let res = h.get_raw("/v3/contact_tags").await;
         statuses.push(res.status());
+        assert_no_limit_headers(res.headers());
         if res.status() == StatusCode::TOO_MANY_REQUESTS {
-            assert!(res.headers().get("retry-after").is_none());
-            assert_eq!(
-                res.json::<Value>().await.unwrap()["error_key"],
-                "too_many_requests"
-            );
+            assert_eq!(res.json::<Value>().await.unwrap(), throttled());
         }
     }
     let (within, over) = statuses.split_at(RPS as usize);
@@ -518,9 +537,10 @@ async fn daily_limit_gets_429() {
     for _ in 0..DAILY_LIMIT {
         assert_eq!(h.get("/v3/segments").await.0, StatusCode::OK);
     }
-    let (status, body) = h.get("/v3/segments").await;
-    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
-    assert_eq!(body["error_key"], "too_many_requests");
+    let res = h.get_raw("/v3/segments").await;
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_no_limit_headers(res.headers());
+    assert_eq!(res.json::<Value>().await.unwrap(), quota_exceeded());
     let (_, state) = h.get("/__sandbox/state").await;
     assert_eq!(state["daily_quota_429s"], 1);
 }
@@ -548,6 +568,24 @@ async fn injected_faults_fail_the_next_matching_requests() {
     for _ in 0..RPS {
         assert_eq!(h.get("/v3/contact_tags").await.0, StatusCode::OK);
     }
+
+    // A scripted 429 is the per-second throttle, without Retry-After; asking for one
+    // with a Retry-After is refused, as the API never sends it.
+    let url = format!("{}/__sandbox/faults", h.origin());
+    let with_header =
+        json!({"path_prefix": "/v3/emails", "status": 429, "count": 1, "retry_after": 1});
+    let refused = h.http.post(&url).json(&with_header).send().await.unwrap();
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+    assert!(refused.text().await.unwrap().contains("retry_after"));
+    h.control(
+        "faults",
+        json!({"path_prefix": "/v3/emails", "status": 429, "count": 1}),
+    )
+    .await;
+    let res = h.get_raw("/v3/emails").await;
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_no_limit_headers(res.headers());
+    assert_eq!(res.json::<Value>().await.unwrap(), throttled());
 
     h.control(
         "faults",
