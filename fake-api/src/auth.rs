@@ -97,7 +97,7 @@ fn issue_tokens(
             auth.refresh_token.clone()
         }
     });
-    let access_token = auth.issue_access_token(Duration::from_secs(ttl_secs));
+    let access_token = auth.issue_access_token(Duration::from_secs(ttl_secs), client);
     let mut body = json!({
         "access_token": access_token,
         "token_type": "Bearer",

@@ -1,5 +1,5 @@
 //! The OAuth clients the sandbox registers and the credentials it has issued (refresh
-//! token, access tokens with their rate windows, pending grants), with client
+//! token, access tokens with the client each belongs to, pending grants), with client
 //! authentication and bearer lookup. Two clients are registered, as Constant Contact has
 //! two kinds of application: the confidential `sandbox-client` (authorization-code
 //! flow), which authenticates with its secret, and the public `sandbox-public-client`
@@ -20,40 +20,18 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::json;
 use std::{
-    collections::{HashMap, VecDeque},
+    collections::HashMap,
     time::{Duration, Instant},
 };
 use url::form_urlencoded;
 
 pub(crate) const CLIENT_ID: &str = "sandbox-client";
 pub(crate) const PUBLIC_CLIENT_ID: &str = "sandbox-public-client";
-const WINDOW: Duration = Duration::from_secs(1);
-
-/// Admission times of one access token's requests within the last second.
-#[derive(Default)]
-pub(crate) struct RateWindow(VecDeque<Instant>);
-
-impl RateWindow {
-    pub(crate) fn has_room(&mut self, now: Instant, rps: u32) -> bool {
-        while self
-            .0
-            .front()
-            .is_some_and(|&t| now.duration_since(t) >= WINDOW)
-        {
-            self.0.pop_front();
-        }
-        self.0.len() < rps as usize
-    }
-
-    /// Counts a request admitted at `now`.
-    pub(crate) fn admit(&mut self, now: Instant) {
-        self.0.push_back(now);
-    }
-}
-
+/// An access token: until when it is valid, and the client (API key) it was issued to,
+/// whose limits its requests count against.
 pub(crate) struct AccessToken {
     expires: Instant,
-    pub window: RateWindow,
+    pub client: &'static str,
 }
 
 /// Credentials of the OAuth clients the sandbox knows (one account).
@@ -93,19 +71,19 @@ impl AuthState {
         self.refresh_token.clone()
     }
 
-    pub(crate) fn issue_access_token(&mut self, ttl: Duration) -> String {
+    pub(crate) fn issue_access_token(&mut self, ttl: Duration, client: &'static str) -> String {
         let token = random_token(&mut self.rng, 48);
         let entry = AccessToken {
             expires: Instant::now() + ttl,
-            window: RateWindow::default(),
+            client,
         };
         self.access.insert(token.clone(), entry);
         token
     }
 
     /// The access token's entry while it is valid.
-    pub(crate) fn access_token(&mut self, token: &str, now: Instant) -> Option<&mut AccessToken> {
-        self.access.get_mut(token).filter(|t| now < t.expires)
+    pub(crate) fn access_token(&self, token: &str, now: Instant) -> Option<&AccessToken> {
+        self.access.get(token).filter(|t| now < t.expires)
     }
 
     pub(crate) fn expire_access_tokens(&mut self) {

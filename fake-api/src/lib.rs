@@ -30,6 +30,8 @@ mod exports;
 mod generate;
 mod ground_truth;
 mod landing_pages;
+#[cfg(test)]
+mod limit_tests;
 mod limits;
 mod middleware;
 #[cfg(test)]

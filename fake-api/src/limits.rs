@@ -1,5 +1,6 @@
-//! The account's limits: scripted faults, the daily quota and the 429s answered so far
-//! (`middleware` applies them).
+//! The limits: each API key's (OAuth client's) requests per second and per day, shared
+//! by every access token issued to it, as Constant Contact counts them; scripted faults;
+//! and the 429s answered so far (`middleware` applies them).
 
 use super::error::{gateway_error, ApiError};
 use axum::{
@@ -7,6 +8,10 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use serde::Deserialize;
+use std::{
+    collections::{HashMap, VecDeque},
+    time::{Duration, Instant},
+};
 
 /// A scripted failure for the next `count` requests whose path starts with `path_prefix`.
 /// A 429 answers as the per-second throttle does (`throttled`, no `Retry-After`).
@@ -29,11 +34,44 @@ pub(crate) struct Fault {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct DropConnection;
 
+const WINDOW: Duration = Duration::from_secs(1);
+
+/// Admission times of one API key's requests within the last second.
+#[derive(Default)]
+pub(crate) struct RateWindow(VecDeque<Instant>);
+
+impl RateWindow {
+    pub(crate) fn has_room(&mut self, now: Instant, rps: u32) -> bool {
+        while self
+            .0
+            .front()
+            .is_some_and(|&t| now.duration_since(t) >= WINDOW)
+        {
+            self.0.pop_front();
+        }
+        self.0.len() < rps as usize
+    }
+
+    /// Counts a request admitted at `now`.
+    pub(crate) fn admit(&mut self, now: Instant) {
+        self.0.push_back(now);
+    }
+}
+
+/// What one API key has used.
+#[derive(Default)]
+pub(crate) struct KeyUsage {
+    pub window: RateWindow,
+    /// API requests admitted today.
+    pub daily_used: u32,
+}
+
 #[derive(Default)]
 pub(crate) struct Limits {
     pub faults: Vec<Fault>,
-    pub daily_used: u32,
-    /// 429s answered for the per-token rate, and for the daily quota.
+    /// Client id -> its usage.
+    keys: HashMap<&'static str, KeyUsage>,
+    /// 429s answered for the per-second rate, and for the daily quota.
     pub rate_refused: u64,
     pub quota_refused: u64,
 }
@@ -44,8 +82,16 @@ impl Limits {
         (self.rate_refused, self.quota_refused)
     }
 
+    /// What the API key `client` has used.
+    pub(crate) fn key(&mut self, client: &'static str) -> &mut KeyUsage {
+        self.keys.entry(client).or_default()
+    }
+
+    /// Every API key's daily quota is whole again.
     pub(crate) fn reset_daily_quota(&mut self) {
-        self.daily_used = 0;
+        for usage in self.keys.values_mut() {
+            usage.daily_used = 0;
+        }
     }
 
     pub(crate) fn take_fault(&mut self, path: &str) -> Option<Response> {

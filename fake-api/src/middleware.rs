@@ -1,5 +1,6 @@
 //! Middleware in front of the handlers: request accounting, latency and injected faults
-//! (`front`), then bearer authentication, the per-token rate and the daily quota (`gate`).
+//! (`front`), then bearer authentication and the API key's per-second rate and daily
+//! quota (`gate`).
 
 use super::clients::bearer;
 use super::error::ApiError;
@@ -35,7 +36,8 @@ pub(crate) async fn front(State(f): State<Front>, req: Request, next: Next) -> R
     next.run(req).await
 }
 
-/// Bearer authentication, then the per-token rate and the account's daily quota.
+/// Bearer authentication, then the rate and the daily quota of the API key (client) the
+/// token was issued to: every token of one key shares them.
 pub(crate) async fn gate(State(s): State<Arc<Shared>>, req: Request, next: Next) -> Response {
     match admit(&s, bearer(req.headers())) {
         Ok(()) => next.run(req).await,
@@ -45,20 +47,20 @@ pub(crate) async fn gate(State(s): State<Arc<Shared>>, req: Request, next: Next)
 
 fn admit(s: &Shared, token: Option<&str>) -> Result<(), ApiError> {
     let now = Instant::now();
-    let mut auth = s.auth();
-    let access = token
-        .and_then(|t| auth.access_token(t, now))
+    let client = token
+        .and_then(|t| s.auth().access_token(t, now).map(|a| a.client))
         .ok_or(ApiError::Unauthorized)?;
     let mut limits = s.limits();
-    if !access.window.has_room(now, s.opts.rps) {
+    let key = limits.key(client);
+    if !key.window.has_room(now, s.opts.rps) {
         limits.rate_refused += 1;
         return Err(ApiError::Throttled);
     }
-    if limits.daily_used >= s.opts.daily_limit {
+    if key.daily_used >= s.opts.daily_limit {
         limits.quota_refused += 1;
         return Err(ApiError::QuotaExceeded);
     }
-    limits.daily_used += 1;
-    access.window.admit(now);
+    key.daily_used += 1;
+    key.window.admit(now);
     Ok(())
 }
