@@ -15,6 +15,7 @@ use axum::{
     response::{IntoResponse, Response},
     Json,
 };
+use chrono::{DateTime, Utc};
 use serde_json::json;
 use std::{sync::Arc, time::Duration};
 
@@ -51,7 +52,10 @@ pub(crate) async fn token(
         Some("refresh_token") => {}
         Some(grant @ (AUTHORIZATION_CODE | DEVICE_CODE)) => {
             return match auth.flows.redeem(grant, &form, client) {
-                Ok(scope) => issue_tokens(&mut auth, client, s.opts.token_ttl_secs, &scope, true),
+                Ok(scope) => {
+                    let ttl = s.opts.token_ttl_secs;
+                    issue_tokens(&mut auth, client, ttl, &scope, true, s.clock.now())
+                }
                 Err((error, msg)) => oauth_error(StatusCode::BAD_REQUEST, error, msg),
             };
         }
@@ -74,7 +78,8 @@ pub(crate) async fn token(
         return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", msg);
     }
     let rotate = s.opts.refresh_tokens == RefreshTokens::Rotating;
-    issue_tokens(&mut auth, client, s.opts.token_ttl_secs, SCOPE, rotate)
+    let ttl = s.opts.token_ttl_secs;
+    issue_tokens(&mut auth, client, ttl, SCOPE, rotate, s.clock.now())
 }
 
 /// A token response for `client`: a new access token and, when the scope includes
@@ -87,6 +92,7 @@ fn issue_tokens(
     ttl_secs: u64,
     scope: &str,
     rotate: bool,
+    now: DateTime<Utc>,
 ) -> Response {
     let offline = scope.split(' ').any(|s| s == "offline_access");
     let refresh_token = offline.then(|| {
@@ -97,7 +103,7 @@ fn issue_tokens(
             auth.refresh_token.clone()
         }
     });
-    let access_token = auth.issue_access_token(Duration::from_secs(ttl_secs), client);
+    let access_token = auth.issue_access_token(Duration::from_secs(ttl_secs), client, now);
     let mut body = json!({
         "access_token": access_token,
         "token_type": "Bearer",

@@ -16,13 +16,11 @@ use base64::{
     engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD},
     Engine,
 };
+use chrono::{DateTime, Utc};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::json;
-use std::{
-    collections::HashMap,
-    time::{Duration, Instant},
-};
+use std::{collections::HashMap, time::Duration};
 use url::form_urlencoded;
 
 pub(crate) const CLIENT_ID: &str = "sandbox-client";
@@ -30,7 +28,7 @@ pub(crate) const PUBLIC_CLIENT_ID: &str = "sandbox-public-client";
 /// An access token: until when it is valid, and the client (API key) it was issued to,
 /// whose limits its requests count against.
 pub(crate) struct AccessToken {
-    expires: Instant,
+    expires: DateTime<Utc>,
     pub client: &'static str,
 }
 
@@ -71,10 +69,16 @@ impl AuthState {
         self.refresh_token.clone()
     }
 
-    pub(crate) fn issue_access_token(&mut self, ttl: Duration, client: &'static str) -> String {
+    /// A new access token of `client`, valid for `ttl` from `now`.
+    pub(crate) fn issue_access_token(
+        &mut self,
+        ttl: Duration,
+        client: &'static str,
+        now: DateTime<Utc>,
+    ) -> String {
         let token = random_token(&mut self.rng, 48);
         let entry = AccessToken {
-            expires: Instant::now() + ttl,
+            expires: now + ttl,
             client,
         };
         self.access.insert(token.clone(), entry);
@@ -82,7 +86,7 @@ impl AuthState {
     }
 
     /// The access token's entry while it is valid.
-    pub(crate) fn access_token(&self, token: &str, now: Instant) -> Option<&AccessToken> {
+    pub(crate) fn access_token(&self, token: &str, now: DateTime<Utc>) -> Option<&AccessToken> {
         self.access.get(token).filter(|t| now < t.expires)
     }
 

@@ -15,6 +15,7 @@ use axum::{
     routing::{get, post},
     Json, Router,
 };
+use chrono::SecondsFormat;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
@@ -29,6 +30,7 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
             post(expire_access_tokens),
         )
         .route("/__sandbox/reset_quota", post(reset_quota))
+        .route("/__sandbox/clock", get(clock).post(advance_clock))
         .route("/__sandbox/state", get(state))
         .route("/__sandbox/contact_reports", get(contact_reports))
         .route("/__sandbox/ground_truth", get(ground_truth))
@@ -173,10 +175,42 @@ async fn revoke(State(s): State<Arc<Shared>>) -> Json<Value> {
     Json(json!({"refresh_token": token}))
 }
 
-/// A new day: the account's daily request quota is whole again.
+/// Every API key's daily request quota is whole again, as at 00:00 UTC (which the
+/// sandbox's clock also reaches, `/__sandbox/clock`).
 async fn reset_quota(State(s): State<Arc<Shared>>) -> StatusCode {
     s.limits().reset_daily_quota();
     StatusCode::NO_CONTENT
+}
+
+/// `GET /__sandbox/clock`: the sandbox's time, `{"now": "…Z"}`.
+async fn clock(State(s): State<Arc<Shared>>) -> Json<Value> {
+    Json(json!({"now": s.clock.now().to_rfc3339_opts(SecondsFormat::Millis, true)}))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AdvanceRequest {
+    advance_secs: f64,
+}
+
+/// `POST /__sandbox/clock {"advance_secs": N}`: moves the sandbox's time N seconds
+/// forward (a fraction is fine), so a test reaches the next 00:00 UTC (when each API
+/// key's daily quota resets), an access token's expiry or a refresh token's 180 days
+/// unused at once. Answers the new time as `GET` does.
+async fn advance_clock(
+    State(s): State<Arc<Shared>>,
+    Json(req): Json<AdvanceRequest>,
+) -> Result<Json<Value>, (StatusCode, String)> {
+    const MAX_SECS: f64 = 10.0 * 365.0 * 86_400.0;
+    if !(0.0..=MAX_SECS).contains(&req.advance_secs) {
+        return Err((
+            StatusCode::BAD_REQUEST,
+            format!("advance_secs must be from 0 (time never runs back) to {MAX_SECS} (ten years)"),
+        ));
+    }
+    let ms = (req.advance_secs * 1000.0).round() as i64;
+    s.clock.advance(chrono::Duration::milliseconds(ms));
+    Ok(clock(State(s)).await)
 }
 
 async fn expire_access_tokens(State(s): State<Arc<Shared>>) -> StatusCode {

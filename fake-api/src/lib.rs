@@ -1,8 +1,8 @@
 //! A local fake of the Constant Contact V3 API (read endpoints, OAuth2 token endpoint,
 //! rate limits and scripted faults) for tests and demos.
 //!
-//! Modules import downward only. At the bottom: `error`, `paging`, `options`, the
-//! records (`tracking`, `visits`, `data`) and `render`; `clients`, `limits` and
+//! Modules import downward only. At the bottom: `error`, `paging`, `options`, `clock`,
+//! the records (`tracking`, `visits`, `data`) and `render`; `clients`, `limits` and
 //! `export_jobs` hold the rest of the state, and `state` gathers it all in `Shared` with
 //! the handler types (`St`, `Reply`, `Route`). Above them: `simulation` and `generate`
 //! (data from the seed), then one module per group of endpoints (`api`, `reports`,
@@ -18,6 +18,7 @@ mod auth;
 #[cfg(test)]
 mod change_tests;
 mod clients;
+mod clock;
 mod contact_consent;
 mod control;
 mod data;
@@ -75,6 +76,7 @@ pub use options::{
 pub use proxy::{FaultKind, Faults, Proxy, ProxyStats};
 
 use clients::AuthState;
+use clock::Clock;
 use data::Data;
 use limits::DropConnection;
 use middleware::Front;
@@ -111,6 +113,7 @@ impl Sandbox {
             limits: Mutex::default(),
             requests: Mutex::default(),
             exports: Mutex::default(),
+            clock: Clock::default(),
         });
         let (stop, stopped) = watch::channel(());
         tokio::spawn(accept_loop(listener, router(shared.clone()), stopped));

@@ -110,3 +110,75 @@ async fn every_token_of_an_api_key_shares_its_rate_and_its_daily_quota() {
         StatusCode::OK
     );
 }
+
+/// Moves the sandbox's clock forward; its new time.
+async fn advance(h: &Harness, secs: f64) -> chrono::DateTime<chrono::Utc> {
+    let now = h.control("clock", json!({"advance_secs": secs})).await;
+    now["now"].as_str().unwrap().parse().unwrap()
+}
+
+#[tokio::test]
+async fn the_daily_quota_resets_at_midnight_utc() {
+    // Access tokens that outlive the day the test moves through.
+    let h = start(SandboxOptions {
+        daily_limit: 2,
+        token_ttl_secs: 7 * 86_400,
+        ..opts()
+    })
+    .await;
+    for _ in 0..2 {
+        assert_eq!(h.get("/v3/contact_tags").await.0, StatusCode::OK);
+    }
+    assert_eq!(
+        h.get("/v3/contact_tags").await,
+        (StatusCode::TOO_MANY_REQUESTS, quota_exceeded())
+    );
+    // Half a second before the next 00:00 UTC the quota is still spent (a fixed
+    // boundary: not 24 hours after the first request, not an hour later)...
+    let now = advance(&h, 0.0).await;
+    let midnight = (now.date_naive() + chrono::Days::new(1))
+        .and_hms_opt(0, 0, 0)
+        .unwrap()
+        .and_utc();
+    let to_midnight = (midnight - now).num_milliseconds() as f64 / 1000.0;
+    let before = advance(&h, to_midnight - 0.5).await;
+    assert_eq!(before.date_naive(), now.date_naive());
+    assert_eq!(
+        h.get("/v3/contact_tags").await.0,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    // ... and whole again from midnight on, for that day's quota.
+    let after = advance(&h, 1.0).await;
+    assert_eq!(after.date_naive(), midnight.date_naive());
+    for _ in 0..2 {
+        assert_eq!(h.get("/v3/contact_tags").await.0, StatusCode::OK);
+    }
+    assert_eq!(
+        h.get("/v3/contact_tags").await,
+        (StatusCode::TOO_MANY_REQUESTS, quota_exceeded())
+    );
+    // reset_quota still makes a new day at once.
+    h.control("reset_quota", json!({})).await;
+    assert_eq!(h.get("/v3/contact_tags").await.0, StatusCode::OK);
+
+    // The clock never runs back.
+    let res = h
+        .http
+        .post(format!("{}/__sandbox/clock", h.origin()))
+        .json(&json!({"advance_secs": -1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn access_tokens_expire_on_the_sandbox_clock() {
+    let h = start(opts()).await;
+    assert_eq!(h.get("/v3/contact_tags").await.0, StatusCode::OK);
+    // Access tokens live 24 hours.
+    advance(&h, 86_400.0 - 60.0).await;
+    assert_eq!(h.get("/v3/contact_tags").await.0, StatusCode::OK);
+    advance(&h, 60.0).await;
+    assert_eq!(h.get("/v3/contact_tags").await.0, StatusCode::UNAUTHORIZED);
+}

@@ -7,6 +7,7 @@ use axum::{
     http::{header, HeaderValue, StatusCode},
     response::{IntoResponse, Response},
 };
+use chrono::NaiveDate;
 use serde::Deserialize;
 use std::{
     collections::{HashMap, VecDeque},
@@ -62,7 +63,9 @@ impl RateWindow {
 #[derive(Default)]
 pub(crate) struct KeyUsage {
     pub window: RateWindow,
-    /// API requests admitted today.
+    /// The UTC day `daily_used` counts.
+    day: NaiveDate,
+    /// API requests admitted on `day`.
     pub daily_used: u32,
 }
 
@@ -82,9 +85,16 @@ impl Limits {
         (self.rate_refused, self.quota_refused)
     }
 
-    /// What the API key `client` has used.
-    pub(crate) fn key(&mut self, client: &'static str) -> &mut KeyUsage {
-        self.keys.entry(client).or_default()
+    /// What the API key `client` has used, its daily count starting again on each UTC
+    /// day: the quota resets at 00:00 UTC, a fixed boundary, not 24 hours after the first
+    /// request.
+    pub(crate) fn key(&mut self, client: &'static str, today: NaiveDate) -> &mut KeyUsage {
+        let usage = self.keys.entry(client).or_default();
+        if usage.day != today {
+            usage.day = today;
+            usage.daily_used = 0;
+        }
+        usage
     }
 
     /// Every API key's daily quota is whole again.

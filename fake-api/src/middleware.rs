@@ -47,11 +47,12 @@ pub(crate) async fn gate(State(s): State<Arc<Shared>>, req: Request, next: Next)
 
 fn admit(s: &Shared, token: Option<&str>) -> Result<(), ApiError> {
     let now = Instant::now();
+    let at = s.clock.now();
     let client = token
-        .and_then(|t| s.auth().access_token(t, now).map(|a| a.client))
+        .and_then(|t| s.auth().access_token(t, at).map(|a| a.client))
         .ok_or(ApiError::Unauthorized)?;
     let mut limits = s.limits();
-    let key = limits.key(client);
+    let key = limits.key(client, at.date_naive());
     if !key.window.has_room(now, s.opts.rps) {
         limits.rate_refused += 1;
         return Err(ApiError::Throttled);

@@ -2,6 +2,7 @@
 //! handler works with (`St`, `Reply`, `Route`).
 
 use super::clients::AuthState;
+use super::clock::Clock;
 use super::data::Data;
 use super::error::ApiError;
 use super::export_jobs::Exports;
@@ -30,6 +31,8 @@ pub(crate) struct Shared {
     pub limits: Mutex<Limits>,
     pub requests: Mutex<BTreeMap<String, usize>>,
     pub exports: Mutex<Exports>,
+    /// The time limits and credentials go by (tests move it forward).
+    pub clock: Clock,
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
