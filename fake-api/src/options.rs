@@ -18,11 +18,13 @@ pub struct SandboxOptions {
     /// Delay added to every API response.
     #[arg(long = "latency-ms", default_value_t = 0)]
     pub latency_ms: u64,
-    /// Requests per second allowed per access token; more get 429.
+    /// API requests per second allowed per API key (OAuth client), shared by all its
+    /// access tokens; more get 429 (`throttled`).
     #[arg(long, default_value_t = 4)]
     pub rps: u32,
-    /// API requests allowed for the account over the sandbox lifetime; more get 429.
-    /// 0 is allowed and means the quota is already spent: every API request gets 429.
+    /// API requests allowed per API key each UTC day (the count starts again at 00:00
+    /// UTC on the sandbox's clock); more get 429 (`quota_exceeded`). 0 is allowed and
+    /// means the quota is already spent: every API request gets 429.
     #[arg(long = "daily-limit", default_value_t = 10_000)]
     pub daily_limit: u32,
     /// Lifetime of issued access tokens.
