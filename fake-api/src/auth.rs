@@ -1,9 +1,10 @@
 //! OAuth2 token endpoint: the refresh-token grant with rotating refresh tokens, as the
 //! Okta-based Constant Contact server does, and the authorization-code and device-code
 //! grants that `oauth_flows` starts. Codes and refresh tokens belong to the client they
-//! were issued to (see `clients`).
+//! were issued to (see `clients`). Each client may ask about once a second
+//! (`--token-rps`); a faster request gets 429.
 
-use super::clients::{authenticate_client, no_store, oauth_error, AuthState};
+use super::clients::{authenticate_client, claimed_client, no_store, oauth_error, AuthState};
 use super::oauth_grants::{AUTHORIZATION_CODE, DEVICE_CODE};
 use super::options::RefreshTokens;
 use super::paging::Params;
@@ -17,7 +18,10 @@ use axum::{
 };
 use chrono::{DateTime, Utc};
 use serde_json::json;
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 pub(crate) const TOKEN_PATH: &str = "/oauth2/default/v1/token";
 const SCOPE: &str = "contact_data campaign_data account_read offline_access";
@@ -37,12 +41,25 @@ pub(crate) async fn token(
             v.to_ascii_lowercase()
                 .starts_with("application/x-www-form-urlencoded")
         });
-    let form = match std::str::from_utf8(&body) {
-        Ok(text) if is_form => Params::parse(text),
-        _ => {
-            let msg = "The request must be application/x-www-form-urlencoded.";
-            return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", msg);
+    let form = std::str::from_utf8(&body)
+        .ok()
+        .filter(|_| is_form)
+        .map(Params::parse);
+    // The limit comes first: whatever the request, a client's second one within the
+    // second is refused.
+    let claimed = claimed_client(&headers, form.as_ref());
+    let now = Instant::now();
+    {
+        let mut limits = s.limits();
+        let window = limits.token_windows.entry(claimed).or_default();
+        if !window.has_room(now, s.opts.token_rps) {
+            return token_throttled();
         }
+        window.admit(now);
+    }
+    let Some(form) = form else {
+        let msg = "The request must be application/x-www-form-urlencoded.";
+        return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", msg);
     };
     let client = match authenticate_client(&auth, &headers, &form) {
         Ok(client) => client,
@@ -80,6 +97,23 @@ pub(crate) async fn token(
     let rotate = s.opts.refresh_tokens == RefreshTokens::Rotating;
     let ttl = s.opts.token_ttl_secs;
     issue_tokens(&mut auth, client, ttl, SCOPE, rotate, s.clock.now())
+}
+
+/// The token endpoint's 429. What it answers is undocumented; the fake answers what the
+/// Okta authorization server Constant Contact runs sends for its rate limits
+/// (`errorCode` E0000047): neither an OAuth error (`error`) nor the V3 API's
+/// (`error_key`), and without Okta's `X-Rate-Limit-*` headers, so a client can only go
+/// by the status.
+fn token_throttled() -> Response {
+    let id = uuid::Uuid::new_v4().simple();
+    let body = json!({
+        "errorCode": "E0000047",
+        "errorSummary": "API call exceeded rate limit due to too many requests.",
+        "errorLink": "E0000047",
+        "errorId": format!("oae{id}"),
+        "errorCauses": [],
+    });
+    (StatusCode::TOO_MANY_REQUESTS, Json(body)).into_response()
 }
 
 /// A token response for `client`: a new access token and, when the scope includes

@@ -408,6 +408,14 @@ async fn options_that_cannot_work_are_refused() {
     refused(SandboxOptions { rps: 0, ..d() }, "--rps").await;
     refused(
         SandboxOptions {
+            token_rps: 0,
+            ..d()
+        },
+        "--token-rps",
+    )
+    .await;
+    refused(
+        SandboxOptions {
             contacts: 10_000_000,
             ..d()
         },

@@ -128,6 +128,20 @@ fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
     Some((form_decode(id), form_decode(secret)))
 }
 
+/// The registered client a request says it comes from (HTTP Basic, else `client_id` in
+/// the form), authenticated or not; "" for none or an unknown one.
+pub(crate) fn claimed_client(headers: &HeaderMap, form: Option<&Params>) -> &'static str {
+    let id = match basic_credentials(headers) {
+        Some((id, _)) => Some(id),
+        None => form.and_then(|f| f.get("client_id")).map(str::to_string),
+    };
+    match id.as_deref() {
+        Some(CLIENT_ID) => CLIENT_ID,
+        Some(PUBLIC_CLIENT_ID) => PUBLIC_CLIENT_ID,
+        _ => "",
+    }
+}
+
 /// The registered client a token or device authorization request comes from: the
 /// confidential one with its secret (HTTP Basic, or `client_id` and `client_secret` in
 /// the form body), or the public one by `client_id` in the form body and no secret at

@@ -18,12 +18,10 @@ async fn post_form(h: &Harness, path: &str, form: &[(&str, &str)]) -> (StatusCod
     (status, res.json().await.unwrap_or(Value::Null))
 }
 
-/// An access token of the confidential client from a refresh of its current refresh
-/// token (which rotates it).
-async fn confidential_token(h: &Harness) -> String {
+/// A refresh of the confidential client's current refresh token (which rotates it).
+async fn refresh(h: &Harness) -> reqwest::Response {
     let creds = h.sandbox.connector_config()["credentials"].clone();
-    let res = h
-        .http
+    h.http
         .post(h.sandbox.token_url())
         .basic_auth("sandbox-client", creds["client_secret"].as_str())
         .form(&[
@@ -32,7 +30,12 @@ async fn confidential_token(h: &Harness) -> String {
         ])
         .send()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+/// An access token of the confidential client, from a refresh.
+async fn confidential_token(h: &Harness) -> String {
+    let res = refresh(h).await;
     assert_eq!(res.status(), StatusCode::OK);
     let body: Value = res.json().await.unwrap();
     body["access_token"].as_str().unwrap().to_owned()
@@ -181,4 +184,31 @@ async fn access_tokens_expire_on_the_sandbox_clock() {
     assert_eq!(h.get("/v3/contact_tags").await.0, StatusCode::OK);
     advance(&h, 60.0).await;
     assert_eq!(h.get("/v3/contact_tags").await.0, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn the_token_endpoint_allows_one_request_a_second_per_client() {
+    let h = start(SandboxOptions {
+        token_rps: SandboxOptions::default().token_rps,
+        ..opts()
+    })
+    .await;
+    // `start` refreshed just now: a second refresh within the second is refused, in
+    // the authorization server's own format, with no rate-limit headers; it does not
+    // use up the refresh token.
+    let current = h.sandbox.connector_config()["credentials"]["refresh_token"].clone();
+    let res = refresh(&h).await;
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_no_limit_headers(res.headers());
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["errorCode"], "E0000047");
+    assert!(body.get("error").is_none() && body.get("error_key").is_none());
+    assert_eq!(
+        h.sandbox.connector_config()["credentials"]["refresh_token"],
+        current
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(1050)).await;
+    assert_eq!(refresh(&h).await.status(), StatusCode::OK);
+    // Another client (API key) has its own second.
+    public_token(&h).await;
 }

@@ -74,6 +74,8 @@ pub(crate) struct Limits {
     pub faults: Vec<Fault>,
     /// Client id -> its usage.
     keys: HashMap<&'static str, KeyUsage>,
+    /// Client id ("" for none or an unknown one) -> its token endpoint requests.
+    pub token_windows: HashMap<&'static str, RateWindow>,
     /// 429s answered for the per-second rate, and for the daily quota.
     pub rate_refused: u64,
     pub quota_refused: u64,

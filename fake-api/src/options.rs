@@ -27,6 +27,10 @@ pub struct SandboxOptions {
     /// means the quota is already spent: every API request gets 429.
     #[arg(long = "daily-limit", default_value_t = 10_000)]
     pub daily_limit: u32,
+    /// Token endpoint requests per second allowed per client; more get 429. Constant
+    /// Contact's authorization server allows about one.
+    #[arg(long = "token-rps", default_value_t = 1)]
+    pub token_rps: u32,
     /// Lifetime of issued access tokens.
     #[arg(long = "token-ttl-secs", default_value_t = 86_400)]
     pub token_ttl_secs: u64,
@@ -66,6 +70,11 @@ impl SandboxOptions {
         let fail = |msg: String| Err(anyhow::anyhow!("invalid sandbox option: {msg}"));
         if self.rps == 0 {
             return fail("--rps must be at least 1 (0 would refuse every request)".into());
+        }
+        if self.token_rps == 0 {
+            return fail(
+                "--token-rps must be at least 1 (0 would refuse every token request)".into(),
+            );
         }
         if self.contacts > MAX_CONTACTS {
             return fail(format!(
@@ -134,6 +143,7 @@ impl Default for SandboxOptions {
             seed: 42,
             latency_ms: 0,
             rps: 4,
+            token_rps: 1,
             daily_limit: 10_000,
             token_ttl_secs: 86_400,
             refresh_tokens: RefreshTokens::Rotating,

@@ -9,12 +9,13 @@ const CONTACTS_PAGE: usize = 500;
 /// An odd page size, so that pages and totals never line up by chance.
 const SMALL_PAGE: usize = 37;
 
-/// 600 contacts (two pages of the largest size), and a rate limit no test
-/// reaches unless it asks for a lower one.
+/// 600 contacts (two pages of the largest size), and rate limits (the API's and the
+/// token endpoint's) no test reaches unless it asks for lower ones.
 pub(super) fn opts() -> SandboxOptions {
     SandboxOptions {
         contacts: 600,
         rps: 1000,
+        token_rps: 1000,
         ..SandboxOptions::default()
     }
 }
