@@ -23,7 +23,13 @@ pub(crate) enum ApiError {
     Throttled,
     /// 429 for the API key's requests per day.
     QuotaExceeded,
+    /// 429 from a bulk activity endpoint while `QUEUED_ACTIVITIES_LIMIT` activities wait.
+    QueueFull,
 }
+
+/// Bulk activities an account may have waiting (initialized or processing); a bulk
+/// activity endpoint refuses more with 429 (the contract says so on those operations).
+pub(crate) const QUEUED_ACTIVITIES_LIMIT: usize = 1_000;
 
 impl ApiError {
     pub(crate) fn bad(msg: impl Into<String>) -> Self {
@@ -64,6 +70,13 @@ impl IntoResponse for ApiError {
                 StatusCode::TOO_MANY_REQUESTS,
                 "quota_exceeded",
                 "Limit Exceeded",
+            ),
+            // Undocumented beyond the status: one object like the other limits, with a
+            // key that is neither of theirs, so that a client cannot take it for either.
+            Self::QueueFull => gateway_error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "activities.queue.full",
+                &format!("{QUEUED_ACTIVITIES_LIMIT} bulk activities are already waiting"),
             ),
         }
     }

@@ -2,8 +2,10 @@
 //! the CSV and its agreement with `/contacts`, the request's validation, and scripted
 //! failures.
 
+use super::error::QUEUED_ACTIVITIES_LIMIT;
 use super::exports::FIELDS;
-use super::tests::{opts, start, Harness};
+use super::tests::{assert_no_limit_headers, opts, start, Harness};
+use super::SandboxOptions;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -198,4 +200,51 @@ async fn scripted_exports_fail_and_take_longer() {
     let (_, created) = h.post_export(json!({})).await;
     let (_, done) = h.finish(created["activity_id"].as_str().unwrap()).await;
     assert_eq!(done["state"], "completed");
+}
+
+#[tokio::test]
+async fn a_thousand_waiting_bulk_activities_refuse_another_export() {
+    let h = start(SandboxOptions {
+        contacts: 5,
+        ..opts()
+    })
+    .await;
+    let waiting = |activities: &[Value]| {
+        activities
+            .iter()
+            .filter(|a| matches!(a["state"].as_str(), Some("initialized" | "processing")))
+            .count()
+    };
+    let listed = h.read_all("/v3/activities?limit=500", "activities").await;
+    let mut created = Vec::new();
+    for _ in waiting(&listed)..QUEUED_ACTIVITIES_LIMIT {
+        let (status, body) = h.post_export(json!({})).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        created.push(body["activity_id"].as_str().unwrap().to_owned());
+    }
+    let listed = h.read_all("/v3/activities?limit=500", "activities").await;
+    assert_eq!(waiting(&listed), QUEUED_ACTIVITIES_LIMIT);
+    let res = h
+        .http
+        .post(format!(
+            "{}/activities/contact_exports",
+            h.sandbox.base_url()
+        ))
+        .bearer_auth(&h.token)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_no_limit_headers(res.headers());
+    let body: Value = res.json().await.unwrap();
+    let key = body["error_key"].as_str().unwrap();
+    assert!(key != "throttled" && key != "quota_exceeded", "{body}");
+    // One finished export makes room for one more.
+    h.finish(&created[0]).await;
+    assert_eq!(h.post_export(json!({})).await.0, StatusCode::CREATED);
+    assert_eq!(
+        h.post_export(json!({})).await.0,
+        StatusCode::TOO_MANY_REQUESTS
+    );
 }

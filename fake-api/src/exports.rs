@@ -4,10 +4,11 @@
 //! `GET /v3/contact_exports/{file_export_id}` serves the finished file as CSV. The file
 //! holds the contacts chosen when the export was created, rendered like `/v3/contacts`
 //! renders them. `POST /__sandbox/exports` scripts the next exports: how many polls
-//! they take and the state they end in (`failed`, `cancelled`, `timed_out`).
+//! they take and the state they end in (`failed`, `cancelled`, `timed_out`). While
+//! 1,000 bulk activities wait (initialized or processing), a new export gets 429.
 
 use super::data::{BulkActivity, Contact, Data, Permission, BULK_KINDS};
-use super::error::ApiError;
+use super::error::{ApiError, QUEUED_ACTIVITIES_LIMIT};
 use super::export_jobs::{Job, DEFAULT_POLLS};
 use super::render;
 use super::state::{Route, Shared, St};
@@ -146,6 +147,14 @@ struct ExportRequest {
     status: Option<String>,
 }
 
+/// Bulk activities still waiting to finish (`initialized` or `processing`).
+fn queued(data: &Data) -> usize {
+    data.bulk_activities
+        .iter()
+        .filter(|b| matches!(b.state, "initialized" | "processing"))
+        .count()
+}
+
 async fn create(State(s): St, body: axum::body::Bytes) -> Result<Response, ApiError> {
     let req: ExportRequest = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad(format!("The request body is not valid: {e}")))?;
@@ -190,6 +199,9 @@ async fn create(State(s): St, body: axum::body::Bytes) -> Result<Response, ApiEr
     };
     let now = chrono::Utc::now().timestamp_millis();
     let mut data = s.data_mut();
+    if queued(&data) >= QUEUED_ACTIVITIES_LIMIT {
+        return Err(ApiError::QueueFull);
+    }
     let list_bits = match &req.list_ids {
         None => None,
         Some(ids) => {
