@@ -434,6 +434,41 @@ async fn children_match_expected_counts() {
 }
 
 #[tokio::test]
+async fn open_and_click_rates_refuse_a_range_over_five_years() {
+    let h = start(opts()).await;
+    let (_, page) = h.get("/v3/contacts?limit=1").await;
+    let contact = page["contacts"][0]["contact_id"].as_str().unwrap();
+    let h = &h;
+    let rates = |range: &str| {
+        let path = format!("/v3/reports/contact_reports/{contact}/open_and_click_rates?{range}");
+        async move { h.get(&path).await }
+    };
+    // Five years of 365 days pass...
+    let (status, body) = rates("start=2019-01-02T00:00:00Z&end=2023-12-31T23:59:59Z").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        rates("start=2019-01-02T00:00:00Z&end=2024-01-01T00:00:00Z")
+            .await
+            .0,
+        StatusCode::OK
+    );
+    // ... a second more does not, and neither do five calendar years with a leap day.
+    for range in [
+        "start=2019-01-02T00:00:00Z&end=2024-01-01T00:00:01Z",
+        "start=2020-01-01&end=2025-01-01",
+        "start=2010-01-01T00:00:00Z&end=2020-01-01T00:00:00Z",
+    ] {
+        let (status, body) = rates(range).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{range}");
+        assert_eq!(body[0]["error_key"], "query.param.invalid", "{range}");
+        assert!(body[0]["error_message"]
+            .as_str()
+            .unwrap()
+            .contains("5 years"));
+    }
+}
+
+#[tokio::test]
 async fn contact_reports_require_their_parameters() {
     let h = start(opts()).await;
     let all = activities(&h).await;
