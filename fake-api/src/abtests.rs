@@ -89,10 +89,12 @@ pub(crate) fn routes() -> Vec<Route> {
     vec![
         (
             "/v3/emails/activities/{campaign_activity_id}/abtest",
+            &[],
             get(get_ab_test),
         ),
         (
             "/v3/emails/activities/{campaign_activity_id}/non_opener_resends",
+            &[],
             get(get_resends),
         ),
     ]

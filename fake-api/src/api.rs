@@ -4,7 +4,7 @@
 
 use super::data::{Contact, Data, PRIVILEGES, SMS_PERMISSIONS};
 use super::error::ApiError;
-use super::paging::{ListQuery, ListSpec, Params};
+use super::paging::{EnumParam, ListQuery, ListSpec, Params};
 use super::render::{self, ACCOUNT_EXTRAS, ACTIVITY_INCLUDES, CONTACT_INCLUDES};
 use super::state::{Route, Shared};
 use axum::{
@@ -21,28 +21,69 @@ use uuid::Uuid;
 pub(crate) type Reply = Result<Json<Value>, ApiError>;
 pub(crate) type St = State<Arc<Shared>>;
 
-/// Route templates and their handlers.
+/// Route templates, their enum query parameters and their handlers.
 pub(crate) fn routes() -> Vec<Route> {
     vec![
-        ("/v3/contacts", get(contacts)),
-        ("/v3/contact_lists", get(contact_lists)),
-        ("/v3/contact_tags", get(contact_tags)),
-        ("/v3/segments", get(segments)),
-        ("/v3/segments/{segment_id}", get(segment)),
-        ("/v3/contact_custom_fields", get(custom_fields)),
-        ("/v3/emails", get(campaigns)),
-        ("/v3/emails/{campaign_id}", get(campaign)),
+        (
+            "/v3/contacts",
+            const {
+                &[
+                    EnumParam::list("status", CONTACT_STATUSES),
+                    EnumParam::list("include", CONTACT_INCLUDES),
+                    EnumParam::list("sms_status", SMS_STATUSES),
+                ]
+            },
+            get(contacts),
+        ),
+        (
+            "/v3/contact_lists",
+            const {
+                &[
+                    EnumParam::single("include_membership_count", MEMBERSHIP_COUNTS),
+                    // "Accepts comma-separated status values", says the contract.
+                    EnumParam::list("status", &["all", "active", "deleted"]),
+                    EnumParam::single("channel_type", &["email", "sms"]),
+                ]
+            },
+            get(contact_lists),
+        ),
+        ("/v3/contact_tags", &[], get(contact_tags)),
+        (
+            "/v3/segments",
+            // No enum in the contract; its description names these two.
+            const { &[EnumParam::single("sort_by", SEGMENT_SORTS)] },
+            get(segments),
+        ),
+        ("/v3/segments/{segment_id}", &[], get(segment)),
+        ("/v3/contact_custom_fields", &[], get(custom_fields)),
+        ("/v3/emails", &[], get(campaigns)),
+        ("/v3/emails/{campaign_id}", &[], get(campaign)),
         (
             "/v3/emails/activities/{campaign_activity_id}",
+            const { &[EnumParam::list("include", ACTIVITY_INCLUDES)] },
             get(activity),
         ),
         (
             "/v3/reports/summary_reports/email_campaign_summaries",
+            &[],
             get(summaries),
         ),
-        ("/v3/account/summary", get(account)),
-        ("/v3/account/emails", get(account_emails)),
-        ("/v3/account/user/privileges", get(privileges)),
+        (
+            "/v3/account/summary",
+            const { &[EnumParam::list("extra_fields", ACCOUNT_EXTRAS)] },
+            get(account),
+        ),
+        (
+            "/v3/account/emails",
+            const {
+                &[
+                    EnumParam::single("confirm_status", CONFIRM_STATUSES),
+                    EnumParam::single("role_code", ROLE_CODES),
+                ]
+            },
+            get(account_emails),
+        ),
+        ("/v3/account/user/privileges", &[], get(privileges)),
     ]
 }
 
@@ -101,6 +142,21 @@ const CONTACT_STATUSES: &[&str] = &[
     "pending_confirmation",
     "temp_hold",
     "unsubscribed",
+];
+const MEMBERSHIP_COUNTS: &[&str] = &["all", "active"];
+const SEGMENT_SORTS: &[&str] = &["name", "date"];
+const CONFIRM_STATUSES: &[&str] = &["CONFIRMED", "C", "UNCONFIRMED", "U"];
+const ROLE_CODES: &[&str] = &[
+    "CONTACT",
+    "C",
+    "BILLING",
+    "B",
+    "JOURNALING",
+    "J",
+    "REPLY_TO",
+    "R",
+    "OTHER",
+    "O",
 ];
 const SMS_STATUSES: &[&str] = &[
     "all",
@@ -283,7 +339,7 @@ async fn contact_lists(State(s): St, RawQuery(raw): RawQuery) -> Reply {
     let count = q.params.flag("include_count")?.then_some("lists_count");
     let membership = q
         .params
-        .one_of("include_membership_count", &["all", "active"])?;
+        .one_of("include_membership_count", MEMBERSHIP_COUNTS)?;
     let data = s.data();
     let counts = membership.map(|m| {
         data.bit_counts(|c| {
@@ -319,10 +375,7 @@ async fn contact_tags(State(s): St, RawQuery(raw): RawQuery) -> Reply {
 
 async fn segments(State(s): St, RawQuery(raw): RawQuery) -> Reply {
     let q = ListQuery::parse(&SEGMENTS, raw.as_deref())?;
-    let sort = q
-        .params
-        .one_of("sort_by", &["name", "date"])?
-        .unwrap_or("date");
+    let sort = q.params.one_of("sort_by", SEGMENT_SORTS)?.unwrap_or("date");
     let data = s.data();
     let mut order: Vec<_> = data.segments.iter().collect();
     if sort == "name" {
@@ -412,22 +465,8 @@ async fn account(State(s): St, RawQuery(raw): RawQuery) -> Reply {
 
 async fn account_emails(State(s): St, RawQuery(raw): RawQuery) -> Reply {
     let p = Params::parse(raw.as_deref().unwrap_or(""));
-    let confirm = p.one_of("confirm_status", &["CONFIRMED", "C", "UNCONFIRMED", "U"])?;
-    let role = p.one_of(
-        "role_code",
-        &[
-            "CONTACT",
-            "C",
-            "BILLING",
-            "B",
-            "JOURNALING",
-            "J",
-            "REPLY_TO",
-            "R",
-            "OTHER",
-            "O",
-        ],
-    )?;
+    let confirm = p.one_of("confirm_status", CONFIRM_STATUSES)?;
+    let role = p.one_of("role_code", ROLE_CODES)?;
     let address = p.get("email_address");
     let data = s.data();
     let emails = data

@@ -76,8 +76,8 @@ fn export_kind() -> usize {
 
 pub(crate) fn routes() -> Vec<Route> {
     vec![
-        ("/v3/activities/contact_exports", post(create)),
-        ("/v3/contact_exports/{file_export_id}", get(file)),
+        ("/v3/activities/contact_exports", &[], post(create)),
+        ("/v3/contact_exports/{file_export_id}", &[], get(file)),
     ]
 }
 

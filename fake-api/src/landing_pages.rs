@@ -94,7 +94,7 @@ pub(crate) fn routes() -> Vec<Route> {
         .iter()
         .map(|r| {
             let handler = move |s: St, id: Path<String>, raw: RawQuery| serve(r, s, id, raw);
-            (r.list.path, get(handler))
+            (r.list.path, &[] as &[_], get(handler))
         })
         .collect()
 }

@@ -202,11 +202,12 @@ pub async fn serve_forever(opts: SandboxOptions) -> anyhow::Result<()> {
 
 fn router(shared: Arc<Shared>) -> Router {
     let mut router = Router::new();
-    let routes = endpoints::routes().into_iter().map(|(path, route)| {
-        (
-            path,
-            route.route_layer(from_fn_with_state(shared.clone(), middleware::gate)),
-        )
+    // The last layer added runs first: the gate, then the enum check, then the handler.
+    let routes = endpoints::routes().into_iter().map(|(path, enums, route)| {
+        let route = route
+            .route_layer(from_fn_with_state(enums, middleware::check_enums))
+            .route_layer(from_fn_with_state(shared.clone(), middleware::gate));
+        (path, route)
     });
     for (path, route) in routes.chain([(auth::TOKEN_PATH, post(auth::token))]) {
         let front = Front {

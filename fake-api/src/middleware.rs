@@ -4,6 +4,7 @@
 
 use super::clients::bearer;
 use super::error::ApiError;
+use super::paging::{EnumParam, Params};
 use super::state::Shared;
 use axum::{
     extract::{Request, State},
@@ -34,6 +35,20 @@ pub(crate) async fn front(State(f): State<Front>, req: Request, next: Next) -> R
         return response;
     }
     next.run(req).await
+}
+
+/// 400 for a query value outside its route's enum (`paging::EnumParam`); runs after
+/// `gate`, as the API validates what its gateway let through.
+pub(crate) async fn check_enums(
+    State(enums): State<&'static [EnumParam]>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let params = Params::parse(req.uri().query().unwrap_or(""));
+    match params.check_enums(enums) {
+        Ok(()) => next.run(req).await,
+        Err(e) => e.into_response(),
+    }
 }
 
 /// Bearer authentication, then the rate and the daily quota of the API key (client) the

@@ -1,4 +1,5 @@
-//! Query-parameter parsing and the cursor pagination shared by every collection endpoint.
+//! Query-parameter parsing, the check of each route's enum parameters, and the cursor
+//! pagination shared by every collection endpoint.
 //!
 //! A cursor is URL-safe base64 (no padding) of a form-encoded string holding the endpoint
 //! path, every original query parameter and `next`, the position of the next record in
@@ -160,6 +161,56 @@ impl Params {
             };
             ApiError::bad(format!("{key} must be {what}, got '{v}'"))
         })
+    }
+}
+
+/// A query parameter whose values come from a fixed set: the contract's enum for it.
+/// Every route declares its own beside its handler (`state::Route`), and the router
+/// checks them all before the handler runs (`Params::check_enums`).
+pub(crate) struct EnumParam {
+    pub name: &'static str,
+    pub values: &'static [&'static str],
+    /// Whether a value is a comma-separated list (the contract's `format: csv`).
+    pub list: bool,
+}
+
+impl EnumParam {
+    /// One value a time (a repeated parameter gives one each time).
+    pub(crate) const fn single(name: &'static str, values: &'static [&'static str]) -> Self {
+        Self {
+            name,
+            values,
+            list: false,
+        }
+    }
+
+    /// Comma-separated values, each from the set.
+    pub(crate) const fn list(name: &'static str, values: &'static [&'static str]) -> Self {
+        Self {
+            name,
+            values,
+            list: true,
+        }
+    }
+}
+
+impl Params {
+    /// 400 naming the first value outside its parameter's set: every occurrence of each
+    /// parameter is checked, a list item by item (an empty item is outside too). The
+    /// request's own parameters are checked, also next to a cursor.
+    pub(crate) fn check_enums(&self, enums: &[EnumParam]) -> Result<(), ApiError> {
+        for e in enums {
+            for value in self.all(e.name) {
+                if e.list {
+                    for item in value.split(',') {
+                        pick(e.name, item.trim(), e.values)?;
+                    }
+                } else {
+                    pick(e.name, value, e.values)?;
+                }
+            }
+        }
+        Ok(())
     }
 }
 

@@ -8,6 +8,7 @@ use super::error::ApiError;
 use super::export_jobs::Exports;
 use super::limits::Limits;
 use super::options::SandboxOptions;
+use super::paging::EnumParam;
 use axum::{extract::State, routing::MethodRouter, Json};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -19,8 +20,13 @@ use std::{
 /// What a handler answers, and the state it is given (shared by every route module).
 pub(crate) type Reply = Result<Json<Value>, ApiError>;
 pub(crate) type St = State<Arc<Shared>>;
-/// A route template and its handler.
-pub(crate) type Route = (&'static str, MethodRouter<Arc<Shared>>);
+/// A route template, its enum query parameters (checked before the handler runs) and
+/// its handler.
+pub(crate) type Route = (
+    &'static str,
+    &'static [EnumParam],
+    MethodRouter<Arc<Shared>>,
+);
 
 /// State shared by all handlers.
 pub(crate) struct Shared {
