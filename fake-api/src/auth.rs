@@ -89,14 +89,16 @@ pub(crate) async fn token(
         let msg = "The request is missing the required parameter 'refresh_token'.";
         return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", msg);
     };
-    // A refresh token issued to the other client is as unknown as a forged one.
-    if presented != auth.refresh_token || client != auth.refresh_client {
+    // A refresh token issued to the other client is as unknown as a forged one, and
+    // one unused for 180 days as one never issued.
+    let now = s.clock.now();
+    if !auth.refresh_token_valid(presented, client, now) {
         let msg = "The refresh token is invalid or expired.";
         return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", msg);
     }
     let rotate = s.opts.refresh_tokens == RefreshTokens::Rotating;
     let ttl = s.opts.token_ttl_secs;
-    issue_tokens(&mut auth, client, ttl, SCOPE, rotate, s.clock.now())
+    issue_tokens(&mut auth, client, ttl, SCOPE, rotate, now)
 }
 
 /// The token endpoint's 429. What it answers is undocumented; the fake answers what the
@@ -132,8 +134,9 @@ fn issue_tokens(
     let refresh_token = offline.then(|| {
         if rotate {
             auth.refresh_client = client;
-            auth.rotate_refresh_token()
+            auth.rotate_refresh_token(now)
         } else {
+            auth.refresh_token_used(now);
             auth.refresh_token.clone()
         }
     });

@@ -16,7 +16,7 @@ use base64::{
     engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD},
     Engine,
 };
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::json;
@@ -25,6 +25,8 @@ use url::form_urlencoded;
 
 pub(crate) const CLIENT_ID: &str = "sandbox-client";
 pub(crate) const PUBLIC_CLIENT_ID: &str = "sandbox-public-client";
+/// How long a refresh token (rotating or long-lived) lives unused.
+pub(crate) const REFRESH_TOKEN_IDLE: TimeDelta = TimeDelta::days(180);
 /// An access token: until when it is valid, and the client (API key) it was issued to,
 /// whose limits its requests count against.
 pub(crate) struct AccessToken {
@@ -41,6 +43,9 @@ pub(crate) struct AuthState {
     pub refresh_token: String,
     /// The client the refresh token was issued to: only it may redeem it.
     pub refresh_client: &'static str,
+    /// When the refresh token was issued or last redeemed: it expires unused for
+    /// `REFRESH_TOKEN_IDLE` after.
+    refresh_used_at: DateTime<Utc>,
     access: HashMap<String, AccessToken>,
     pub token_requests: usize,
     /// Authorization and device codes awaiting redemption.
@@ -48,7 +53,7 @@ pub(crate) struct AuthState {
 }
 
 impl AuthState {
-    pub(crate) fn new(seed: u64) -> Self {
+    pub(crate) fn new(seed: u64, now: DateTime<Utc>) -> Self {
         let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x0A07_4E5E_C2E7);
         let client_secret = random_token(&mut rng, 30);
         let refresh_token = random_token(&mut rng, 40);
@@ -57,16 +62,37 @@ impl AuthState {
             client_secret,
             refresh_token,
             refresh_client: CLIENT_ID,
+            refresh_used_at: now,
             access: HashMap::new(),
             token_requests: 0,
             flows: Flows::default(),
         }
     }
 
-    /// Replaces the refresh token, invalidating every earlier one.
-    pub(crate) fn rotate_refresh_token(&mut self) -> String {
+    /// Replaces the refresh token at `now`, invalidating every earlier one at once (no
+    /// grace period: none is documented).
+    pub(crate) fn rotate_refresh_token(&mut self, now: DateTime<Utc>) -> String {
+        self.refresh_used_at = now;
         self.refresh_token = random_token(&mut self.rng, 40);
         self.refresh_token.clone()
+    }
+
+    /// Whether `presented` is the refresh token of `client`, and used within the last
+    /// `REFRESH_TOKEN_IDLE`.
+    pub(crate) fn refresh_token_valid(
+        &self,
+        presented: &str,
+        client: &str,
+        now: DateTime<Utc>,
+    ) -> bool {
+        presented == self.refresh_token
+            && client == self.refresh_client
+            && now - self.refresh_used_at < REFRESH_TOKEN_IDLE
+    }
+
+    /// Counts a redemption of the (long-lived) refresh token at `now`.
+    pub(crate) fn refresh_token_used(&mut self, now: DateTime<Utc>) {
+        self.refresh_used_at = now;
     }
 
     /// A new access token of `client`, valid for `ttl` from `now`.

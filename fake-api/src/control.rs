@@ -171,7 +171,7 @@ async fn add_fault(
 
 /// Invalidates every refresh token; a fresh one (as after re-authorising) replaces it.
 async fn revoke(State(s): State<Arc<Shared>>) -> Json<Value> {
-    let token = s.auth().rotate_refresh_token();
+    let token = s.auth().rotate_refresh_token(s.clock.now());
     Json(json!({"refresh_token": token}))
 }
 

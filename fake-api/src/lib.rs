@@ -55,7 +55,7 @@ mod visits;
 
 use anyhow::Context;
 use axum::{extract::Request, middleware::from_fn_with_state, routing::post, Router};
-use chrono::{Months, SecondsFormat, Utc};
+use chrono::{Months, SecondsFormat};
 use hyper::{body::Incoming, server::conn::http1, service::service_fn};
 use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
@@ -98,7 +98,8 @@ impl Sandbox {
             .await
             .with_context(|| format!("binding 127.0.0.1:{}", opts.port))?;
         let addr = listener.local_addr()?;
-        let started = Utc::now();
+        let clock = Clock::default();
+        let started = clock.now();
         let data = Data::generate(
             opts.seed,
             opts.contacts,
@@ -106,14 +107,14 @@ impl Sandbox {
             started.timestamp() * 1000,
         );
         let shared = Arc::new(Shared {
-            auth: Mutex::new(AuthState::new(opts.seed)),
+            auth: Mutex::new(AuthState::new(opts.seed, started)),
             opts,
             started,
             data: RwLock::new(data),
             limits: Mutex::default(),
             requests: Mutex::default(),
             exports: Mutex::default(),
-            clock: Clock::default(),
+            clock,
         });
         let (stop, stopped) = watch::channel(());
         tokio::spawn(accept_loop(listener, router(shared.clone()), stopped));

@@ -114,12 +114,6 @@ async fn every_token_of_an_api_key_shares_its_rate_and_its_daily_quota() {
     );
 }
 
-/// Moves the sandbox's clock forward; its new time.
-async fn advance(h: &Harness, secs: f64) -> chrono::DateTime<chrono::Utc> {
-    let now = h.control("clock", json!({"advance_secs": secs})).await;
-    now["now"].as_str().unwrap().parse().unwrap()
-}
-
 #[tokio::test]
 async fn the_daily_quota_resets_at_midnight_utc() {
     // Access tokens that outlive the day the test moves through.
@@ -138,20 +132,20 @@ async fn the_daily_quota_resets_at_midnight_utc() {
     );
     // Half a second before the next 00:00 UTC the quota is still spent (a fixed
     // boundary: not 24 hours after the first request, not an hour later)...
-    let now = advance(&h, 0.0).await;
+    let now = h.advance_clock(0.0).await;
     let midnight = (now.date_naive() + chrono::Days::new(1))
         .and_hms_opt(0, 0, 0)
         .unwrap()
         .and_utc();
     let to_midnight = (midnight - now).num_milliseconds() as f64 / 1000.0;
-    let before = advance(&h, to_midnight - 0.5).await;
+    let before = h.advance_clock(to_midnight - 0.5).await;
     assert_eq!(before.date_naive(), now.date_naive());
     assert_eq!(
         h.get("/v3/contact_tags").await.0,
         StatusCode::TOO_MANY_REQUESTS
     );
     // ... and whole again from midnight on, for that day's quota.
-    let after = advance(&h, 1.0).await;
+    let after = h.advance_clock(1.0).await;
     assert_eq!(after.date_naive(), midnight.date_naive());
     for _ in 0..2 {
         assert_eq!(h.get("/v3/contact_tags").await.0, StatusCode::OK);
@@ -180,9 +174,9 @@ async fn access_tokens_expire_on_the_sandbox_clock() {
     let h = start(opts()).await;
     assert_eq!(h.get("/v3/contact_tags").await.0, StatusCode::OK);
     // Access tokens live 24 hours.
-    advance(&h, 86_400.0 - 60.0).await;
+    h.advance_clock(86_400.0 - 60.0).await;
     assert_eq!(h.get("/v3/contact_tags").await.0, StatusCode::OK);
-    advance(&h, 60.0).await;
+    h.advance_clock(60.0).await;
     assert_eq!(h.get("/v3/contact_tags").await.0, StatusCode::UNAUTHORIZED);
 }
 

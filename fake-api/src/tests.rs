@@ -1,4 +1,4 @@
-use super::{Sandbox, SandboxOptions};
+use super::{RefreshTokens, Sandbox, SandboxOptions};
 use reqwest::{Client, StatusCode};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
@@ -147,6 +147,7 @@ async fn refresh_tokens_rotate() {
         second
     );
 
+    // Single-use, with no grace period: the first is dead the moment the second exists.
     let reused = refresh(&sandbox, &http, &first).await;
     assert_eq!(reused.status(), StatusCode::BAD_REQUEST);
     assert_eq!(
@@ -157,6 +158,35 @@ async fn refresh_tokens_rotate() {
         refresh(&sandbox, &http, second).await.status(),
         StatusCode::OK
     );
+}
+
+#[tokio::test]
+async fn refresh_tokens_expire_after_180_days_unused() {
+    const DAY: f64 = 86_400.0;
+    for kind in [RefreshTokens::Rotating, RefreshTokens::LongLived] {
+        let h = start(SandboxOptions {
+            refresh_tokens: kind,
+            ..opts()
+        })
+        .await;
+        let current = || {
+            h.sandbox.connector_config()["credentials"]["refresh_token"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        };
+        // Each use starts the 180 days again, whatever the token's age...
+        for _ in 0..2 {
+            h.advance_clock(180.0 * DAY - 1.0).await;
+            let res = refresh(&h.sandbox, &h.http, &current()).await;
+            assert_eq!(res.status(), StatusCode::OK, "{kind:?}");
+        }
+        // ... and 180 days without one end it.
+        h.advance_clock(180.0 * DAY).await;
+        let res = refresh(&h.sandbox, &h.http, &current()).await;
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST, "{kind:?}");
+        assert_eq!(res.json::<Value>().await.unwrap()["error"], "invalid_grant");
+    }
 }
 
 #[tokio::test]
@@ -670,6 +700,12 @@ async fn injected_faults_fail_the_next_matching_requests() {
 }
 
 impl Harness {
+    /// Moves the sandbox's clock `secs` forward; its new time.
+    pub async fn advance_clock(&self, secs: f64) -> chrono::DateTime<chrono::Utc> {
+        let now = self.control("clock", json!({"advance_secs": secs})).await;
+        now["now"].as_str().unwrap().parse().unwrap()
+    }
+
     /// GET a host-relative path, with the harness's token, as it answers.
     pub async fn get_raw(&self, path: &str) -> reqwest::Response {
         self.http
