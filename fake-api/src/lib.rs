@@ -6,11 +6,12 @@
 //! `export_jobs` hold the rest of the state, and `state` gathers it all in `Shared` with
 //! the handler types (`St`, `Reply`, `Route`). Above them: `simulation` and `generate`
 //! (data from the seed), then one module per group of endpoints (`api`, `reports`,
-//! `abtests`, ...), each with its `routes` and the `expected_counts` of its streams; the
-//! auth side (`auth`, `oauth_flows`, `middleware`) sits beside them. At the top:
-//! `endpoints` lists the endpoint modules once, and `ground_truth`, `control` and this
-//! file use it. To add an endpoint: write its module, then add one line to
-//! `endpoints::MODULES`.
+//! `abtests`, ...), each with its `routes` (template, the contract's enum query
+//! parameters, handler) and the `expected_counts` of its streams; the auth side (`auth`,
+//! `oauth_flows`, `middleware`) sits beside them. At the top: `endpoints` lists the
+//! endpoint modules once, and `ground_truth`, `control` and this file use it. To add an
+//! endpoint: write its module, declaring the enum parameters of each route beside it
+//! (the router checks them), then add one line to `endpoints::MODULES`.
 
 mod abtests;
 mod api;
