@@ -45,7 +45,7 @@ use std::{
 use tokio::{net::TcpListener, sync::watch};
 use tower::ServiceExt;
 
-pub use proxy::{FaultKind, Faults, Proxy, ProxyStats};
+pub use proxy::{Exchange, FaultKind, Faults, Proxy, ProxyStats, Recorded};
 
 use auth::AuthState;
 use data::Data;
