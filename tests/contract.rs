@@ -2,8 +2,9 @@
 //! Constant Contact's Swagger file by `scripts/contract.py`): every request the
 //! connector sends and every answer the fake sends, recorded by a transparent proxy
 //! between them over a full read of every stream (the opt-in `contacts_export`
-//! included), an incremental read from its state, a read narrowed by the config's
-//! filters and a `check`.
+//! included), an incremental read from its state after the account changed, a read
+//! narrowed by the config's filters and a `check`. `CONTRACT_SANDBOX` adds sandbox
+//! arguments (another seed, more contacts) to look further.
 //!
 //! A finding fails the test unless one of two lists excuses it:
 //! - [`CONTRACT_EXCEPTIONS`]: where the contract itself is wrong, or the connector
@@ -107,7 +108,14 @@ fn some_ids(run: &common::Run, stream: &str, key: &str, n: usize) -> Vec<String>
 fn the_connector_and_the_fake_keep_to_the_contract() {
     let started = Instant::now();
     let contract = Contract::load();
-    let sandbox = Sandbox::start(&["--rps", "100"]);
+    let mut args = vec!["--rps".to_string(), "100".into()];
+    // Another generated account, to look further: `CONTRACT_SANDBOX="--seed 7
+    // --contacts 3000" cargo test --test contract`.
+    if let Ok(more) = std::env::var("CONTRACT_SANDBOX") {
+        args.extend(more.split_whitespace().map(str::to_string));
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let sandbox = Sandbox::start(&args);
     let proxy = Proxy::recording(&sandbox.base_url).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let mut config = sandbox.config.clone();
@@ -128,6 +136,14 @@ fn the_connector_and_the_fake_keep_to_the_contract() {
     let full = read(dir.path(), &config, &streams, None);
     full.assert_ok();
     config = full.next_config(&config);
+    // Changes for the incremental read to pick up: new, unsubscribed and deleted
+    // contacts, edited and newly sent campaigns, new opens and clicks.
+    sandbox.control(
+        "mutate",
+        json!({"contacts": 5, "unsubscribe_contacts": 3, "delete_contacts": 2,
+               "list_membership_changes": 3, "campaigns": 2, "tracking": 3,
+               "send_campaign": true}),
+    );
     let again = read(dir.path(), &config, &streams, Some(&full.state_messages()));
     again.assert_ok();
     config = again.next_config(&config);
