@@ -338,6 +338,24 @@ fn the_checker_catches_bad_parameters_and_bad_bodies() {
     let found = get("/v3/contact_tags", 418, json!({}));
     has(&found, "status", "status", "418");
 
+    // A bad request body: an item of the wrong type and an undeclared property.
+    let found: std::collections::BTreeSet<(String, String)> = contract
+        .check(&Traffic {
+            method: "POST",
+            target: "/v3/activities/contact_exports",
+            request_body: br#"{"fields": ["email", 5], "colour": "red"}"#,
+            response: None,
+        })
+        .into_iter()
+        .map(|v| (v.location, v.rule))
+        .collect();
+    let expected = [
+        ("body /colour", "undeclared property"),
+        ("body /fields/*", "type"),
+    ]
+    .map(|(l, r)| (l.to_string(), r.to_string()));
+    assert_eq!(found, expected.into());
+
     // Unknown operations.
     let found = get("/v3/no_such_thing", 200, json!({}));
     has(&found, "path", "operation", "GET /v3/no_such_thing");
