@@ -230,13 +230,22 @@ fn the_connector_and_the_fake_keep_to_the_contract() {
         .map(|(op, statuses)| format!("  {op}: {statuses:?}"))
         .collect();
     eprintln!(
-        "{} exchanges checked, {} operations (answers by status):\n{}\n{} distinct findings in {:.0?}:\n{}",
+        "{} exchanges checked ({} bodies against a schema), {} operations (answers by \
+         status):\n{}\n{} distinct findings in {:.0?}:\n{}",
         checked.len(),
+        contract.bodies_validated(),
         exercised.len(),
         statuses.join("\n"),
         all.len(),
         started.elapsed(),
         all.join("\n")
+    );
+    // Not vacuous either: most answers are JSON bodies with a declared schema.
+    assert!(
+        contract.bodies_validated() * 2 > checked.len(),
+        "only {} of {} exchanges had a body checked against a schema",
+        contract.bodies_validated(),
+        checked.len()
     );
     let unexcused = report.unexcused(&[CONTRACT_EXCEPTIONS, KNOWN_VIOLATIONS_TO_FIX]);
     let stale: Vec<String> = report

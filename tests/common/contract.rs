@@ -19,6 +19,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use jsonschema::error::ValidationErrorKind;
@@ -187,6 +188,8 @@ pub struct Contract {
     definitions: Value,
     /// Compiled body validators by `operation status` (or `operation body`).
     validators: Mutex<HashMap<String, std::sync::Arc<Validator>>>,
+    /// Bodies checked against a schema so far (requests and answers).
+    validated: AtomicUsize,
 }
 
 impl Contract {
@@ -234,6 +237,7 @@ impl Contract {
             others,
             definitions,
             validators: Mutex::default(),
+            validated: AtomicUsize::new(0),
         }
     }
 
@@ -477,7 +481,13 @@ impl Contract {
         }
     }
 
+    /// How many bodies (requests' and answers') were checked against a schema.
+    pub fn bodies_validated(&self) -> usize {
+        self.validated.load(Ordering::Relaxed)
+    }
+
     fn validator(&self, key: &str, schema: &Value) -> std::sync::Arc<Validator> {
+        self.validated.fetch_add(1, Ordering::Relaxed);
         let mut cache = self.validators.lock().unwrap();
         cache
             .entry(key.to_string())
