@@ -6,14 +6,10 @@
 //! narrowed by the config's filters and a `check`. `CONTRACT_SANDBOX` adds sandbox
 //! arguments (another seed, more contacts) to look further.
 //!
-//! A finding fails the test unless one of two lists excuses it:
-//! - [`CONTRACT_EXCEPTIONS`]: where the contract itself is wrong, or the connector
-//!   deliberately sends what another public source documents; each with its reason;
-//! - [`KNOWN_VIOLATIONS_TO_FIX`]: real violations found when the check was added,
-//!   to be fixed and removed (temporary: it is meant to be empty).
-//!
-//! An entry of either list that excuses nothing fails the test too, so fixed
-//! violations leave the list.
+//! A finding fails the test unless [`CONTRACT_EXCEPTIONS`] excuses it: where the
+//! contract itself is wrong, or the connector deliberately sends what another public
+//! source documents; each with its reason. An entry that excuses nothing fails the
+//! test too, so a fixed cause leaves the list.
 // These tests run the connector binary's `sandbox` subcommand.
 #![cfg(feature = "sandbox")]
 
@@ -63,16 +59,6 @@ const CONTRACT_EXCEPTIONS: &[Allowance] = &[
 
 /// Violations found when this check was added, to be fixed next. Temporary: each
 /// fix removes its entry (an entry that excuses nothing fails the test).
-const KNOWN_VIOLATIONS_TO_FIX: &[Allowance] = &[Allowance {
-    operation: "GET /v3/contacts/sms_engagement_history/{contact_id}",
-    side: Side::Response,
-    location: "200 /*/history_details/source_ip",
-    rule: "undeclared property",
-    value: None,
-    reason: "the fake (contact_consent.rs) renders `source_ip`, which neither the contract \
-             nor the SDK guide has; the connector's schema and spec_coverage list it too",
-}];
-
 const TOKEN_PATH: &str = "/oauth2/default/v1/token";
 
 /// Whether the contract covers `target` (the token endpoint and the sandbox's
@@ -247,11 +233,10 @@ fn the_connector_and_the_fake_keep_to_the_contract() {
         contract.bodies_validated(),
         checked.len()
     );
-    let unexcused = report.unexcused(&[CONTRACT_EXCEPTIONS, KNOWN_VIOLATIONS_TO_FIX]);
+    let unexcused = report.unexcused(CONTRACT_EXCEPTIONS);
     let stale: Vec<String> = report
         .unused(CONTRACT_EXCEPTIONS)
         .into_iter()
-        .chain(report.unused(KNOWN_VIOLATIONS_TO_FIX))
         .map(Allowance::describe)
         .collect();
     assert!(

@@ -783,11 +783,11 @@ impl Report {
         }
     }
 
-    /// Findings no allowance of `lists` excuses, one line each.
-    pub fn unexcused(&self, lists: &[&[Allowance]]) -> Vec<String> {
+    /// Findings no allowance of `allowed` excuses, one line each.
+    pub fn unexcused(&self, allowed: &[Allowance]) -> Vec<String> {
         self.found
             .values()
-            .filter(|(_, v)| !lists.iter().flat_map(|l| l.iter()).any(|a| a.matches(v)))
+            .filter(|(_, v)| !allowed.iter().any(|a| a.matches(v)))
             .map(|(n, v)| format!("{v} ({n}x)"))
             .collect()
     }
