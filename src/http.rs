@@ -18,11 +18,10 @@ use url::Url;
 use crate::auth::Auth;
 use crate::diagnostics::Diagnostics;
 use crate::error::{Error, Result, RunStop};
+use crate::user_agent::USER_AGENT;
 
 /// Added to the spacing between requests; see `ApiClient::new`.
 const SPACING_MARGIN: Duration = Duration::from_millis(5);
-
-pub const USER_AGENT: &str = concat!("source-constant-contact/", env!("CARGO_PKG_VERSION"));
 
 #[derive(Debug, Clone, Copy)]
 pub struct RetryPolicy {

@@ -16,3 +16,4 @@ pub mod files;
 pub mod http;
 pub mod protocol;
 pub mod streams;
+pub mod user_agent;

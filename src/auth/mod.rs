@@ -133,7 +133,7 @@ impl Auth {
                     // token elsewhere.
                     .redirect(reqwest::redirect::Policy::none())
                     .timeout(StdDuration::from_secs(60))
-                    .user_agent(crate::http::USER_AGENT)
+                    .user_agent(crate::user_agent::USER_AGENT)
                     .build()
                     .map_err(|e| Error::system(format!("cannot build HTTP client: {e}")))?;
                 let oauth = OAuth {
