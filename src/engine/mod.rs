@@ -196,6 +196,7 @@ pub async fn read_stream(
         if let Some(export) = def.export {
             return export::read(ctx, def, export, &mut sink, &mut report).await;
         }
+        pages::log_cut_window(ctx, def);
         let (mut strategy, source) =
             sync::plan(ctx, def, stream.incremental, state, &mut report).await?;
         read_pages(ctx, def, source, &mut *strategy, &mut sink, &mut report).await

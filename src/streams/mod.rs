@@ -263,6 +263,34 @@ impl Parent {
     }
 }
 
+/// Query parameters that carry the sync window: the config's start date to
+/// its end date (or the run's start).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DateWindow {
+    pub start_param: String,
+    pub end_param: String,
+    /// The longest range the endpoint accepts; a longer window is cut to its
+    /// latest part.
+    pub longest: Option<chrono::Duration>,
+}
+
+impl DateWindow {
+    pub fn new(start_param: &str, end_param: &str) -> DateWindow {
+        DateWindow {
+            start_param: start_param.into(),
+            end_param: end_param.into(),
+            longest: None,
+        }
+    }
+
+    pub fn at_most(self, longest: chrono::Duration) -> DateWindow {
+        DateWindow {
+            longest: Some(longest),
+            ..self
+        }
+    }
+}
+
 /// A stream read from a bulk export file rather than from pages: the
 /// engine's `export` module starts the export job, waits for it and streams
 /// the file's rows as records. Full refresh only, and opt-in (a job on the
@@ -291,7 +319,7 @@ pub struct StreamDef {
     /// fixed parameter of the same name when the list is set).
     pub filters: Vec<(String, ConfigList)>,
     /// Parameters that carry the sync window's start and end.
-    pub window: Option<(String, String)>,
+    pub window: Option<DateWindow>,
     pub schema: Value,
     /// Set for streams read once per parent record.
     pub parent: Option<Parent>,
@@ -394,9 +422,9 @@ impl StreamDef {
         self
     }
 
-    pub fn window(self, start_param: &str, end_param: &str) -> StreamDef {
+    pub fn window(self, window: DateWindow) -> StreamDef {
         StreamDef {
-            window: Some((start_param.into(), end_param.into())),
+            window: Some(window),
             ..self
         }
     }

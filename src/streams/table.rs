@@ -1,9 +1,11 @@
 //! The built-in streams. Each entry is a [`StreamDef`] built from the
 //! declarations that differ from a plain one-record endpoint.
 
+use chrono::Duration;
+
 use super::{
-    ChildSync, ConfigList, Cursor, Export, Lookback, Parent, Reconcile, Records, StatsGate,
-    StreamDef,
+    ChildSync, ConfigList, Cursor, DateWindow, Export, Lookback, Parent, Reconcile, Records,
+    StatsGate, StreamDef,
 };
 
 macro_rules! schema {
@@ -98,6 +100,11 @@ fn tracking(name: &str, path: &str, primary_key: &[&str], count: &str, schema: &
             &[count],
         ))
 }
+
+/// The longest range of `open_and_click_rates` (the contract: "cannot exceed
+/// 5 years"), as five 365-day years: within the limit however the API
+/// counts leap days.
+const FIVE_YEARS: Duration = Duration::days(5 * 365);
 
 /// A contact report: the endpoints take one contact per request, so only the
 /// config's `contact_ids` are read.
@@ -339,7 +346,7 @@ pub fn streams() -> Vec<StreamDef> {
         .records_key("campaign_activities")
         .primary_key(&["contact_id", "campaign_activity_id"])
         .schema(schema!("contact_activity_summary"))
-        .window("start", "end"),
+        .window(DateWindow::new("start", "end")),
         contact_report(
             "contact_activity_details",
             "/reports/contact_reports/{parent}/activity_details",
@@ -363,7 +370,7 @@ pub fn streams() -> Vec<StreamDef> {
         )
         .primary_key(&["contact_id"])
         .schema(schema!("contact_open_and_click_rates"))
-        .window("start", "end"),
+        .window(DateWindow::new("start", "end").at_most(FIVE_YEARS)),
         StreamDef::new("bulk_activities", "/activities")
             .records_key("activities")
             .primary_key(&["activity_id"])
