@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use url::Url;
 
+use super::optional::OptionalValues;
 use super::raw::{self, PageRecords};
 use super::state::format_time;
 use super::{Context, StreamReport};
@@ -255,8 +256,7 @@ impl Chain {
         report: &mut StreamReport,
     ) -> Result<Option<Fetched>> {
         while let Some(url) = self.pending().cloned() {
-            let parse = |text: String| parse_page(def, text);
-            let answer = ctx.api.get_parsed(&url, &parse).await;
+            let answer = get_page(&ctx.api, &ctx.optional, def, &url).await;
             if let Some(fetched) = self.accept(ctx, def, answer, report)? {
                 return Ok(Some(fetched));
             }
@@ -324,9 +324,32 @@ impl Chain {
 
 /// Asks for one page of `def`, owning what it needs, so that several can be
 /// in flight at once.
-pub async fn fetch(api: Arc<ApiClient>, def: Arc<StreamDef>, url: Url) -> Result<(Fetched, u32)> {
-    let parse = |text: String| parse_page(&def, text);
-    api.get_parsed(&url, &parse).await
+pub fn fetch(
+    ctx: &Context,
+    def: &Arc<StreamDef>,
+    url: Url,
+) -> impl std::future::Future<Output = Result<(Fetched, u32)>> + 'static {
+    let (api, optional, def) = (ctx.api.clone(), ctx.optional.clone(), def.clone());
+    async move { get_page(&api, &optional, &def, &url).await }
+}
+
+/// Asks for the page of `def` at `url`, leaving out the optional values
+/// the API refused.
+async fn get_page(
+    api: &ApiClient,
+    optional: &OptionalValues,
+    def: &StreamDef,
+    url: &Url,
+) -> Result<(Fetched, u32)> {
+    let parse = |text: String| parse_page(def, text);
+    let parse = &parse;
+    optional
+        .get(
+            def,
+            url,
+            |url| async move { api.get_parsed(&url, parse).await },
+        )
+        .await
 }
 
 /// The page's `_links.next.href`, if it has one.

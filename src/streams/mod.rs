@@ -291,6 +291,16 @@ impl DateWindow {
     }
 }
 
+/// A value of a list parameter (`include=a,b`) that a stream asks for
+/// although the API may refuse it: a source documents it, the contract does
+/// not list it. Refused (a 400 that names it), it is left out for the rest
+/// of the run (`engine::optional`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct OptionalValue {
+    pub param: String,
+    pub value: String,
+}
+
 /// A stream read from a bulk export file rather than from pages: the
 /// engine's `export` module starts the export job, waits for it and streams
 /// the file's rows as records. Full refresh only, and opt-in (a job on the
@@ -315,6 +325,8 @@ pub struct StreamDef {
     pub page_size: Option<u32>,
     /// Fixed query parameters.
     pub params: Vec<(String, String)>,
+    /// Values in `params` the API may refuse.
+    pub optional: Vec<OptionalValue>,
     /// Query parameters whose values come from the config (replacing a
     /// fixed parameter of the same name when the list is set).
     pub filters: Vec<(String, ConfigList)>,
@@ -350,6 +362,7 @@ impl StreamDef {
             cursor: None,
             page_size: None,
             params: Vec::new(),
+            optional: Vec::new(),
             filters: Vec::new(),
             window: None,
             schema: serde_json::json!({"type": "object"}),
@@ -415,6 +428,16 @@ impl StreamDef {
                 .collect(),
             ..self
         }
+    }
+
+    /// Marks `value`, one of `param`'s comma-separated values in `params`,
+    /// as one the API may refuse.
+    pub fn optional(mut self, param: &str, value: &str) -> StreamDef {
+        self.optional.push(OptionalValue {
+            param: param.into(),
+            value: value.into(),
+        });
+        self
     }
 
     pub fn filter(mut self, param: &str, list: ConfigList) -> StreamDef {

@@ -136,6 +136,10 @@ pub fn streams() -> Vec<StreamDef> {
                 ),
                 ("include_count", "true"),
             ])
+            // The SDK guide lists `sms_channel`, the contract's `include`
+            // enum does not: whether the API takes it is unknown, so a
+            // refusal drops it rather than failing the stream.
+            .optional("include", "sms_channel")
             .count("contacts_count")
             .split_by_cursor()
             .filter("status", ConfigList::ContactStatus)
@@ -499,6 +503,18 @@ mod tests {
                     };
                     up = registry.find_any(next).unwrap().clone();
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn optional_values_are_values_the_stream_asks_for() {
+        for def in streams() {
+            for optional in &def.optional {
+                let asked = def.params.iter().any(|(param, values)| {
+                    *param == optional.param && values.split(',').any(|v| v == optional.value)
+                });
+                assert!(asked, "{}: {optional:?}", def.name);
             }
         }
     }
