@@ -437,9 +437,7 @@ impl ApiClient {
             }
         }
     }
-}
 
-impl ApiClient {
     /// Holds every request back for `wait` from now (or longer, if another
     /// stream's throttle asked for longer).
     fn pause_for(&self, wait: Duration) {
@@ -633,7 +631,7 @@ enum RateLimit {
 /// error_message}`: one object for gateway errors (authorization, limits),
 /// an array of them for validation errors. Anything else is kept as the
 /// start of its text.
-#[derive(Debug, Default, PartialEq, Eq)]
+#[derive(Debug)]
 struct ErrorBody {
     keys: Vec<String>,
     messages: Vec<String>,
@@ -760,12 +758,11 @@ mod tests {
     fn a_429_is_told_apart_by_its_error_key_in_an_object_or_an_array() {
         let limit = |text: &str| ErrorBody::parse(text).limit();
         // The bodies the API documents, as one object and as an array.
-        let throttled = r#"{"error_key": "throttled", "error_message": "Too Many Requests"}"#;
         let quota = r#"{"error_key": "quota_exceeded", "error_message": "Limit Exceeded"}"#;
-        assert_eq!(limit(throttled), RateLimit::PerSecond);
+        assert_eq!(limit(THROTTLED), RateLimit::PerSecond);
         assert_eq!(limit(quota), RateLimit::DailyQuota);
-        assert_eq!(limit(&format!("[{throttled}]")), RateLimit::PerSecond);
-        assert_eq!(limit(&format!("[{quota}]")), RateLimit::DailyQuota);
+        assert_eq!(limit(&format!("[{THROTTLED}]")), RateLimit::PerSecond);
+        assert_eq!(limit(QUOTA), RateLimit::DailyQuota);
         // The key wins over the wording.
         let worded =
             r#"[{"error_key":"throttled","error_message":"daily quota of calls per second"}]"#;

@@ -591,7 +591,8 @@ mod tests {
     use super::*;
     use crate::scripted_server::{Answer, ScriptedServer};
 
-    const RATE_LIMITED: &str = r#"{"errorCode":"E0000047","errorSummary":"API call exceeded rate limit due to too many requests."}"#;
+    /// Its body does not matter: the status says it.
+    const RATE_LIMITED: &str = r#"{"error":"too_many_requests"}"#;
 
     fn token(access: &str) -> String {
         format!(
