@@ -1,27 +1,30 @@
 #!/usr/bin/env python3
-"""Derive the response property paths of every GET endpoint from the
-Constant Contact V3 OpenAPI spec, as a JSON fixture the unit test
-`spec_coverage_test` reads. The fixture holds facts about the spec (which
-properties each response has), none of its text, so it can live in the
-repository while the spec itself stays outside it.
+"""Derive the response properties of every GET endpoint of the Constant
+Contact V3 live contract (its Swagger 2.0 file), with each property's
+declared type and format, as a JSON fixture the unit tests in
+`src/streams/spec_coverage.rs` read. The fixture holds facts about the
+contract (which properties each response has, of which type and format),
+none of its text, so it can live in the repository while the contract itself
+stays outside it.
 
     python3 scripts/spec_properties.py [SPEC] [OUTPUT]      # regenerate
     python3 scripts/spec_properties.py --check [SPEC]       # exit 1 on drift
 
-Defaults: SPEC is ../shared/reference/constant-contact-v3.openapi.yml and
+Defaults: SPEC is ../shared/reference/constant-contact-v3.swagger.yaml and
 OUTPUT is tests/fixtures/spec_response_properties.json, both relative to the
-repository root.
+repository root. SPEC must be a Swagger 2.0 file.
 
-For each POST whose JSON body has a `fields` array with an enum (a bulk
-export's columns), the key `POST <template> fields` holds that enum, sorted.
-
-For each GET path, keyed by the spec's path template, the value is the sorted
-list of property paths of the response body: the 200 response's
-application/json schema, or when there is no 200 the first response that has
-one; `null` when there is none. `.name` is a property, `[]` an array's items:
-`.lists[].list_id`, `[].email_id`, `._links.next.href`. `$ref` and `allOf`
+For each GET path, keyed by the contract's path template, the value maps
+each property path of the response body to what the contract declares for
+it: `{"type": ..., "format": ...}`, either left out when the contract gives
+none. The body is the 200 response's `schema` (else the first response that
+has one); the value is `null` when there is none or the operation produces
+no application/json. `.name` is a property, `[]` an array's items:
+`.lists[]`, `.lists[].list_id`, `[].email_id`, `._links.next.href`. `$ref`
+(`#/definitions/X`, and `#/responses/X` for a whole response) and `allOf`
 are resolved (allOf merges properties); a `$ref` that repeats on the current
-path is not followed again, so cycles end.
+path is not followed again, so cycles end. A type the contract leaves out is
+`object` for a schema with properties, `array` for one with items.
 """
 
 import argparse
@@ -37,9 +40,10 @@ except ImportError:  # pragma: no cover - depends on the machine
     sys.exit("spec_properties.py needs PyYAML: pip install pyyaml")
 
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_SPEC = ROOT.parent / "shared" / "reference" / "constant-contact-v3.openapi.yml"
+DEFAULT_SPEC = ROOT.parent / "shared" / "reference" / "constant-contact-v3.swagger.yaml"
 DEFAULT_OUTPUT = ROOT / "tests" / "fixtures" / "spec_response_properties.json"
 REGENERATE = "python3 scripts/spec_properties.py"
+JSON = "application/json"
 
 
 class Loader(yaml.SafeLoader):
@@ -68,7 +72,7 @@ def string_keys(node):
 
 
 def pointer(spec, ref):
-    """The node a local `$ref` (`#/components/schemas/X`) names."""
+    """The node a local `$ref` (`#/definitions/X`) names."""
     if not ref.startswith("#/"):
         raise ValueError(f"only local $ref are supported, not {ref!r}")
     node = spec
@@ -77,56 +81,93 @@ def pointer(spec, ref):
     return node
 
 
-def flatten(spec, schema, seen):
-    """(properties, items, seen) of a schema with `$ref` followed and `allOf`
-    merged; `seen` is the set of `$ref` followed on the way here."""
-    properties, items = {}, None
-    while isinstance(schema, dict) and "$ref" in schema:
-        ref = schema["$ref"]
+def resolve(spec, node, seen):
+    """`node` with its `$ref` chain followed: (node, seen), node None when a
+    `$ref` repeats one in `seen` (a cycle)."""
+    while isinstance(node, dict) and "$ref" in node:
+        ref = node["$ref"]
         if ref in seen:
-            return {}, None, seen
+            return None, seen
         seen = seen | {ref}
-        schema = pointer(spec, ref)
+        node = pointer(spec, ref)
+    return node, seen
+
+
+def flatten(spec, schema, seen):
+    """(properties, items, type, format, seen) of a schema with `$ref`
+    followed and `allOf` merged; `seen` is the set of `$ref` followed on the
+    way here. `type` is the declared one, else inferred from properties or
+    items; None when neither says."""
+    schema, seen = resolve(spec, schema, seen)
     if not isinstance(schema, dict):
-        return {}, None, seen
+        return {}, None, None, None, seen
+    properties, items, kind, form = {}, None, None, None
     for part in schema.get("allOf", []):
-        part_properties, part_items, part_seen = flatten(spec, part, seen)
-        properties.update(part_properties)
-        items = items if items is not None else part_items
-        seen = seen | part_seen
+        p_properties, p_items, p_kind, p_form, p_seen = flatten(spec, part, seen)
+        properties.update(p_properties)
+        items = items if items is not None else p_items
+        kind = kind or p_kind
+        form = form or p_form
+        seen = seen | p_seen
     properties.update(schema.get("properties") or {})
     if "items" in schema:
         items = schema["items"]
-    return properties, items, seen
+    kind = schema.get("type") or kind
+    form = schema.get("format") or form
+    if kind is None and properties:
+        kind = "object"
+    if kind is None and items is not None:
+        kind = "array"
+    return properties, items, kind, form, seen
 
 
-def property_paths(spec, schema, prefix="", seen=frozenset()):
-    """Every property path under `schema`, each prefixed with `prefix`."""
-    properties, items, seen = flatten(spec, schema, seen)
-    out = []
-    for name, sub in properties.items():
-        path = f"{prefix}.{name}"
-        out.append(path)
-        out.extend(property_paths(spec, sub, path, seen))
-    if items is not None:
-        out.extend(property_paths(spec, items, f"{prefix}[]", seen))
+def describe(kind, form):
+    """The fixture's value for one property: what the contract declares."""
+    out = {}
+    if kind is not None:
+        out["type"] = kind
+    if form is not None:
+        out["format"] = form
     return out
 
 
-def response_schema(operation):
-    """The 200 JSON body schema, else the first response's that has one."""
+def property_facts(spec, schema, prefix="", seen=frozenset()):
+    """(path, facts) of every property and array items under `schema`, each
+    path prefixed with `prefix`."""
+    properties, items, kind, _, seen = flatten(spec, schema, seen)
+    out = []
+    for name, sub in properties.items():
+        path = f"{prefix}.{name}"
+        _, _, sub_kind, sub_form, _ = flatten(spec, sub, frozenset())
+        out.append((path, describe(sub_kind, sub_form)))
+        out.extend(property_facts(spec, sub, path, seen))
+    if items is not None:
+        path = f"{prefix}[]"
+        _, _, item_kind, item_form, _ = flatten(spec, items, frozenset())
+        out.append((path, describe(item_kind, item_form)))
+        out.extend(property_facts(spec, items, path, seen))
+    return out
+
+
+def response_schema(spec, operation):
+    """The 200 body schema, else the first response's that has one; None
+    when there is none or the operation produces no JSON."""
+    if JSON not in (operation.get("produces") or spec.get("produces") or [JSON]):
+        return None
     responses = operation.get("responses") or {}
     candidates = [responses["200"]] if "200" in responses else list(responses.values())
     for response in candidates:
-        json_body = ((response or {}).get("content") or {}).get("application/json")
-        if json_body is not None and "schema" in json_body:
-            return json_body["schema"]
+        response, _ = resolve(spec, response or {}, frozenset())
+        if isinstance(response, dict) and "schema" in response:
+            return response["schema"]
     return None
 
 
 def fixture(spec_path):
     raw = spec_path.read_bytes()
     spec = string_keys(yaml.load(raw, Loader=Loader))
+    if not isinstance(spec, dict) or str(spec.get("swagger")) != "2.0":
+        sys.exit(f"{spec_path} is not a Swagger 2.0 file (no `swagger: \"2.0\"`)")
     out = {
         "source": {
             "file": spec_path.name,
@@ -138,45 +179,47 @@ def fixture(spec_path):
         operation = (item or {}).get("get")
         if operation is None:
             continue
-        schema = response_schema(operation)
-        out[template] = None if schema is None else sorted(set(property_paths(spec, schema)))
-    for template, item in (spec.get("paths") or {}).items():
-        fields = export_fields(spec, (item or {}).get("post"))
-        if fields is not None:
-            out[f"POST {template} fields"] = fields
+        schema = response_schema(spec, operation)
+        if schema is None:
+            out[template] = None
+            continue
+        out[template] = dict(property_facts(spec, schema))
     return out
 
 
-def export_fields(spec, operation):
-    """The enum of a POST's JSON body `fields` array (the columns a bulk
-    export can ask for), sorted; None when the body has no such enum."""
-    body = (((operation or {}).get("requestBody") or {}).get("content") or {}).get(
-        "application/json"
-    )
-    if body is None or "schema" not in body:
-        return None
-    properties, _, _ = flatten(spec, body["schema"], frozenset())
-    _, items, _ = flatten(spec, properties.get("fields") or {}, frozenset())
-    while isinstance(items, dict) and "$ref" in items:
-        items = pointer(spec, items["$ref"])
-    enum = (items or {}).get("enum") if isinstance(items, dict) else None
-    return sorted(enum) if enum else None
-
-
 def render(data):
-    return json.dumps(data, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
+    """JSON with one line per property: sorted, diff-friendly."""
+    lines = ["{"]
+    keys = sorted(data)
+    for i, key in enumerate(keys):
+        comma = "," if i + 1 < len(keys) else ""
+        value = data[key]
+        name = json.dumps(key, ensure_ascii=False)
+        if key == "source" or not isinstance(value, dict) or not value:
+            text = json.dumps(value, sort_keys=True, ensure_ascii=False)
+            lines.append(f" {name}: {text}{comma}")
+            continue
+        lines.append(f" {name}: {{")
+        paths = sorted(value)
+        for j, path in enumerate(paths):
+            inner = "," if j + 1 < len(paths) else ""
+            fact = json.dumps(value[path], sort_keys=True, ensure_ascii=False)
+            lines.append(f"  {json.dumps(path, ensure_ascii=False)}: {fact}{inner}")
+        lines.append(f" }}{comma}")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
 
 
 def drift(old, new):
     """Readable lines saying how the checked-in fixture differs."""
     lines = []
     if old.get("source") != new.get("source"):
-        lines.append(f"source: checked in {old.get('source')}, spec now {new.get('source')}")
+        lines.append(f"source: checked in {old.get('source')}, contract now {new.get('source')}")
     endpoints = lambda d: {k for k in d if k != "source"}  # noqa: E731
     for key in sorted(endpoints(new) - endpoints(old)):
-        lines.append(f"new endpoint in the spec: {key}")
+        lines.append(f"new endpoint in the contract: {key}")
     for key in sorted(endpoints(old) - endpoints(new)):
-        lines.append(f"endpoint gone from the spec: {key}")
+        lines.append(f"endpoint gone from the contract: {key}")
     for key in sorted(endpoints(old) & endpoints(new)):
         before, after = old[key], new[key]
         if before == after:
@@ -184,10 +227,16 @@ def drift(old, new):
         if before is None or after is None:
             lines.append(f"{key}: JSON body {'added' if before is None else 'removed'}")
             continue
+        if not isinstance(before, dict):
+            lines.append(f"{key}: checked in as {type(before).__name__}, not properties with facts")
+            continue
         for path in sorted(set(after) - set(before)):
-            lines.append(f"{key}: + {path}")
+            lines.append(f"{key}: + {path} {after[path]}")
         for path in sorted(set(before) - set(after)):
             lines.append(f"{key}: - {path}")
+        for path in sorted(set(before) & set(after)):
+            if before[path] != after[path]:
+                lines.append(f"{key}: {path} was {before[path]}, now {after[path]}")
     return lines
 
 
@@ -205,7 +254,7 @@ def main(argv=None):
     output = args.output_option or args.output or DEFAULT_OUTPUT
 
     if not args.spec.is_file():
-        sys.exit(f"no OpenAPI spec at {args.spec}")
+        sys.exit(f"no Swagger contract at {args.spec}")
     new = fixture(args.spec)
     text = render(new)
 

@@ -32,6 +32,9 @@ pub struct Error {
     /// The API refused the request (403): a missing scope or user privilege,
     /// which a caller that knows the privilege can name.
     pub forbidden: bool,
+    /// The API refused the request as invalid (400): its error messages, so
+    /// a caller that sent an optional value can see whether they name it.
+    pub invalid_request: Option<Vec<String>>,
     /// Nothing else can succeed this run: the other streams stop too, keep
     /// their state, and the reason is reported once.
     pub stops_run: Option<RunStop>,
@@ -56,6 +59,7 @@ impl Error {
             message: message.into(),
             not_found: false,
             forbidden: false,
+            invalid_request: None,
             stops_run: None,
         }
     }
@@ -66,6 +70,7 @@ impl Error {
             message: message.into(),
             not_found: false,
             forbidden: false,
+            invalid_request: None,
             stops_run: None,
         }
     }

@@ -2,13 +2,16 @@
 //! rate limiter (the account's limit covers all streams together), carries a
 //! current token, and is retried on 5xx, timeouts, connection errors and
 //! broken or malformed bodies with exponential backoff and jitter, a bounded
-//! number of times; 429s are retried within a time budget.
+//! number of times. A 429 says which limit it hit only in its body's
+//! `error_key`: the per-second throttle pauses every stream and is retried
+//! within a time budget; the daily quota stops the run.
 
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use chrono::{DateTime, Days, SecondsFormat, Utc};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use rand::Rng;
 use reqwest::StatusCode;
@@ -18,11 +21,10 @@ use url::Url;
 use crate::auth::Auth;
 use crate::diagnostics::Diagnostics;
 use crate::error::{Error, Result, RunStop};
+use crate::user_agent::USER_AGENT;
 
 /// Added to the spacing between requests; see `ApiClient::new`.
 const SPACING_MARGIN: Duration = Duration::from_millis(5);
-
-pub const USER_AGENT: &str = concat!("source-constant-contact/", env!("CARGO_PKG_VERSION"));
 
 #[derive(Debug, Clone, Copy)]
 pub struct RetryPolicy {
@@ -58,7 +60,22 @@ impl RetryPolicy {
             .min(self.max_delay);
         ceiling.mul_f64(rand::thread_rng().gen_range(0.5..=1.0))
     }
+
+    /// The pause after the `throttled`-th per-second throttle of one request
+    /// in a row (1 for the first). The API sends no `Retry-After` and no rate
+    /// headers, so the schedule is ours: never less than the one-second
+    /// window the limit counts in, doubling while the 429s go on, at most
+    /// `max_delay`, with a little jitter.
+    fn throttle_pause(&self, throttled: u32) -> Duration {
+        let ceiling = THROTTLE_WINDOW
+            .saturating_mul(1 << (throttled.max(1) - 1).min(16))
+            .min(self.max_delay.max(THROTTLE_WINDOW));
+        ceiling.mul_f64(rand::thread_rng().gen_range(1.0..=1.25))
+    }
 }
+
+/// The window the API's per-second limit counts requests in.
+const THROTTLE_WINDOW: Duration = Duration::from_secs(1);
 
 /// A successful response and how many HTTP requests it took.
 pub struct Response {
@@ -76,6 +93,10 @@ pub struct ApiClient {
     /// What this run may still spend, and what stops it (shared by all
     /// streams: once the quota or the budget is spent, no stream asks again).
     spending: Spending,
+    /// Set by a per-second throttle: no stream sends before this moment.
+    /// The limit belongs to the API key, so the 429 one stream drew says the
+    /// others' next requests would draw one too.
+    paused_until: Mutex<Option<tokio::time::Instant>>,
 }
 
 /// Requests a day the API allows one API key, shared by every application
@@ -149,9 +170,11 @@ enum Attempt {
         reason: String,
         wait: Option<Duration>,
     },
-    /// Rate limited (429): retried within the throttle budget.
+    /// The per-second limit (429 `throttled`): retried within the throttle
+    /// budget, after a pause of every stream.
     Throttled {
         reason: String,
+        /// A `Retry-After` a proxy may add; the API itself sends none.
         wait: Option<Duration>,
     },
     Fail(Error),
@@ -192,6 +215,7 @@ impl ApiClient {
                 sent: AtomicU64::new(0),
                 stopped: Mutex::new(None),
             },
+            paused_until: Mutex::new(None),
         })
     }
 
@@ -319,8 +343,10 @@ impl ApiClient {
         let mut refreshed = false;
         let mut requests = 0;
         let mut failures = 0;
+        let mut throttled = 0;
         let mut throttled_since: Option<Instant> = None;
         loop {
+            self.wait_out_pause().await;
             self.spending.spend()?;
             self.limiter.until_ready().await;
             requests += 1;
@@ -385,12 +411,13 @@ impl ApiClient {
                             self.retry.throttle_budget.as_secs()
                         )));
                     }
-                    let wait = wait.unwrap_or_else(|| self.retry.backoff(0));
+                    throttled += 1;
+                    let wait = wait.unwrap_or_else(|| self.retry.throttle_pause(throttled));
                     self.diagnostics.warn(&format!(
-                        "{what}: {reason}; retrying in {:.1}s",
+                        "{what}: {reason}; every stream pauses, retrying in {:.1}s",
                         wait.as_secs_f64()
                     ));
-                    tokio::time::sleep(wait).await;
+                    self.pause_for(wait);
                 }
                 Attempt::Retry { reason, wait } => {
                     failures += 1;
@@ -408,6 +435,24 @@ impl ApiClient {
                     tokio::time::sleep(wait).await;
                 }
             }
+        }
+    }
+
+    /// Holds every request back for `wait` from now (or longer, if another
+    /// stream's throttle asked for longer).
+    fn pause_for(&self, wait: Duration) {
+        let until = tokio::time::Instant::now() + wait;
+        let mut paused = self.paused_until.lock().unwrap_or_else(|p| p.into_inner());
+        if paused.is_none_or(|current| current < until) {
+            *paused = Some(until);
+        }
+    }
+
+    /// Waits out the pause of the last per-second throttle, if any.
+    async fn wait_out_pause(&self) {
+        let until = *self.paused_until.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(until) = until {
+            tokio::time::sleep_until(until).await;
         }
     }
 }
@@ -504,28 +549,16 @@ async fn classify(what: &str, status: StatusCode, response: reqwest::Response) -
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok())
         .map(Duration::from_secs);
-    let detail = api_error_message(&response.text().await.unwrap_or_default());
+    let body = ErrorBody::parse(&response.text().await.unwrap_or_default());
+    let detail = body.detail();
     let code = status.as_u16();
     match status {
-        StatusCode::TOO_MANY_REQUESTS if names_daily_quota(&detail) => {
-            let resets = match retry_after {
-                Some(wait) => format!(
-                    "it resets at {}",
-                    (chrono::Utc::now() + wait).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-                ),
-                None => "it resets within a day".to_string(),
-            };
-            Attempt::Fail(
-                Error::system(format!(
-                    "{what}: the API key's daily request quota is spent (429{detail}); \
-                     {resets}, and the next run then resumes from the saved state"
-                ))
-                .stopping(RunStop::QuotaSpent),
-            )
-        }
-        StatusCode::TOO_MANY_REQUESTS => Attempt::Throttled {
-            reason: format!("rate limited (429{detail})"),
-            wait: retry_after,
+        StatusCode::TOO_MANY_REQUESTS => match body.limit() {
+            RateLimit::DailyQuota => Attempt::Fail(quota_spent(what, &detail, Utc::now())),
+            RateLimit::PerSecond => Attempt::Throttled {
+                reason: format!("rate limited (429{detail})"),
+                wait: retry_after,
+            },
         },
         // 202: the API accepted the request but has not finished it yet.
         StatusCode::ACCEPTED => Attempt::Retry {
@@ -536,6 +569,10 @@ async fn classify(what: &str, status: StatusCode, response: reqwest::Response) -
             reason: format!("server error {code}{detail}"),
             wait: retry_after,
         },
+        StatusCode::BAD_REQUEST => Attempt::Fail(Error {
+            invalid_request: Some(body.messages),
+            ..Error::system(format!("{what}: the API refused the request (400{detail})"))
+        }),
         StatusCode::UNAUTHORIZED => Attempt::Fail(Error::config(format!(
             "{what}: the API rejected a freshly refreshed access token (401{detail}); \
              re-authorize the application"
@@ -561,45 +598,107 @@ async fn classify(what: &str, status: StatusCode, response: reqwest::Response) -
     }
 }
 
-/// Whether a 429's message is about the day's quota rather than the
-/// per-second rate: the quota never recovers within a run, so it is not
-/// retried.
-fn names_daily_quota(detail: &str) -> bool {
-    let detail = detail.to_ascii_lowercase();
-    ["daily", "per day", "quota"]
-        .iter()
-        .any(|word| detail.contains(word))
+/// The error that stops the run when the API key's daily quota is spent at
+/// `now`: it names when the quota resets (the API counts the day from
+/// 00:00:00 UTC and sends no `Retry-After`).
+fn quota_spent(what: &str, detail: &str, now: DateTime<Utc>) -> Error {
+    let resets = next_utc_midnight(now).to_rfc3339_opts(SecondsFormat::Secs, true);
+    Error::system(format!(
+        "{what}: the API key's daily request quota is spent (429{detail}); it resets at \
+         {resets} (00:00 UTC), and the next run then resumes from the saved state"
+    ))
+    .stopping(RunStop::QuotaSpent)
 }
 
-/// The API's error bodies are `[{"error_key", "error_message"}]`; show the
-/// messages, and a short prefix of anything else.
-fn api_error_message(body: &str) -> String {
-    let messages: Vec<String> = match serde_json::from_str::<Value>(body) {
-        Ok(Value::Array(items)) => items
-            .iter()
-            .filter_map(|item| item.get("error_message").and_then(Value::as_str))
-            .map(str::to_string)
-            .collect(),
-        Ok(Value::Object(map)) => map
-            .get("error_message")
-            .or_else(|| map.get("message"))
-            .and_then(Value::as_str)
-            .map(|m| vec![m.to_string()])
-            .unwrap_or_default(),
-        _ => {
-            let text: String = body.trim().chars().take(200).collect();
-            if text.is_empty() {
-                vec![]
-            } else {
-                vec![text]
+/// The first 00:00:00 UTC after `now`.
+fn next_utc_midnight(now: DateTime<Utc>) -> DateTime<Utc> {
+    (now.date_naive() + Days::new(1))
+        .and_hms_opt(0, 0, 0)
+        .expect("midnight exists")
+        .and_utc()
+}
+
+/// The limit a 429 hit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RateLimit {
+    /// `throttled`: the API key's requests per second; passes in a second.
+    PerSecond,
+    /// `quota_exceeded`: the API key's requests per day; resets at 00:00 UTC.
+    DailyQuota,
+}
+
+/// What an error answer's body says. The API writes `{error_key,
+/// error_message}`: one object for gateway errors (authorization, limits),
+/// an array of them for validation errors. Anything else is kept as the
+/// start of its text.
+#[derive(Debug)]
+struct ErrorBody {
+    keys: Vec<String>,
+    messages: Vec<String>,
+}
+
+impl ErrorBody {
+    fn parse(text: &str) -> ErrorBody {
+        fn field(value: &Value, name: &str) -> Option<String> {
+            value.get(name).and_then(Value::as_str).map(String::from)
+        }
+        match serde_json::from_str::<Value>(text) {
+            Ok(Value::Array(items)) => ErrorBody {
+                keys: items.iter().filter_map(|i| field(i, "error_key")).collect(),
+                messages: items
+                    .iter()
+                    .filter_map(|i| field(i, "error_message"))
+                    .collect(),
+            },
+            Ok(object @ Value::Object(_)) => ErrorBody {
+                keys: field(&object, "error_key").into_iter().collect(),
+                messages: field(&object, "error_message")
+                    .or_else(|| field(&object, "message"))
+                    .into_iter()
+                    .collect(),
+            },
+            _ => {
+                let start: String = text.trim().chars().take(200).collect();
+                ErrorBody {
+                    keys: Vec::new(),
+                    messages: (!start.is_empty()).then_some(start).into_iter().collect(),
+                }
             }
         }
-    };
-    if messages.is_empty() {
-        String::new()
-    } else {
-        format!(": {}", messages.join("; "))
     }
+
+    /// The messages, for an error text: `": first; second"`, or nothing.
+    fn detail(&self) -> String {
+        if self.messages.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", self.messages.join("; "))
+        }
+    }
+
+    /// Which limit a 429 with this body hit: its `error_key` says. Only a
+    /// body without a key this connector knows is judged by its wording.
+    fn limit(&self) -> RateLimit {
+        let has_key = |key: &str| self.keys.iter().any(|k| k == key);
+        if has_key("quota_exceeded") {
+            RateLimit::DailyQuota
+        } else if has_key("throttled") {
+            RateLimit::PerSecond
+        } else if self.messages.iter().any(|m| names_daily_quota(m)) {
+            RateLimit::DailyQuota
+        } else {
+            RateLimit::PerSecond
+        }
+    }
+}
+
+/// Whether a 429's message is about the day's quota rather than the
+/// per-second rate: the fallback for bodies without a known `error_key`.
+fn names_daily_quota(message: &str) -> bool {
+    let message = message.to_ascii_lowercase();
+    ["daily", "per day", "quota"]
+        .iter()
+        .any(|word| message.contains(word))
 }
 
 fn describe_reqwest(error: &reqwest::Error) -> String {
@@ -616,13 +715,115 @@ fn describe_reqwest(error: &reqwest::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::LoadedConfig;
+    use crate::scripted_server::{Answer, ScriptedServer};
+
+    const THROTTLED: &str = r#"{"error_key": "throttled", "error_message": "Too Many Requests"}"#;
+    const QUOTA: &str = r#"[{"error_key": "quota_exceeded", "error_message": "Limit Exceeded"}]"#;
+
+    /// A client of `server` with a fixed access token.
+    fn client(server: &ScriptedServer) -> ApiClient {
+        let config = LoadedConfig::from_value(serde_json::json!({
+            "credentials": {"auth_type": "access_token", "access_token": "token"},
+            "api_base_url": server.url.as_str(),
+        }))
+        .unwrap();
+        let quiet = Diagnostics::new(|_, _| {});
+        let auth = Auth::new(&config, quiet.clone(), Arc::new(|_| {})).unwrap();
+        let limits = RequestLimits {
+            per_second: 100,
+            per_run: None,
+        };
+        ApiClient::new(
+            config.api_base_url,
+            limits,
+            Arc::new(auth),
+            RetryPolicy::SYNC,
+            quiet,
+        )
+        .unwrap()
+    }
 
     #[test]
     fn api_errors_are_summarised() {
+        let detail = |text: &str| ErrorBody::parse(text).detail();
         let body = r#"[{"error_key":"query.param.invalid","error_message":"limit too big"}]"#;
-        assert_eq!(api_error_message(body), ": limit too big");
-        assert_eq!(api_error_message(""), "");
-        assert_eq!(api_error_message("<html>oops"), ": <html>oops");
+        assert_eq!(detail(body), ": limit too big");
+        assert_eq!(detail(r#"{"message":"gone"}"#), ": gone");
+        assert_eq!(detail(""), "");
+        assert_eq!(detail("<html>oops"), ": <html>oops");
+    }
+
+    #[test]
+    fn a_429_is_told_apart_by_its_error_key_in_an_object_or_an_array() {
+        let limit = |text: &str| ErrorBody::parse(text).limit();
+        // The bodies the API documents, as one object and as an array.
+        let quota = r#"{"error_key": "quota_exceeded", "error_message": "Limit Exceeded"}"#;
+        assert_eq!(limit(THROTTLED), RateLimit::PerSecond);
+        assert_eq!(limit(quota), RateLimit::DailyQuota);
+        assert_eq!(limit(&format!("[{THROTTLED}]")), RateLimit::PerSecond);
+        assert_eq!(limit(QUOTA), RateLimit::DailyQuota);
+        // The key wins over the wording.
+        let worded =
+            r#"[{"error_key":"throttled","error_message":"daily quota of calls per second"}]"#;
+        assert_eq!(limit(worded), RateLimit::PerSecond);
+        // Without a key this connector knows, the wording decides.
+        let unkeyed =
+            r#"{"error_key":"too_many_requests","error_message":"Daily request quota exceeded."}"#;
+        assert_eq!(limit(unkeyed), RateLimit::DailyQuota);
+        assert_eq!(
+            limit(r#"[{"error_message":"Limit per day reached"}]"#),
+            RateLimit::DailyQuota
+        );
+        assert_eq!(
+            limit(r#"{"error_message":"Too many requests"}"#),
+            RateLimit::PerSecond
+        );
+        assert_eq!(limit(""), RateLimit::PerSecond);
+        assert_eq!(limit("<html>quota</html>"), RateLimit::DailyQuota);
+    }
+
+    #[test]
+    fn a_spent_quota_resets_at_the_next_midnight_utc_and_stops_the_run() {
+        let at = |text: &str| DateTime::parse_from_rfc3339(text).unwrap().to_utc();
+        assert_eq!(
+            next_utc_midnight(at("2026-08-13T17:45:10Z")),
+            at("2026-08-14T00:00:00Z")
+        );
+        assert_eq!(
+            next_utc_midnight(at("2026-12-31T23:59:59.999Z")),
+            at("2027-01-01T00:00:00Z")
+        );
+        assert_eq!(
+            next_utc_midnight(at("2026-08-13T00:00:00Z")),
+            at("2026-08-14T00:00:00Z")
+        );
+        let error = quota_spent(
+            "GET /contacts",
+            ": Limit Exceeded",
+            at("2026-08-13T17:45:10Z"),
+        );
+        assert_eq!(error.stops_run, Some(RunStop::QuotaSpent));
+        assert!(
+            error.message.contains("resets at 2026-08-14T00:00:00Z")
+                && error.message.contains("GET /contacts")
+                && error.message.contains("next run then resumes"),
+            "{}",
+            error.message
+        );
+    }
+
+    #[test]
+    fn a_throttle_pauses_at_least_a_second_and_longer_while_it_lasts() {
+        let policy = RetryPolicy::SYNC;
+        for throttled in 1..=3 {
+            let pause = policy.throttle_pause(throttled);
+            let floor = THROTTLE_WINDOW * (1 << (throttled - 1));
+            assert!(pause >= floor && pause <= floor.mul_f64(1.25), "{pause:?}");
+        }
+        assert!(policy.throttle_pause(40) <= policy.max_delay.mul_f64(1.25));
+        // A short `max_delay` (check) still waits out the window.
+        assert!(RetryPolicy::CHECK.throttle_pause(10) >= THROTTLE_WINDOW);
     }
 
     #[test]
@@ -631,5 +832,82 @@ mod tests {
         assert!(policy.backoff(0) <= Duration::from_millis(500));
         assert!(policy.backoff(3) >= Duration::from_secs(2));
         assert!(policy.backoff(30) <= Duration::from_secs(60));
+    }
+
+    #[tokio::test]
+    async fn a_throttle_pauses_every_stream_for_a_second_and_is_retried() {
+        let server = ScriptedServer::start(vec![
+            Answer::json(429, THROTTLED),
+            Answer::json(200, r#"{"first": true}"#),
+            Answer::json(200, r#"{"second": true}"#),
+        ])
+        .await;
+        let api = client(&server);
+        let first = api.endpoint("/first", &[]);
+        let throttled = api.get_json(&first);
+        // Another stream asks once the first one's 429 is in.
+        let other = async {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            api.get_json(&api.endpoint("/second", &[])).await
+        };
+        let (throttled, other) = tokio::join!(throttled, other);
+        assert_eq!(throttled.unwrap().requests, 2, "retried once");
+        assert_eq!(other.unwrap().requests, 1);
+        let asked = server.asked();
+        assert_eq!(asked.len(), 3);
+        for later in &asked[1..] {
+            let after = later.at - asked[0].at;
+            assert!(after >= THROTTLE_WINDOW, "{} after {after:?}", later.target);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_quota_429_stops_every_later_request_without_asking() {
+        let server = ScriptedServer::start(vec![Answer::json(429, QUOTA)]).await;
+        let api = client(&server);
+        let started = Instant::now();
+        let error = api
+            .get_json(&api.endpoint("/contacts", &[]))
+            .await
+            .err()
+            .unwrap();
+        assert!(started.elapsed() < Duration::from_secs(1), "not retried");
+        assert_eq!(error.stops_run, Some(RunStop::QuotaSpent));
+        let midnight = next_utc_midnight(Utc::now()).to_rfc3339_opts(SecondsFormat::Secs, true);
+        assert!(
+            error.message.contains("GET /contacts") && error.message.contains(&midnight),
+            "{}",
+            error.message
+        );
+        let again = api
+            .get_json(&api.endpoint("/emails", &[]))
+            .await
+            .err()
+            .unwrap();
+        assert_eq!(again.stops_run, Some(RunStop::QuotaSpent));
+        assert_eq!(server.asked().len(), 1, "nothing more is sent");
+        assert!(api.requests_spent().quota_spent);
+    }
+
+    #[tokio::test]
+    async fn a_400_keeps_the_api_messages_for_the_caller() {
+        let body = r#"[{"error_key":"contacts.api.validation.error","error_message":"include has an invalid value: sms_channel"}]"#;
+        let server = ScriptedServer::start(vec![Answer::json(400, body)]).await;
+        let api = client(&server);
+        let error = api
+            .get_json(&api.endpoint("/contacts", &[("include", "sms_channel".into())]))
+            .await
+            .err()
+            .unwrap();
+        assert_eq!(
+            error.invalid_request,
+            Some(vec!["include has an invalid value: sms_channel".to_string()])
+        );
+        assert!(
+            error.message.starts_with("GET /contacts: "),
+            "{}",
+            error.message
+        );
+        assert_eq!(server.asked().len(), 1, "a 400 is not retried");
     }
 }

@@ -15,4 +15,7 @@ pub mod error;
 pub mod files;
 pub mod http;
 pub mod protocol;
+#[cfg(test)]
+mod scripted_server;
 pub mod streams;
+pub mod user_agent;

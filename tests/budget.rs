@@ -161,6 +161,7 @@ fn a_spent_daily_quota_stops_the_run_at_once_and_the_next_day_resumes() {
     let mut config = sandbox.config.clone();
     config["requests_per_second"] = json!(50);
     let started = Instant::now();
+    let started_day = chrono::Utc::now().date_naive();
     let stopped = read(dir.path(), &config, &streams, None);
     assert!(
         started.elapsed() < QUICK_STOP,
@@ -172,6 +173,14 @@ fn a_spent_daily_quota_stops_the_run_at_once_and_the_next_day_resumes() {
     assert_eq!(errors.len(), 1, "one error for the run: {errors:?}");
     let message = errors[0]["message"].as_str().unwrap();
     assert!(message.contains("daily request quota"), "{message}");
+    // The API sends no Retry-After: the quota resets at the next 00:00 UTC
+    // (of the day the run started, or of the next if it ran past midnight).
+    let resets = [started_day, chrono::Utc::now().date_naive()]
+        .map(|day| format!("resets at {}T00:00:00Z", day + chrono::Days::new(1)));
+    assert!(
+        resets.iter().any(|reset| message.contains(reset)),
+        "{message}: {resets:?}"
+    );
     assert!(
         message.contains("resumes from the saved state"),
         "{message}"

@@ -393,6 +393,40 @@ fn custom_streams_are_read_by_the_same_engine() {
 }
 
 #[test]
+fn open_and_click_rates_ask_for_the_latest_five_years_of_a_longer_window() {
+    let sandbox = sandbox();
+    let dir = tempfile::tempdir().unwrap();
+    let (ids, mut config) = sandbox.contact_ids(dir.path(), &fast(&sandbox), 2);
+    config["contact_ids"] = json!(ids);
+    // Over 16 years: the API refuses a range of more than 5 (400).
+    config["start_date"] = json!("2010-01-01");
+    let streams = catalog(&["contact_open_and_click_rates"], false);
+    let run = read(dir.path(), &config, &streams, None);
+    run.assert_ok();
+    let expected = sandbox.contact_report_counts(&ids);
+    assert_eq!(
+        run.records("contact_open_and_click_rates").len(),
+        expected["contact_open_and_click_rates"]
+    );
+    let said: Vec<&str> = run
+        .of_type("LOG")
+        .into_iter()
+        .filter_map(|m| m["log"]["message"].as_str())
+        .filter(|m| m.contains("accepts at most 1825 days"))
+        .collect();
+    assert_eq!(
+        said.len(),
+        1,
+        "one line for the stream, not one per contact: {said:?}"
+    );
+    assert!(
+        said[0].starts_with("contact_open_and_click_rates: ") && said[0].contains("2010-01-01"),
+        "{}",
+        said[0]
+    );
+}
+
+#[test]
 fn relative_and_fixed_windows_bound_what_is_read() {
     let sandbox = sandbox();
     let dir = tempfile::tempdir().unwrap();

@@ -87,7 +87,6 @@ pub(crate) fn history(c: &Contact) -> Vec<Value> {
                 "consent_action_type": action,
                 "consent_medium_type": medium,
                 "source_consent_timestamp": timestamp(at),
-                "source_ip": format!("203.0.113.{}", c.serial % 250 + 1),
                 "source_sms_number": number,
                 "advertised_frequency": 2,
                 "advertised_interval": "M",

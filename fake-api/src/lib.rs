@@ -74,7 +74,7 @@ pub use options::{
     RefreshTokens, SandboxOptions, DEFAULT_CAMPAIGNS, MAX_CAMPAIGNS, MAX_CONTACTS,
     MAX_DEVICE_CODE_TTL_SECS, MAX_LATENCY_MS, MAX_TOKEN_TTL_SECS,
 };
-pub use proxy::{FaultKind, Faults, Proxy, ProxyStats};
+pub use proxy::{Exchange, FaultKind, Faults, Proxy, ProxyStats, Recorded};
 
 use clients::AuthState;
 use clock::Clock;

@@ -10,6 +10,10 @@
 //! fresh draw, and runs with the same seed fault the same requests whatever order
 //! concurrent streams send them in.
 //!
+//! A proxy started with [`Proxy::recording`] also keeps every exchange ([`Exchange`]):
+//! the request as the client sent it and the answer as the upstream gave it, for tests
+//! that check traffic against the API's contract.
+//!
 //! Faults that answer instead of the upstream (429 storms, token-endpoint errors) never
 //! forward the request: a token request that reached the sandbox would rotate its
 //! refresh token, and losing the answer would lose the credentials. Everything else is
@@ -171,6 +175,34 @@ impl Faults {
     }
 }
 
+/// One request as the client sent it, with the upstream's answer (`None` when the proxy
+/// answered itself, as injected 429s and token-endpoint errors do, or the upstream did
+/// not answer).
+#[derive(Debug, Clone)]
+pub struct Exchange {
+    pub method: String,
+    /// The request target: path and query, as sent.
+    pub target: String,
+    pub request_headers: Vec<(String, String)>,
+    pub request_body: Vec<u8>,
+    pub response: Option<Recorded>,
+}
+
+/// An upstream answer as [`Exchange`] keeps it.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Recorded {
+    /// The value of header `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        header(&self.headers, name)
+    }
+}
+
 /// What the proxy did so far.
 #[derive(Debug, Clone, Default)]
 pub struct ProxyStats {
@@ -184,6 +216,8 @@ struct Inner {
     upstream: SocketAddr,
     faults: Faults,
     seed: u64,
+    /// Whether exchanges are kept (`Proxy::recording`).
+    record: bool,
     mutable: Mutex<Mutable>,
 }
 
@@ -198,6 +232,8 @@ struct Mutable {
     chain_of: HashMap<String, String>,
     /// Chain id -> targets of its pages served so far, in order.
     chains: HashMap<String, Vec<String>>,
+    /// Exchanges so far, in the order their answers came (when recording).
+    exchanges: Vec<Exchange>,
 }
 
 impl Inner {
@@ -207,6 +243,25 @@ impl Inner {
 
     fn count(&self, kind: FaultKind) {
         *self.state().stats.injected.entry(kind.name()).or_default() += 1;
+    }
+
+    /// Keeps `request` (as the client sent it) and the upstream's answer, when recording.
+    fn record(&self, request: &Request, response: Option<&Response>) {
+        if !self.record {
+            return;
+        }
+        let exchange = Exchange {
+            method: request.method.clone(),
+            target: request.target.clone(),
+            request_headers: request.headers.clone(),
+            request_body: request.body.clone(),
+            response: response.map(|r| Recorded {
+                status: r.status,
+                headers: r.headers.clone(),
+                body: r.body.clone(),
+            }),
+        };
+        self.state().exchanges.push(exchange);
     }
 }
 
@@ -228,6 +283,22 @@ impl Proxy {
 
     /// [`Proxy::start`] on `port` (0 picks a free one).
     pub fn start_on(upstream: &str, faults: Faults, seed: u64, port: u16) -> anyhow::Result<Proxy> {
+        Proxy::launch(upstream, faults, seed, port, false)
+    }
+
+    /// A transparent proxy of `upstream` on a free port that keeps every exchange; take
+    /// them with [`Proxy::exchanges`].
+    pub fn recording(upstream: &str) -> anyhow::Result<Proxy> {
+        Proxy::launch(upstream, Faults::none(), 0, 0, true)
+    }
+
+    fn launch(
+        upstream: &str,
+        faults: Faults,
+        seed: u64,
+        port: u16,
+        record: bool,
+    ) -> anyhow::Result<Proxy> {
         let url = url::Url::parse(upstream).with_context(|| format!("upstream {upstream:?}"))?;
         if url.scheme() != "http" {
             bail!("the upstream must be plain http, not {upstream}");
@@ -254,6 +325,7 @@ impl Proxy {
             upstream,
             faults,
             seed,
+            record,
             mutable: Mutex::default(),
         });
         let (stop, stopped) = watch::channel(());
@@ -294,6 +366,12 @@ impl Proxy {
 
     pub fn stats(&self) -> ProxyStats {
         self.inner.state().stats.clone()
+    }
+
+    /// The exchanges recorded since the last call (none unless started with
+    /// [`Proxy::recording`]), in the order they were answered.
+    pub fn exchanges(&self) -> Vec<Exchange> {
+        std::mem::take(&mut self.inner.state().exchanges)
     }
 }
 
@@ -402,6 +480,7 @@ async fn serve(mut client: TcpStream, inner: &Inner) -> anyhow::Result<()> {
             };
             let body = format!(r#"{{"error":"server_error","error_description":"{reason}"}}"#);
             let response = Response::new(status, reason, "application/json", body.into_bytes());
+            inner.record(&request, None);
             return write_all(&mut client, &response.bytes()).await;
         }
     }
@@ -409,18 +488,29 @@ async fn serve(mut client: TcpStream, inner: &Inner) -> anyhow::Result<()> {
         inner.count(FaultKind::Storm429);
         let body = br#"{"error_key":"throttled","error_message":"Too Many Requests"}"#;
         let response = Response::new(429, "Too Many Requests", "application/json", body.to_vec());
+        inner.record(&request, None);
         return write_all(&mut client, &response.bytes()).await;
     }
 
     // Chains are remembered by the targets the client asked for: a link back must name
     // a URL the client itself read, not the one the proxy rewrote its limit in.
     let asked = request.target.clone();
+    // What the client sent, before the limit is lowered (kept only when recording).
+    let sent = inner.record.then(|| Request {
+        method: request.method.clone(),
+        target: asked.clone(),
+        headers: request.headers.clone(),
+        body: request.body.clone(),
+    });
     let mut forwarded = request;
     if let (true, Some(limit)) = (is_api, faults.page_limit) {
         forwarded.target = lower_limit(&forwarded.target, limit);
     }
     let upstream = tokio::time::timeout(IO_TIMEOUT, forward(inner.upstream, &forwarded)).await;
     inner.state().stats.forwarded += 1;
+    if let Some(sent) = &sent {
+        inner.record(sent, upstream.as_ref().ok().and_then(|r| r.as_ref().ok()));
+    }
     let mut response = match upstream {
         Ok(Ok(response)) => response,
         _ => Response::new(
@@ -866,6 +956,57 @@ mod through_a_sandbox {
             "120 contacts in pages of 50, plus the token"
         );
         assert!(proxy.stats().injected.is_empty());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_recording_proxy_keeps_each_request_and_answer() {
+        let sandbox = sandbox().await;
+        let http = Client::new();
+        let proxy = Proxy::recording(&sandbox.base_url()).unwrap();
+        let tokens: Value = token(&http, &sandbox, &proxy.token_url())
+            .await
+            .json()
+            .await
+            .unwrap();
+        let access = tokens["access_token"].as_str().unwrap();
+        let url = format!("{}/contacts?limit=50", proxy.base_url());
+        let page: Value = http
+            .get(&url)
+            .bearer_auth(access)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let exchanges = proxy.exchanges();
+        assert_eq!(exchanges.len(), 2, "the token and the page");
+        assert_eq!(exchanges[0].method, "POST");
+        assert_eq!(exchanges[0].target, TOKEN_PATH);
+        assert!(!exchanges[0].request_body.is_empty());
+        let get = &exchanges[1];
+        assert_eq!(
+            (get.method.as_str(), get.target.as_str()),
+            ("GET", "/v3/contacts?limit=50")
+        );
+        let answer = get.response.as_ref().unwrap();
+        assert_eq!(answer.status, 200);
+        assert!(answer
+            .header("Content-Type")
+            .unwrap()
+            .starts_with("application/json"));
+        assert_eq!(serde_json::from_slice::<Value>(&answer.body).unwrap(), page);
+        assert!(proxy.exchanges().is_empty(), "taken once");
+
+        // A proxy started without recording keeps nothing.
+        let plain = Proxy::start(&sandbox.base_url(), Faults::none(), 1).unwrap();
+        let _ = http
+            .get(format!("{}/contacts?limit=50", plain.base_url()))
+            .bearer_auth(access)
+            .send()
+            .await
+            .unwrap();
+        assert!(plain.exchanges().is_empty());
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

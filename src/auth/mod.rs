@@ -4,7 +4,9 @@
 //! refresh token is single-use, so two concurrent refreshes would kill the
 //! connection). Every token response is written to the token cache before
 //! anything else, and every rotated refresh token is handed to the protocol
-//! (`Output::config_updated`) before it is relied on.
+//! (`Output::config_updated`) before it is relied on. The token endpoint
+//! allows about one request a second: token requests are spaced so, and its
+//! 429s are waited out and retried a bounded number of times.
 
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
@@ -32,6 +34,9 @@ const DEFAULT_TOKEN_LIFETIME: Duration = Duration::hours(1);
 /// Network failures, 5xx and 429 of the token endpoint are retried this
 /// often, waiting 1, 2, 4, … seconds in between.
 const TOKEN_ATTEMPTS: u32 = 6;
+/// The token endpoint allows about one request a second (API support,
+/// community thread 399094): token requests of this process are spaced so.
+const TOKEN_REQUEST_SPACING: StdDuration = StdDuration::from_secs(1);
 const SCOPES_NEEDED: [&str; 3] = ["contact_data", "campaign_data", "account_read"];
 
 /// Called with the full new config when the token endpoint rotates the
@@ -62,6 +67,8 @@ struct OAuth {
     /// The config's refresh token: tried last when a newer one is rejected.
     configured: Secret,
     tokens: Mutex<Tokens>,
+    /// When the answer to the latest token request arrived.
+    last_token_answer: std::sync::Mutex<Option<tokio::time::Instant>>,
 }
 
 /// Where the refresh token in hand came from, for error messages.
@@ -133,7 +140,7 @@ impl Auth {
                     // token elsewhere.
                     .redirect(reqwest::redirect::Policy::none())
                     .timeout(StdDuration::from_secs(60))
-                    .user_agent(crate::http::USER_AGENT)
+                    .user_agent(crate::user_agent::USER_AGENT)
                     .build()
                     .map_err(|e| Error::system(format!("cannot build HTTP client: {e}")))?;
                 let oauth = OAuth {
@@ -152,6 +159,7 @@ impl Auth {
                         origin: Origin::Config,
                         access,
                     }),
+                    last_token_answer: std::sync::Mutex::new(None),
                 };
                 // A newer token set from an earlier run wins over the config.
                 {
@@ -392,11 +400,16 @@ impl OAuth {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            match client
+            self.wait_for_token_slot().await;
+            let answer = client
                 .exchange_refresh_token(&refresh)
                 .request_async(&call)
-                .await
-            {
+                .await;
+            *self
+                .last_token_answer
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()) = Some(tokio::time::Instant::now());
+            match answer {
                 Ok(response) => return Ok(response),
                 Err(RequestTokenError::ServerResponse(error)) => {
                     let description = error.error_description().cloned();
@@ -414,15 +427,23 @@ impl OAuth {
                     ))))
                 }
                 Err(error) if attempt < TOKEN_ATTEMPTS => {
+                    let wait = StdDuration::from_secs(1 << (attempt - 1));
+                    let failure = match &error {
+                        RequestTokenError::Request(TokenHttpError::Status(429)) => {
+                            "is rate limited (HTTP 429; it allows about one request a second)"
+                                .to_string()
+                        }
+                        other => format!("failed ({})", describe(other)),
+                    };
                     self.diagnostics.log(
                         Level::Warn,
                         &format!(
-                            "token endpoint {} failed ({}), retrying",
+                            "token endpoint {} {failure}, retrying in {}s",
                             self.token_url,
-                            describe(&error)
+                            wait.as_secs()
                         ),
                     );
-                    tokio::time::sleep(StdDuration::from_secs(1 << (attempt - 1))).await;
+                    tokio::time::sleep(wait).await;
                 }
                 Err(error) => {
                     return Err(Refused::Failed(Error::system(format!(
@@ -432,6 +453,21 @@ impl OAuth {
                     ))))
                 }
             }
+        }
+    }
+
+    /// Waits until a token request may go out: [`TOKEN_REQUEST_SPACING`]
+    /// after the answer to the one before (a refresh, its retries, and a
+    /// second refresh token tried after `invalid_grant` alike), so the
+    /// endpoint, too, sees them at least that far apart. Token requests are
+    /// sent one at a time (under the token lock), so the answer is known.
+    async fn wait_for_token_slot(&self) {
+        let last = *self
+            .last_token_answer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(last) = last {
+            tokio::time::sleep_until(last + TOKEN_REQUEST_SPACING).await;
         }
     }
 
@@ -547,5 +583,66 @@ fn describe<RE: std::error::Error, T: oauth2::ErrorResponse>(
         RequestTokenError::Parse(e, _) => format!("unexpected response: {e}"),
         RequestTokenError::Other(text) => text.clone(),
         RequestTokenError::ServerResponse(e) => e.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scripted_server::{Answer, ScriptedServer};
+
+    /// Its body does not matter: the status says it.
+    const RATE_LIMITED: &str = r#"{"error":"too_many_requests"}"#;
+
+    fn token(access: &str) -> String {
+        format!(
+            r#"{{"access_token":"{access}","token_type":"Bearer","expires_in":86400,"refresh_token":"refresh-after-{access}"}}"#
+        )
+    }
+
+    #[tokio::test]
+    async fn token_endpoint_429s_are_waited_out_and_requests_stay_a_second_apart() {
+        let server = ScriptedServer::start(vec![
+            Answer::json(429, RATE_LIMITED),
+            Answer::json(200, &token("first")),
+            Answer::json(200, &token("second")),
+        ])
+        .await;
+        let cache = tempfile::tempdir().unwrap();
+        let config = LoadedConfig::from_value(serde_json::json!({
+            "credentials": {"auth_type": "oauth2.0", "client_id": "id",
+                "client_secret": "secret", "refresh_token": "refresh"},
+            "token_url": server.url.join("token").unwrap().as_str(),
+            "token_cache_path": cache.path().join("tokens.json").to_str().unwrap(),
+        }))
+        .unwrap();
+        let warnings = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+        let log = warnings.clone();
+        let diagnostics = Diagnostics::new(move |_, message| {
+            log.lock().unwrap().push(message.to_string());
+        });
+        let auth = Auth::new(&config, diagnostics, Arc::new(|_| {})).unwrap();
+
+        let first = auth.access_token().await.expect("the 429 is ridden out");
+        assert_eq!(first.expose(), "first");
+        // The API refuses the new token at once: the second refresh still
+        // waits for its second.
+        let second = auth.token_rejected(&first).await.unwrap();
+        assert_eq!(second.expose(), "second");
+
+        let asked = server.asked();
+        assert_eq!(asked.len(), 3);
+        assert!(asked[0].body.contains("grant_type=refresh_token"));
+        for pair in asked.windows(2) {
+            let gap = pair[1].at - pair[0].at;
+            assert!(gap >= TOKEN_REQUEST_SPACING, "{gap:?}");
+        }
+        let warnings = warnings.lock().unwrap();
+        assert!(
+            warnings
+                .iter()
+                .any(|w| w.contains("429") && w.contains("retrying")),
+            "{warnings:?}"
+        );
     }
 }

@@ -5,6 +5,7 @@
 //! which records of a page to keep, and what state a page leaves behind.
 
 mod export;
+mod optional;
 mod pages;
 mod parents;
 mod raw;
@@ -26,6 +27,7 @@ use crate::http::ApiClient;
 use crate::protocol::catalog::Selected;
 use crate::protocol::{Output, RecordRef, StreamStatus};
 use crate::streams::{ConfigList, Reconcile, Registry, StreamDef};
+use optional::OptionalValues;
 use pages::{Chain, Fetched};
 use parents::{with_parent, Children, ParentCache, ParentValue};
 use sync::Strategy;
@@ -52,6 +54,8 @@ pub struct Context {
     parents: ParentCache,
     /// Stats that gate per-parent reads, read once per run.
     stats: stats::StatsCache,
+    /// Optional parameter values the API accepted or refused this run.
+    optional: Arc<OptionalValues>,
 }
 
 /// The lists the config narrows reads with.
@@ -84,6 +88,7 @@ impl Context {
         config: &LoadedConfig,
     ) -> Self {
         let settings = &config.config;
+        let optional = Arc::new(OptionalValues::new(output.clone()));
         Context {
             api,
             output,
@@ -102,6 +107,7 @@ impl Context {
             },
             parents: ParentCache::default(),
             stats: stats::StatsCache::default(),
+            optional,
         }
     }
 }
@@ -196,6 +202,7 @@ pub async fn read_stream(
         if let Some(export) = def.export {
             return export::read(ctx, def, export, &mut sink, &mut report).await;
         }
+        pages::log_cut_window(ctx, def);
         let (mut strategy, source) =
             sync::plan(ctx, def, stream.incremental, state, &mut report).await?;
         read_pages(ctx, def, source, &mut *strategy, &mut sink, &mut report).await

@@ -9,13 +9,14 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use url::Url;
 
+use super::optional::OptionalValues;
 use super::raw::{self, PageRecords};
 use super::state::format_time;
 use super::{Context, StreamReport};
 use crate::error::{Error, Result};
 use crate::http::{ApiClient, BodyError};
 use crate::protocol::Level;
-use crate::streams::{Records, StreamDef};
+use crate::streams::{DateWindow, Records, StreamDef};
 
 /// The first page of a stream at `path` (its own, or with the parent values
 /// filled in): fixed parameters, config filters, page size, the sync window
@@ -87,11 +88,78 @@ fn page_url(
     {
         params.push((param, format_time(end)));
     }
-    if let Some((start, end)) = &def.window {
-        params.push((start, format_time(ctx.start_date)));
-        params.push((end, format_time(ctx.end_date.unwrap_or(ctx.run_started))));
+    if let Some(window) = &def.window {
+        let range = WindowRange::of(ctx, window);
+        params.push((&window.start_param, format_time(range.start)));
+        params.push((&window.end_param, format_time(range.end)));
     }
     ctx.api.endpoint(path, &params)
+}
+
+/// The dates a stream with a [`DateWindow`] asks for: the config's start
+/// date to its end date (or the run's start), cut to the endpoint's longest
+/// range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WindowRange {
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    /// Set when the window was cut: where it started.
+    pub cut_from: Option<DateTime<Utc>>,
+}
+
+impl WindowRange {
+    pub fn of(ctx: &Context, window: &DateWindow) -> WindowRange {
+        WindowRange::between(
+            window,
+            ctx.start_date,
+            ctx.end_date.unwrap_or(ctx.run_started),
+        )
+    }
+
+    fn between(window: &DateWindow, start: DateTime<Utc>, end: DateTime<Utc>) -> WindowRange {
+        let earliest = window
+            .longest
+            .and_then(|longest| end.checked_sub_signed(longest));
+        match earliest {
+            Some(earliest) if earliest > start => WindowRange {
+                start: earliest,
+                end,
+                cut_from: Some(start),
+            },
+            _ => WindowRange {
+                start,
+                end,
+                cut_from: None,
+            },
+        }
+    }
+}
+
+/// Says, once per read of `def`, that its window is longer than its endpoint
+/// accepts and what is asked for instead.
+pub fn log_cut_window(ctx: &Context, def: &StreamDef) {
+    let Some(window) = &def.window else {
+        return;
+    };
+    let range = WindowRange::of(ctx, window);
+    let (Some(from), Some(longest)) = (range.cut_from, window.longest) else {
+        return;
+    };
+    ctx.output.log(
+        Level::Warn,
+        &format!(
+            "{}: {} accepts at most {} days from `{}` to `{}`; asking for {} to {}, the latest \
+             part of the window from the start date {}",
+            def.name,
+            def.path,
+            longest.num_days(),
+            window.start_param,
+            window.end_param,
+            format_time(range.start),
+            format_time(range.end),
+            format_time(from)
+        ),
+    );
 }
 
 /// A chain of pages linked by `_links.next.href`.
@@ -188,8 +256,7 @@ impl Chain {
         report: &mut StreamReport,
     ) -> Result<Option<Fetched>> {
         while let Some(url) = self.pending().cloned() {
-            let parse = |text: String| parse_page(def, text);
-            let answer = ctx.api.get_parsed(&url, &parse).await;
+            let answer = get_page(&ctx.api, &ctx.optional, def, &url).await;
             if let Some(fetched) = self.accept(ctx, def, answer, report)? {
                 return Ok(Some(fetched));
             }
@@ -257,9 +324,32 @@ impl Chain {
 
 /// Asks for one page of `def`, owning what it needs, so that several can be
 /// in flight at once.
-pub async fn fetch(api: Arc<ApiClient>, def: Arc<StreamDef>, url: Url) -> Result<(Fetched, u32)> {
-    let parse = |text: String| parse_page(&def, text);
-    api.get_parsed(&url, &parse).await
+pub fn fetch(
+    ctx: &Context,
+    def: &Arc<StreamDef>,
+    url: Url,
+) -> impl std::future::Future<Output = Result<(Fetched, u32)>> + 'static {
+    let (api, optional, def) = (ctx.api.clone(), ctx.optional.clone(), def.clone());
+    async move { get_page(&api, &optional, &def, &url).await }
+}
+
+/// Asks for the page of `def` at `url`, leaving out the optional values
+/// the API refused.
+async fn get_page(
+    api: &ApiClient,
+    optional: &OptionalValues,
+    def: &StreamDef,
+    url: &Url,
+) -> Result<(Fetched, u32)> {
+    let parse = |text: String| parse_page(def, text);
+    let parse = &parse;
+    optional
+        .get(
+            def,
+            url,
+            |url| async move { api.get_parsed(&url, parse).await },
+        )
+        .await
 }
 
 /// The page's `_links.next.href`, if it has one.
@@ -358,6 +448,30 @@ mod tests {
             Err(BodyError::NotJson(e)) => Err(format!("not JSON: {e}")),
             Err(BodyError::Problem(problem)) => Err(problem),
         }
+    }
+
+    #[test]
+    fn a_window_longer_than_the_endpoint_accepts_keeps_its_latest_part() {
+        let at = |text: &str| DateTime::parse_from_rfc3339(text).unwrap().to_utc();
+        let five_years = chrono::Duration::days(5 * 365);
+        let limited = DateWindow::new("start", "end").at_most(five_years);
+        let end = at("2026-08-13T12:00:00Z");
+        let long = WindowRange::between(&limited, at("2010-01-01T00:00:00Z"), end);
+        assert_eq!(long.end, end);
+        assert_eq!(long.end - long.start, five_years);
+        assert_eq!(long.cut_from, Some(at("2010-01-01T00:00:00Z")));
+        // A window within the limit, or on an endpoint without one, stays.
+        let short = WindowRange::between(&limited, at("2024-01-01T00:00:00Z"), end);
+        assert_eq!(
+            (short.start, short.cut_from),
+            (at("2024-01-01T00:00:00Z"), None)
+        );
+        let open = DateWindow::new("start", "end");
+        let whole = WindowRange::between(&open, at("2010-01-01T00:00:00Z"), end);
+        assert_eq!(
+            (whole.start, whole.cut_from),
+            (at("2010-01-01T00:00:00Z"), None)
+        );
     }
 
     #[test]

@@ -291,7 +291,7 @@ impl Children {
     fn ask_first_page(&mut self, ctx: &Context, parent: ParentValue) {
         let path = self.def.path.replace("{parent}", &parent.key);
         let first = first_page(ctx, &self.def, &path, None);
-        let page = fetch(ctx.api.clone(), self.def.clone(), first.clone());
+        let page = fetch(ctx, &self.def, first.clone());
         let chain = Chain::new(first);
         self.ahead
             .push_back(Box::pin(async move { (parent, chain, page.await) }));

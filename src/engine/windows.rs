@@ -33,7 +33,6 @@ use super::pages::{fetch, window_page, Chain, Fetched};
 use super::state::{parse_time, Timestamp, WindowState};
 use super::{Context, StreamReport};
 use crate::error::Result;
-use crate::http::ApiClient;
 use crate::protocol::Level;
 use crate::streams::StreamDef;
 
@@ -68,7 +67,6 @@ struct Window {
 }
 
 pub struct Windows {
-    api: Arc<ApiClient>,
     def: Arc<StreamDef>,
     /// Unfinished, in order of the cursor.
     windows: Vec<Window>,
@@ -120,7 +118,6 @@ impl Windows {
 
     fn empty(ctx: &Context, def: &Arc<StreamDef>) -> Windows {
         Windows {
-            api: ctx.api.clone(),
             def: def.clone(),
             windows: Vec::new(),
             in_flight: FuturesUnordered::new(),
@@ -181,7 +178,7 @@ impl Windows {
         report: &mut StreamReport,
     ) -> Result<Option<(Fetched, Option<Vec<WindowState>>)>> {
         loop {
-            self.launch();
+            self.launch(ctx);
             let Some((id, answer)) = self.in_flight.next().await else {
                 return Ok(None);
             };
@@ -221,7 +218,7 @@ impl Windows {
 
     /// Asks for the pending page of windows not in flight, in cursor order,
     /// up to [`IN_FLIGHT`] at once.
-    fn launch(&mut self) {
+    fn launch(&mut self, ctx: &Context) {
         for window in &mut self.windows {
             if self.in_flight.len() >= IN_FLIGHT {
                 break;
@@ -230,9 +227,9 @@ impl Windows {
                 continue;
             };
             window.in_flight = true;
-            let (id, api, def, url) = (window.id, self.api.clone(), self.def.clone(), url.clone());
+            let (id, page) = (window.id, fetch(ctx, &self.def, url.clone()));
             self.in_flight
-                .push(Box::pin(async move { (id, fetch(api, def, url).await) }));
+                .push(Box::pin(async move { (id, page.await) }));
         }
     }
 

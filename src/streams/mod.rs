@@ -263,6 +263,44 @@ impl Parent {
     }
 }
 
+/// Query parameters that carry the sync window: the config's start date to
+/// its end date (or the run's start).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DateWindow {
+    pub start_param: String,
+    pub end_param: String,
+    /// The longest range the endpoint accepts; a longer window is cut to its
+    /// latest part.
+    pub longest: Option<chrono::Duration>,
+}
+
+impl DateWindow {
+    pub fn new(start_param: &str, end_param: &str) -> DateWindow {
+        DateWindow {
+            start_param: start_param.into(),
+            end_param: end_param.into(),
+            longest: None,
+        }
+    }
+
+    pub fn at_most(self, longest: chrono::Duration) -> DateWindow {
+        DateWindow {
+            longest: Some(longest),
+            ..self
+        }
+    }
+}
+
+/// A value of a list parameter (`include=a,b`) that a stream asks for
+/// although the API may refuse it: a source documents it, the contract does
+/// not list it. Refused (a 400 that names it), it is left out for the rest
+/// of the run (`engine::optional`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct OptionalValue {
+    pub param: String,
+    pub value: String,
+}
+
 /// A stream read from a bulk export file rather than from pages: the
 /// engine's `export` module starts the export job, waits for it and streams
 /// the file's rows as records. Full refresh only, and opt-in (a job on the
@@ -287,11 +325,13 @@ pub struct StreamDef {
     pub page_size: Option<u32>,
     /// Fixed query parameters.
     pub params: Vec<(String, String)>,
+    /// Values in `params` the API may refuse.
+    pub optional: Vec<OptionalValue>,
     /// Query parameters whose values come from the config (replacing a
     /// fixed parameter of the same name when the list is set).
     pub filters: Vec<(String, ConfigList)>,
     /// Parameters that carry the sync window's start and end.
-    pub window: Option<(String, String)>,
+    pub window: Option<DateWindow>,
     pub schema: Value,
     /// Set for streams read once per parent record.
     pub parent: Option<Parent>,
@@ -322,6 +362,7 @@ impl StreamDef {
             cursor: None,
             page_size: None,
             params: Vec::new(),
+            optional: Vec::new(),
             filters: Vec::new(),
             window: None,
             schema: serde_json::json!({"type": "object"}),
@@ -389,14 +430,24 @@ impl StreamDef {
         }
     }
 
+    /// Marks `value`, one of `param`'s comma-separated values in `params`,
+    /// as one the API may refuse.
+    pub fn optional(mut self, param: &str, value: &str) -> StreamDef {
+        self.optional.push(OptionalValue {
+            param: param.into(),
+            value: value.into(),
+        });
+        self
+    }
+
     pub fn filter(mut self, param: &str, list: ConfigList) -> StreamDef {
         self.filters.push((param.into(), list));
         self
     }
 
-    pub fn window(self, start_param: &str, end_param: &str) -> StreamDef {
+    pub fn window(self, window: DateWindow) -> StreamDef {
         StreamDef {
-            window: Some((start_param.into(), end_param.into())),
+            window: Some(window),
             ..self
         }
     }

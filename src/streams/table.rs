@@ -1,9 +1,11 @@
 //! The built-in streams. Each entry is a [`StreamDef`] built from the
 //! declarations that differ from a plain one-record endpoint.
 
+use chrono::Duration;
+
 use super::{
-    ChildSync, ConfigList, Cursor, Export, Lookback, Parent, Reconcile, Records, StatsGate,
-    StreamDef,
+    ChildSync, ConfigList, Cursor, DateWindow, Export, Lookback, Parent, Reconcile, Records,
+    StatsGate, StreamDef,
 };
 
 macro_rules! schema {
@@ -99,6 +101,11 @@ fn tracking(name: &str, path: &str, primary_key: &[&str], count: &str, schema: &
         ))
 }
 
+/// The longest range of `open_and_click_rates` (the contract: "cannot exceed
+/// 5 years"), as five 365-day years: within the limit however the API
+/// counts leap days.
+const FIVE_YEARS: Duration = Duration::days(5 * 365);
+
 /// A contact report: the endpoints take one contact per request, so only the
 /// config's `contact_ids` are read.
 fn contact_report(name: &str, path: &str) -> StreamDef {
@@ -129,6 +136,10 @@ pub fn streams() -> Vec<StreamDef> {
                 ),
                 ("include_count", "true"),
             ])
+            // The SDK guide lists `sms_channel`, the contract's `include`
+            // enum does not: whether the API takes it is unknown, so a
+            // refusal drops it rather than failing the stream.
+            .optional("include", "sms_channel")
             .count("contacts_count")
             .split_by_cursor()
             .filter("status", ConfigList::ContactStatus)
@@ -339,7 +350,7 @@ pub fn streams() -> Vec<StreamDef> {
         .records_key("campaign_activities")
         .primary_key(&["contact_id", "campaign_activity_id"])
         .schema(schema!("contact_activity_summary"))
-        .window("start", "end"),
+        .window(DateWindow::new("start", "end")),
         contact_report(
             "contact_activity_details",
             "/reports/contact_reports/{parent}/activity_details",
@@ -363,7 +374,7 @@ pub fn streams() -> Vec<StreamDef> {
         )
         .primary_key(&["contact_id"])
         .schema(schema!("contact_open_and_click_rates"))
-        .window("start", "end"),
+        .window(DateWindow::new("start", "end").at_most(FIVE_YEARS)),
         StreamDef::new("bulk_activities", "/activities")
             .records_key("activities")
             .primary_key(&["activity_id"])
@@ -492,6 +503,18 @@ mod tests {
                     };
                     up = registry.find_any(next).unwrap().clone();
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn optional_values_are_values_the_stream_asks_for() {
+        for def in streams() {
+            for optional in &def.optional {
+                let asked = def.params.iter().any(|(param, values)| {
+                    *param == optional.param && values.split(',').any(|v| v == optional.value)
+                });
+                assert!(asked, "{}: {optional:?}", def.name);
             }
         }
     }

@@ -444,5 +444,7 @@ pub fn read_args<'a>(config: &'a Path, catalog: &'a Path) -> [&'a str; 5] {
         catalog.to_str().unwrap(),
     ]
 }
+/// The API contract (tests/fixtures/contract.json) and the checks of traffic against it.
+pub mod contract;
 /// Ground truth, proxies, killed runs: the "nothing lost" harness.
 pub mod proxy_harness;

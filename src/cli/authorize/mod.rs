@@ -142,7 +142,7 @@ async fn authorize(args: &AuthorizeArgs) -> Result<()> {
         // The token endpoint must answer itself: a redirect would carry the secret away.
         .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(30))
-        .user_agent(crate::http::USER_AGENT)
+        .user_agent(crate::user_agent::USER_AGENT)
         .build()
         .context("cannot build the HTTP client")?;
     let scopes = scopes(&args.scopes);
