@@ -33,7 +33,6 @@ pub(crate) async fn token(
     body: Bytes,
 ) -> Response {
     let mut auth = s.auth();
-    auth.token_requests += 1;
     let is_form = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -53,10 +52,12 @@ pub(crate) async fn token(
         let mut limits = s.limits();
         let window = limits.token_windows.entry(claimed).or_default();
         if !window.has_room(now, s.opts.token_rps) {
+            limits.token_refused += 1;
             return token_throttled();
         }
         window.admit(now);
     }
+    auth.token_requests += 1;
     let Some(form) = form else {
         let msg = "The request must be application/x-www-form-urlencoded.";
         return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", msg);

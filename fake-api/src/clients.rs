@@ -47,6 +47,7 @@ pub(crate) struct AuthState {
     /// `REFRESH_TOKEN_IDLE` after.
     refresh_used_at: DateTime<Utc>,
     access: HashMap<String, AccessToken>,
+    /// Token requests let through the token endpoint's rate (whatever they got).
     pub token_requests: usize,
     /// Authorization and device codes awaiting redemption.
     pub flows: Flows,

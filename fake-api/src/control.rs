@@ -223,13 +223,22 @@ async fn state(State(s): State<Arc<Shared>>) -> Json<Value> {
         let auth = s.auth();
         (auth.token_requests, auth.refresh_token.clone())
     };
-    let (rate_refused, quota_refused) = s.limits().refused();
+    let (rate_refused, quota_refused, token_refused) = {
+        let limits = s.limits();
+        (
+            limits.rate_refused,
+            limits.quota_refused,
+            limits.token_refused,
+        )
+    };
     Json(json!({
         "expected_counts": endpoints::expected_counts(&s.data()),
         "request_counts": s.request_counts(),
         "rate_limit_429s": rate_refused,
         "daily_quota_429s": quota_refused,
+        // Those the token endpoint's rate let through: a refused one is in token_429s.
         "token_requests": token_requests,
+        "token_429s": token_refused,
         "current_refresh_token": current_refresh_token,
     }))
 }

@@ -201,6 +201,11 @@ async fn the_token_endpoint_allows_one_request_a_second_per_client() {
         h.sandbox.connector_config()["credentials"]["refresh_token"],
         current
     );
+    let (_, state) = h.get("/__sandbox/state").await;
+    assert_eq!(
+        (&state["token_requests"], &state["token_429s"]),
+        (&json!(1), &json!(1))
+    );
     tokio::time::sleep(std::time::Duration::from_millis(1050)).await;
     assert_eq!(refresh(&h).await.status(), StatusCode::OK);
     // Another client (API key) has its own second.

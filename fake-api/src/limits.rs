@@ -79,14 +79,11 @@ pub(crate) struct Limits {
     /// 429s answered for the per-second rate, and for the daily quota.
     pub rate_refused: u64,
     pub quota_refused: u64,
+    /// 429s the token endpoint answered.
+    pub token_refused: u64,
 }
 
 impl Limits {
-    /// (429s for the rate, 429s for the quota) so far.
-    pub(crate) fn refused(&self) -> (u64, u64) {
-        (self.rate_refused, self.quota_refused)
-    }
-
     /// What the API key `client` has used, its daily count starting again on each UTC
     /// day: the quota resets at 00:00 UTC, a fixed boundary, not 24 hours after the first
     /// request.
