@@ -182,6 +182,14 @@ pub struct Config {
         extend("order" = 5, "examples" = ["/state/tokens.json"])
     )]
     pub token_cache_path: Option<String>,
+
+    /// Ask `/contacts` for each contact's SMS channel (`include=sms_channel`), which
+    /// Constant Contact's SDK guide documents and its API contract does not. An API
+    /// that refuses it costs one extra request and a warning each run, and the run
+    /// goes on without it: set false then to stop asking.
+    #[serde(default = "default_true")]
+    #[schemars(title = "Contacts: ask for the SMS channel", extend("order" = 19))]
+    pub contacts_include_sms_channel: bool,
 }
 
 /// One user-defined stream.
@@ -289,6 +297,10 @@ fn default_api_base_url() -> String {
 
 fn default_token_url() -> String {
     DEFAULT_TOKEN_URL.to_string()
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_contacts_reconcile_days() -> u32 {
@@ -429,6 +441,16 @@ fn both(a: &str, b: &str) -> Error {
 }
 
 impl Config {
+    /// The boolean switches of optional request values (`StreamDef::optional`)
+    /// that are off: the engine never asks for those values.
+    pub fn optional_values_switched_off(&self) -> std::collections::HashSet<String> {
+        [("contacts_include_sms_channel", self.contacts_include_sms_channel)]
+            .into_iter()
+            .filter(|(_, on)| !on)
+            .map(|(switch, _)| switch.to_string())
+            .collect()
+    }
+
     /// An end date must reach every incremental custom stream's requests.
     fn validate_custom_end(&self) -> Result<()> {
         for (index, stream) in self.custom_streams.iter().enumerate() {
@@ -605,6 +627,26 @@ mod tests {
         assert_eq!(loaded.config.requests_per_second, 4);
         let age = Utc::now() - loaded.start_date;
         assert!((364..=366).contains(&age.num_days()));
+    }
+
+    #[test]
+    fn every_optional_value_switch_is_a_config_field_that_turns_it_off() {
+        let registry = crate::streams::Registry::built_in();
+        for def in registry.visible() {
+            for optional in &def.optional {
+                let on = LoadedConfig::from_value(oauth(json!({}))).unwrap();
+                assert!(on.config.optional_values_switched_off().is_empty());
+                let off = LoadedConfig::from_value(oauth(json!({&optional.switch: false})))
+                    .unwrap_or_else(|e| panic!("{}: {e}", def.name));
+                assert!(
+                    off.config
+                        .optional_values_switched_off()
+                        .contains(&optional.switch),
+                    "{}: {optional:?}",
+                    def.name
+                );
+            }
+        }
     }
 
     #[test]

@@ -67,6 +67,8 @@ fn discover_adds_typed_columns_and_reads_fill_them() {
     let mut config = sandbox.config.clone();
     config["requests_per_second"] = 50.into();
     config["custom_fields_as_columns"] = true.into();
+    // No warning for the `include=sms_channel` the sandbox refuses.
+    config["contacts_include_sms_channel"] = false.into();
 
     let (discovered, config, cost) = discover(&sandbox, dir.path(), &config);
     assert_eq!(cost, 1, "one request for up to 100 custom fields");

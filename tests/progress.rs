@@ -20,6 +20,8 @@ fn sandbox() -> (Sandbox, Value) {
     let sandbox = Sandbox::start(&["--contacts", "1200", "--rps", "20"]);
     let mut config = sandbox.config.clone();
     config["requests_per_second"] = 20.into();
+    // No warning for the `include=sms_channel` the sandbox refuses.
+    config["contacts_include_sms_channel"] = false.into();
     (sandbox, config)
 }
 

@@ -63,7 +63,6 @@ fn every_stream_reads_completely_and_validates() {
         "street_addresses",
         "taggings",
         "notes",
-        "sms_channel",
     ] {
         assert!(
             contacts
@@ -72,6 +71,20 @@ fn every_stream_reads_completely_and_validates() {
             "{key}"
         );
     }
+    // The sandbox refuses `include=sms_channel`, as the contract's enum does: the
+    // read goes on without it, with one warning that says how to stop asking.
+    let refusals: Vec<&Value> = run
+        .of_type("LOG")
+        .into_iter()
+        .filter(|m| {
+            m["log"]["message"]
+                .as_str()
+                .is_some_and(|t| t.contains("contacts_include_sms_channel"))
+        })
+        .collect();
+    assert_eq!(refusals.len(), 1, "{refusals:?}");
+    assert_eq!(refusals[0]["log"]["level"], "WARN");
+    assert!(contacts.iter().all(|c| c.get("sms_channel").is_none()));
     assert!(run
         .records("contact_lists")
         .iter()

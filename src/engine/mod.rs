@@ -88,7 +88,10 @@ impl Context {
         config: &LoadedConfig,
     ) -> Self {
         let settings = &config.config;
-        let optional = Arc::new(OptionalValues::new(output.clone()));
+        let optional = Arc::new(OptionalValues::new(
+            output.clone(),
+            settings.optional_values_switched_off(),
+        ));
         Context {
             api,
             output,

@@ -6,9 +6,10 @@
 //! example of such an error does) refuses it. A refused value is left out of
 //! that request, which is sent again, and of every later request of the
 //! run, with one warning. The cost is one extra request per refused value
-//! and run; the stream never fails for it.
+//! and run; the stream never fails for it. A value whose config switch is
+//! off is never asked for.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 
@@ -32,14 +33,17 @@ pub struct OptionalValues {
     verdicts: Mutex<HashMap<Key, Verdict>>,
     /// Held by the request that carries values without a verdict.
     trial: tokio::sync::Mutex<()>,
+    /// Config switches (`OptionalValue::switch`) set to false.
+    switched_off: HashSet<String>,
     output: Arc<dyn Output>,
 }
 
 impl OptionalValues {
-    pub fn new(output: Arc<dyn Output>) -> OptionalValues {
+    pub fn new(output: Arc<dyn Output>, switched_off: HashSet<String>) -> OptionalValues {
         OptionalValues {
             verdicts: Mutex::new(HashMap::new()),
             trial: tokio::sync::Mutex::new(()),
+            switched_off,
             output,
         }
     }
@@ -85,8 +89,9 @@ impl OptionalValues {
                     Level::Warn,
                     &format!(
                         "{}: {error}; asking again without the optional `{}` value `{}`, \
-                         which is left out for the rest of the run",
-                        def.name, value.param, value.value
+                         which is left out for the rest of the run (set `{}` to false \
+                         to stop asking for it)",
+                        def.name, value.param, value.value, value.switch
                     ),
                 );
             }
@@ -94,6 +99,9 @@ impl OptionalValues {
     }
 
     fn verdict(&self, def: &StreamDef, value: &OptionalValue) -> Option<Verdict> {
+        if self.switched_off.contains(&value.switch) {
+            return Some(Verdict::Refused);
+        }
         let verdicts = self.verdicts.lock().unwrap_or_else(|p| p.into_inner());
         verdicts.get(&(def.name.clone(), value.clone())).copied()
     }
@@ -201,7 +209,7 @@ mod tests {
     fn contacts() -> StreamDef {
         StreamDef::new("contacts", "/contacts")
             .params(&[("include", "notes,sms_channel"), ("status", "all")])
-            .optional("include", "sms_channel")
+            .optional("include", "sms_channel", "contacts_include_sms_channel")
     }
 
     fn first_page() -> Url {
@@ -251,7 +259,7 @@ mod tests {
     #[tokio::test]
     async fn a_refused_value_costs_one_request_and_one_warning_a_run() {
         let output = Arc::new(Logged::default());
-        let optional = OptionalValues::new(output.clone());
+        let optional = OptionalValues::new(output.clone(), HashSet::new());
         let api = Api::new(Some("Invalid include value: sms_channel"));
         let (def, url) = (contacts(), first_page());
         let (first, second) = tokio::join!(
@@ -290,7 +298,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_refusal_naming_only_the_parameter_drops_the_value_too() {
-        let optional = OptionalValues::new(Arc::new(Logged::default()));
+        let optional = OptionalValues::new(Arc::new(Logged::default()), HashSet::new());
         let api = Api::new(Some("include does not have a valid value"));
         let (url, requests) = optional
             .get(&contacts(), &first_page(), |url| api.get(url))
@@ -303,7 +311,7 @@ mod tests {
     #[tokio::test]
     async fn an_accepted_value_is_kept_and_no_request_waits_for_it_again() {
         let output = Arc::new(Logged::default());
-        let optional = OptionalValues::new(output.clone());
+        let optional = OptionalValues::new(output.clone(), HashSet::new());
         let api = Api::new(None);
         let def = contacts();
         for _ in 0..2 {
@@ -319,9 +327,24 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_value_switched_off_in_the_config_is_never_asked_for() {
+        let output = Arc::new(Logged::default());
+        let switched_off = HashSet::from(["contacts_include_sms_channel".to_string()]);
+        let optional = OptionalValues::new(output.clone(), switched_off);
+        let api = Api::new(Some("Invalid include value: sms_channel"));
+        let (url, requests) = optional
+            .get(&contacts(), &first_page(), |url| api.get(url))
+            .await
+            .unwrap();
+        assert!(!url.contains("sms_channel") && url.contains("notes"), "{url}");
+        assert_eq!((requests, api.sent().len()), (1, 1));
+        assert!(output.0.lock().unwrap().is_empty(), "no warning");
+    }
+
+    #[tokio::test]
     async fn another_400_fails_the_request_and_decides_nothing() {
         let output = Arc::new(Logged::default());
-        let optional = OptionalValues::new(output.clone());
+        let optional = OptionalValues::new(output.clone(), HashSet::new());
         // Names neither the value nor its parameter (`include_count` is
         // another parameter).
         let api = Api::new(Some("include_count does not have a valid value"));

@@ -299,6 +299,8 @@ impl DateWindow {
 pub struct OptionalValue {
     pub param: String,
     pub value: String,
+    /// The boolean config field that, false, stops the connector asking.
+    pub switch: String,
 }
 
 /// A stream read from a bulk export file rather than from pages: the
@@ -431,11 +433,13 @@ impl StreamDef {
     }
 
     /// Marks `value`, one of `param`'s comma-separated values in `params`,
-    /// as one the API may refuse.
-    pub fn optional(mut self, param: &str, value: &str) -> StreamDef {
+    /// as one the API may refuse, and asked for only while the config's
+    /// boolean `switch` is true.
+    pub fn optional(mut self, param: &str, value: &str, switch: &str) -> StreamDef {
         self.optional.push(OptionalValue {
             param: param.into(),
             value: value.into(),
+            switch: switch.into(),
         });
         self
     }

@@ -139,7 +139,7 @@ pub fn streams() -> Vec<StreamDef> {
             // The SDK guide lists `sms_channel`, the contract's `include`
             // enum does not: whether the API takes it is unknown, so a
             // refusal drops it rather than failing the stream.
-            .optional("include", "sms_channel")
+            .optional("include", "sms_channel", "contacts_include_sms_channel")
             .count("contacts_count")
             .split_by_cursor()
             .filter("status", ConfigList::ContactStatus)
