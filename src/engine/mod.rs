@@ -24,7 +24,7 @@ use crate::config::LoadedConfig;
 use crate::error::{Error, Result};
 use crate::http::ApiClient;
 use crate::protocol::catalog::Selected;
-use crate::protocol::{Output, RecordRef, StreamStatus};
+use crate::protocol::{Level, Output, RecordRef, StreamStatus};
 use crate::streams::{ConfigList, Reconcile, Registry, StreamDef};
 use pages::{Chain, Fetched};
 use parents::{with_parent, Children, ParentCache, ParentValue};
@@ -52,6 +52,8 @@ pub struct Context {
     parents: ParentCache,
     /// Stats that gate per-parent reads, read once per run.
     stats: stats::StatsCache,
+    /// Keys of the messages said once per run ([`Context::log_once`]).
+    said: std::sync::Mutex<std::collections::BTreeSet<String>>,
 }
 
 /// The lists the config narrows reads with.
@@ -62,6 +64,7 @@ pub struct Lists {
     pub tag_ids: Vec<String>,
     pub campaign_ids: Vec<String>,
     pub contact_ids: Vec<String>,
+    pub landing_page_activity_ids: Vec<String>,
 }
 
 impl Lists {
@@ -72,6 +75,7 @@ impl Lists {
             ConfigList::TagIds => &self.tag_ids,
             ConfigList::CampaignIds => &self.campaign_ids,
             ConfigList::ContactIds => &self.contact_ids,
+            ConfigList::LandingPageActivityIds => &self.landing_page_activity_ids,
         }
     }
 }
@@ -99,9 +103,24 @@ impl Context {
                 tag_ids: settings.tag_ids.clone(),
                 campaign_ids: settings.campaign_ids.clone(),
                 contact_ids: settings.contact_ids.clone(),
+                landing_page_activity_ids: settings.landing_page_activity_ids.clone(),
             },
             parents: ParentCache::default(),
             stats: stats::StatsCache::default(),
+            said: Default::default(),
+        }
+    }
+
+    /// Logs `message` unless a message with this `key` was logged already in
+    /// this run: what holds for several streams is said once.
+    pub fn log_once(&self, key: &str, level: Level, message: impl FnOnce() -> String) {
+        let first = self
+            .said
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key.to_string());
+        if first {
+            self.output.log(level, &message());
         }
     }
 }

@@ -24,10 +24,11 @@ const CAMPAIGN_TYPE_CODE: &str = "campaign_type_code";
 /// campaign's primary email turns its type from Newsletter (10) to A/B Test
 /// (57), and deleting it turns it back.
 const AB_TEST_TYPE_CODE: &str = "57";
-/// The role of a landing page's campaign activity. Neither the spec nor the
-/// docs list it (their role enum is primary_email, permalink, resend); the
-/// landing page reports take a landing page `campaign_activity_id`, and this
-/// is the role the connector assumes such activities carry.
+/// The role the connector looks for landing pages by when the config names
+/// none (`landing_page_activity_ids`). A guess, and said to be one in the
+/// run's log: neither the contract nor the docs list it (their roles are
+/// primary_email, permalink, resend), and no public source says how a client
+/// finds a landing page's `campaign_activity_id`.
 const LANDING_PAGE_ROLE: &str = "landing_page";
 
 /// A child of every campaign activity.
@@ -55,8 +56,11 @@ fn primary_email_child() -> Parent {
         .inject("campaign_activity_id")
 }
 
-/// A landing page report: rows of one landing page activity, newest first,
-/// read again within `report_lookback_days` like the email tracking reports.
+/// A landing page report: rows of one landing page activity, newest first.
+/// The activities are those `landing_page_activity_ids` names (each read on
+/// every run, down to its bookmark), or else those found by the unconfirmed
+/// role (read again while their campaign changed within
+/// `report_lookback_days`).
 fn landing_page_report(name: &str, path: &str, primary_key: &[&str], schema: &str) -> StreamDef {
     StreamDef::new(name, path)
         .records_key("tracking_activities")
@@ -68,7 +72,8 @@ fn landing_page_report(name: &str, path: &str, primary_key: &[&str], schema: &st
                 field: "created_time".into(),
                 lookback: Some(Lookback::ReportLookbackDays),
             })
-            .only("role", &[LANDING_PAGE_ROLE]),
+            .only("role", &[LANDING_PAGE_ROLE])
+            .named_by(ConfigList::LandingPageActivityIds),
         )
 }
 
