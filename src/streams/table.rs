@@ -14,7 +14,8 @@ macro_rules! schema {
 
 /// Every campaign activity's id and role, from `/emails/{campaign_id}`.
 const ACTIVITY_REFS: &str = "campaign_activity_refs";
-/// Activities that were sent, and so have reports.
+/// The roles sent to contacts: only their activities have send history,
+/// previews, stats and reports.
 const SENT_ROLES: (&str, &[&str]) = ("role", &["primary_email", "resend"]);
 /// Where children of campaigns keep their campaign's `updated_at`.
 const CAMPAIGN_CURSOR: &str = "campaign_updated_at";
@@ -216,13 +217,17 @@ pub fn streams() -> Vec<StreamDef> {
         .primary_key(&["campaign_activity_id", "send_id"])
         .schema(schema!("campaign_activity_send_history"))
         .parent(sent_activity_child(through_campaign()).inject("campaign_activity_id")),
+        // A preview shows an email "before you send it to contacts" (the
+        // contract): only the roles sent to contacts have one. A permalink
+        // is the web copy of its primary email, with nothing to preview (the
+        // contract lists no role for previews; the sandbox answers 404).
         StreamDef::new(
             "campaign_activity_previews",
             "/emails/activities/{parent}/previews",
         )
         .primary_key(&["campaign_activity_id"])
         .schema(schema!("campaign_activity_previews"))
-        .parent(activity_child(through_campaign())),
+        .parent(sent_activity_child(through_campaign())),
         tracking(
             "email_sends",
             "/reports/email_reports/{parent}/tracking/sends",
