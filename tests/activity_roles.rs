@@ -1,5 +1,6 @@
 //! Requests only for activities that can have the resource: previews of the
-//! roles sent to contacts.
+//! roles sent to contacts, and the landing-page tracking types of the contact
+//! activity details report, which the contract lists.
 // These tests run the connector binary's `sandbox` subcommand.
 #![cfg(feature = "sandbox")]
 
@@ -7,7 +8,7 @@ mod common;
 
 use std::collections::BTreeSet;
 
-use common::{api_requests, catalog, read_counted, Sandbox};
+use common::{api_requests, catalog, read, read_counted, Sandbox};
 use serde_json::Value;
 
 fn fast(sandbox: &Sandbox) -> Value {
@@ -82,4 +83,60 @@ fn previews_are_asked_for_sent_roles_only() {
     let asked = api_requests(&spent)["GET /v3/emails/activities/{campaign_activity_id}/previews"];
     assert_eq!(asked, previews.len() + missing.len());
     assert!(activities.iter().any(|a| a["role"] == "permalink"));
+}
+
+/// A contact who visited a landing page has its opens (and clicks, adds,
+/// updates) in `contact_activity_details`, with the page's activity id.
+#[test]
+fn contact_activity_details_include_landing_page_actions() {
+    let sandbox = Sandbox::start(&["--contacts", "60", "--rps", "50"]);
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = fast(&sandbox);
+    let visits = read(
+        dir.path(),
+        &config,
+        &catalog(&["landing_page_contact_opens"], false),
+        None,
+    );
+    visits.assert_ok();
+    config = visits.next_config(&config);
+    let opens = visits.records("landing_page_contact_opens");
+    let contact = opens[0]["contact_id"].as_str().unwrap().to_owned();
+    let page_opens = opens.iter().filter(|o| o["contact_id"] == *contact).count();
+    config["contact_ids"] = vec![contact.clone()].into();
+    let run = read(
+        dir.path(),
+        &config,
+        &catalog(&["contact_activity_details"], false),
+        None,
+    );
+    run.assert_ok();
+    let details = run.records("contact_activity_details");
+    assert_eq!(
+        details.len(),
+        sandbox.contact_report_counts(&[contact])["contact_activity_details"]
+    );
+    let pages: BTreeSet<String> = config["landing_page_activity_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|id| id.as_str().unwrap().to_owned())
+        .collect();
+    let landing: Vec<&&Value> = details
+        .iter()
+        .filter(|d| {
+            d["tracking_activity_type"]
+                .as_str()
+                .unwrap()
+                .starts_with("p_contact_")
+        })
+        .collect();
+    assert!(landing
+        .iter()
+        .all(|d| pages.contains(d["campaign_activity_id"].as_str().unwrap())));
+    let opened = landing
+        .iter()
+        .filter(|d| d["tracking_activity_type"] == "p_contact_open")
+        .count();
+    assert_eq!(opened, page_opens);
 }

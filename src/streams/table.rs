@@ -362,9 +362,11 @@ pub fn streams() -> Vec<StreamDef> {
             "created_time",
         ])
         .page_size(100)
+        // Every type the contract lists, the landing-page ones included.
         .params(&[(
             "tracking_activities_list",
-            "em_sends,em_opens,em_clicks,em_bounces,em_optouts,em_forwards",
+            "em_sends,em_opens,em_clicks,em_bounces,em_optouts,em_forwards,\
+             p_contact_open,p_contact_click,p_contact_add,p_contact_update",
         )])
         .schema(schema!("contact_activity_details")),
         contact_report(
