@@ -265,11 +265,16 @@ pub(crate) fn segment(s: &Segment, detail: bool) -> Value {
     v
 }
 
+/// A custom field's `name`, built from its label.
+pub(crate) fn custom_field_name(f: &CustomField) -> String {
+    f.label.replace(' ', "_")
+}
+
 pub(crate) fn custom_field(f: &CustomField) -> Value {
     json!({
         "custom_field_id": f.id,
         "label": f.label,
-        "name": f.label.replace(' ', "_"),
+        "name": custom_field_name(f),
         "type": f.kind,
         "updated_at": timestamp(f.updated_at),
         "created_at": timestamp(f.created_at),
