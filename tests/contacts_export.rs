@@ -53,6 +53,22 @@ fn an_export_reads_every_live_contact_in_a_handful_of_requests() {
     assert_eq!(exported.len(), records.len(), "one record per contact");
     assert_eq!(exported, live);
 
+    // Every column of the file is read into a field (none left out), the
+    // mapping is logged once, and the headers were not the field names.
+    let warnings = log_lines(&run, "WARN");
+    assert!(warnings.is_empty(), "{warnings:?}");
+    let mappings: Vec<String> = log_lines(&run, "INFO")
+        .into_iter()
+        .filter(|l| l.contains("columns, as read"))
+        .collect();
+    assert_eq!(mappings.len(), 1, "{mappings:?}");
+    assert!(
+        mappings[0].contains("\"Email Address\" → email_address"),
+        "{}",
+        mappings[0]
+    );
+    assert!(mappings[0].contains("→ custom field"), "{}", mappings[0]);
+
     // Every record validates, and the fields are the schema's.
     let schema = schema();
     let validator = jsonschema::options()
@@ -86,9 +102,51 @@ fn an_export_reads_every_live_contact_in_a_handful_of_requests() {
         common::time(&first["updated_at"]),
         common::time(&contact["updated_at"])
     );
+    // What the export guide adds: custom fields (as `contacts` has them),
+    // notes, the SMS fields.
+    let as_set = |fields: &Value| -> BTreeSet<(String, String)> {
+        fields
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| {
+                (
+                    f["custom_field_id"].as_str().unwrap().to_string(),
+                    f["value"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    };
+    for record in &records {
+        let contact = by_id(record["contact_id"].as_str().unwrap());
+        assert_eq!(
+            as_set(&record["custom_fields"]),
+            as_set(&contact["custom_fields"])
+        );
+        let notes: Vec<&str> = contact["notes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["content"].as_str().unwrap())
+            .collect();
+        assert_eq!(record["notes"], notes.join("\n"));
+        let sms = &contact["sms_channel"];
+        assert_eq!(record["sms_number"], sms["sms_address"]);
+        assert_eq!(
+            record["sms_status"],
+            sms["sms_channel_consents"][0]["sms_consent_permission"]
+        );
+        assert_eq!(
+            common::time(&record["sms_consent_date"]),
+            common::time(&sms["sms_channel_consents"][0]["opt_in_date"])
+        );
+        assert!(record["source_name"].is_string());
+    }
 
-    // A handful of requests whatever the size: the POST, the polls, the file.
+    // A handful of requests whatever the size: the custom fields, the POST,
+    // the polls, the file.
     let api = api_requests(&spent);
+    assert_eq!(api.get("GET /v3/contact_custom_fields"), Some(&1));
     assert_eq!(api.get("POST /v3/activities/contact_exports"), Some(&1));
     assert_eq!(
         api.get("GET /v3/contact_exports/{file_export_id}"),
@@ -96,7 +154,7 @@ fn an_export_reads_every_live_contact_in_a_handful_of_requests() {
     );
     let polls = api["GET /v3/activities/{activity_id}"];
     assert!((1..=3).contains(&polls), "{api:?}");
-    assert!(api.values().sum::<usize>() <= 5, "{api:?}");
+    assert!(api.values().sum::<usize>() <= 6, "{api:?}");
 
     // The export is a bulk activity like any other.
     assert_eq!(expected["bulk_activities"], bulk_before + 1);
@@ -106,6 +164,89 @@ fn an_export_reads_every_live_contact_in_a_handful_of_requests() {
         run.stream_statuses(STREAM),
         ["STARTED", "RUNNING", "COMPLETE"]
     );
+}
+
+/// The messages of the run's LOG lines at `level`.
+fn log_lines(run: &Run, level: &str) -> Vec<String> {
+    run.of_type("LOG")
+        .into_iter()
+        .filter(|m| m["log"]["level"] == level)
+        .map(|m| m["log"]["message"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Records by contact_id, without the keys that do not compare.
+fn by_contact(run: &Run) -> BTreeMap<String, Value> {
+    run.records(STREAM)
+        .into_iter()
+        .map(|r| (r["contact_id"].as_str().unwrap().to_string(), r.clone()))
+        .collect()
+}
+
+/// Header names are not documented: other spellings of the same columns
+/// give the same records.
+#[test]
+fn headers_are_read_by_meaning_not_by_one_spelling() {
+    let sandbox = Sandbox::start(&["--contacts", "80", "--rps", "50"]);
+    let dir = tempfile::tempdir().unwrap();
+    let plain = read(
+        dir.path(),
+        &sandbox.config,
+        &catalog(&[STREAM], false),
+        None,
+    );
+    plain.assert_ok();
+    let config = plain.next_config(&sandbox.config);
+    sandbox.control(
+        "exports",
+        json!({"headers": {
+            "contact_id": "ID",
+            "email_address": "E-mail address",
+            "first_name": "FIRST_NAME",
+            "zip": "Zip/Postal Code",
+            "created_at": "created",
+            "sms_number": "SMS phone",
+            "Shoe size": "SHOE SIZE",
+            "Membership level": "membership_level",
+        }}),
+    );
+    let respelled = read(dir.path(), &config, &catalog(&[STREAM], false), None);
+    respelled.assert_ok();
+    assert_eq!(by_contact(&respelled), by_contact(&plain));
+    assert!(log_lines(&respelled, "WARN").is_empty());
+}
+
+/// A file without the contact id fails the stream, naming the column and
+/// the headers it has; the mapping is logged all the same.
+#[test]
+fn a_file_without_the_contact_id_fails_naming_it() {
+    let sandbox = Sandbox::start(&["--contacts", "40", "--rps", "50"]);
+    sandbox.control(
+        "exports",
+        json!({"headers": {"contact_id": null, "email_address": "Email"}}),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let run = read(
+        dir.path(),
+        &sandbox.config,
+        &catalog(&[STREAM], false),
+        None,
+    );
+    assert_eq!(run.code, 1);
+    let errors = run.errors();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    let message = errors[0]["message"].as_str().unwrap();
+    assert!(message.contains("no contact_id column"), "{message}");
+    assert!(
+        message.contains("its headers: \"First Name\", \"Last Name\", \"Email\""),
+        "{message}"
+    );
+    assert!(run.records(STREAM).is_empty());
+    let mapping = log_lines(&run, "INFO")
+        .into_iter()
+        .find(|l| l.contains("columns, as read"))
+        .expect("the mapping is logged");
+    assert!(mapping.contains("\"Email\" → email_address"), "{mapping}");
 }
 
 #[test]

@@ -30,6 +30,9 @@ use pages::{Chain, Fetched};
 use parents::{with_parent, Children, ParentCache, ParentValue};
 use sync::Strategy;
 
+/// The stream listing the account's custom fields.
+const CUSTOM_FIELDS: &str = "custom_fields";
+
 /// Stream name → that stream's saved state, as the protocol delivered it.
 pub type StreamStates = std::collections::BTreeMap<String, Value>;
 
@@ -54,6 +57,9 @@ pub struct Context {
     stats: stats::StatsCache,
     /// Keys of the messages said once per run ([`Context::log_once`]).
     said: std::sync::Mutex<std::collections::BTreeSet<String>>,
+    /// The account's custom fields, read once per run when a stream needs
+    /// them ([`Context::custom_fields`]).
+    custom_fields: tokio::sync::OnceCell<Arc<Vec<Value>>>,
 }
 
 /// The lists the config narrows reads with.
@@ -108,7 +114,37 @@ impl Context {
             parents: ParentCache::default(),
             stats: stats::StatsCache::default(),
             said: Default::default(),
+            custom_fields: tokio::sync::OnceCell::new(),
         }
+    }
+
+    /// This context with the account's custom fields already read (by
+    /// `custom_fields_as_columns`, before the sync), so no stream asks again.
+    pub fn with_custom_fields(self, fields: Vec<Value>) -> Context {
+        Context {
+            custom_fields: tokio::sync::OnceCell::new_with(Some(Arc::new(fields))),
+            ..self
+        }
+    }
+
+    /// The account's custom fields (`/contact_custom_fields`, one request per
+    /// 100), read on first use; the requests count for `report`.
+    pub async fn custom_fields(&self, report: &mut StreamReport) -> Result<Arc<Vec<Value>>> {
+        let def = self
+            .registry
+            .find_any(CUSTOM_FIELDS)
+            .cloned()
+            .ok_or_else(|| Error::system("the table has no custom_fields stream"))?;
+        let mut spent = StreamReport::default();
+        let fields = self
+            .custom_fields
+            .get_or_try_init(|| async { collect(self, &def, None, &mut spent).await.map(Arc::new) })
+            .await
+            .map_err(|e| e.context("reading the account's custom fields"))?
+            .clone();
+        report.requests += spent.requests;
+        report.pages += spent.pages;
+        Ok(fields)
     }
 
     /// Logs `message` unless a message with this `key` was logged already in

@@ -296,8 +296,9 @@ impl Parent {
 /// account, and it needs a privilege other streams do not).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Export {
-    /// `POST /activities/contact_exports` of every field the schema has,
-    /// then the CSV file the activity links to.
+    /// `POST /activities/contact_exports` of every field (no field list),
+    /// then the CSV file the activity links to, its columns matched to the
+    /// schema's fields and the account's custom fields.
     Contacts,
 }
 

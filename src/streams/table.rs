@@ -446,7 +446,8 @@ pub fn streams() -> Vec<StreamDef> {
         .primary_key(&["contact_id", "sms_channel_history_id"])
         .schema(schema!("contact_sms_engagement_history")),
         // A snapshot of every contact through a bulk export job (opt-in):
-        // the schema's properties are the fields the export asks for.
+        // every field the file holds that the schema names, and the custom
+        // fields in `custom_fields`.
         StreamDef::new("contacts_export", "/activities/contact_exports")
             .primary_key(&["contact_id"])
             .export(Export::Contacts)
