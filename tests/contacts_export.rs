@@ -249,6 +249,70 @@ fn a_file_without_the_contact_id_fails_naming_it() {
     assert!(mapping.contains("\"Email\" → email_address"), "{mapping}");
 }
 
+/// With `custom_fields_as_columns` the export gets the same `cf_` columns
+/// as `contacts`, filled from its `custom_fields`, and the read asks for the
+/// custom fields once for both.
+#[test]
+fn custom_fields_as_columns_fill_the_export_too() {
+    let sandbox = Sandbox::start(&["--contacts", "60", "--rps", "50"]);
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = sandbox.config.clone();
+    config["requests_per_second"] = 50.into();
+    config["custom_fields_as_columns"] = true.into();
+    let path = common::write_json(dir.path(), "config.json", &config);
+    let discovered = common::run(&["discover", "--config", path.to_str().unwrap()]);
+    assert_eq!(discovered.code, 0, "{}", discovered.stderr);
+    let config = discovered.next_config(&config);
+    let streams = discovered.of_type("CATALOG")[0]["catalog"]["streams"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let schema_of = |name: &str| streams.iter().find(|s| s["name"] == name).unwrap().clone();
+    let columns = |stream: &Value| -> BTreeMap<String, String> {
+        stream["json_schema"]["properties"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .filter_map(|(name, p)| {
+                Some((
+                    p.get("x-custom-field-id")?.as_str()?.to_string(),
+                    name.clone(),
+                ))
+            })
+            .collect()
+    };
+    let (export, contacts) = (schema_of(STREAM), schema_of("contacts"));
+    let by_id = columns(&export);
+    assert!(!by_id.is_empty());
+    assert_eq!(by_id, columns(&contacts));
+
+    let entries: Vec<Value> = [&export, &contacts]
+        .iter()
+        .map(|s| json!({"stream": s, "sync_mode": "full_refresh", "destination_sync_mode": "overwrite"}))
+        .collect();
+    let catalog = json!({ "streams": entries });
+    let (run, spent) = read_counted(&sandbox, dir.path(), &config, &catalog, None);
+    run.assert_ok();
+    assert_eq!(
+        api_requests(&spent).get("GET /v3/contact_custom_fields"),
+        Some(&1)
+    );
+    let validator = jsonschema::options()
+        .should_validate_formats(true)
+        .build(&export["json_schema"])
+        .unwrap();
+    let mut filled = 0;
+    for record in run.records(STREAM) {
+        assert!(validator.is_valid(record), "{record}");
+        for entry in record["custom_fields"].as_array().unwrap() {
+            let column = &by_id[entry["custom_field_id"].as_str().unwrap()];
+            assert!(record[column].is_string(), "{column}: {record}");
+            filled += 1;
+        }
+    }
+    assert!(filled > 0);
+}
+
 #[test]
 fn a_failed_export_names_the_activity_and_fails_the_stream() {
     let sandbox = Sandbox::start(&["--contacts", "40"]);
