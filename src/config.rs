@@ -167,9 +167,10 @@ pub struct Config {
     #[schemars(title = "Contacts reconciliation (days)", range(min = 0, max = 3650), extend("order" = 16))]
     pub contacts_reconcile_days: u32,
 
-    /// Adds one column per custom field of the account to the `contacts` stream
-    /// (`cf_` + the field's label in snake case, typed from the field's type),
-    /// filled from each contact's `custom_fields`, which stays as it is.
+    /// Adds one column per custom field of the account to the `contacts` and
+    /// `contacts_export` streams (`cf_` + the field's label in snake case, typed
+    /// from the field's type), filled from each record's `custom_fields`, which
+    /// stays as it is.
     /// Discover and every read then ask for the account's custom fields (one
     /// request per 100 fields). A read fills the columns of the catalog it is
     /// given: a renamed field keeps its column until the schema is discovered
