@@ -263,6 +263,11 @@ fn integration_fixtures_work_against_the_sandbox() {
     // The check rotated the refresh token; the platform keeps the new config.
     let dir = tempfile::tempdir().unwrap();
     let sample: Value = serde_json::from_str(&std::fs::read_to_string(&sample).unwrap()).unwrap();
+    // No endpoint lists landing pages: the sample names seed 42's.
+    assert_eq!(
+        sample["landing_page_activity_ids"],
+        sandbox.config["landing_page_activity_ids"]
+    );
     let mut config = check.next_config(&sample);
     config["requests_per_second"] = 50.into(); // the sample's 4/s would take minutes here
     let config = write_json(dir.path(), "config.json", &config);

@@ -53,6 +53,22 @@ fn an_export_reads_every_live_contact_in_a_handful_of_requests() {
     assert_eq!(exported.len(), records.len(), "one record per contact");
     assert_eq!(exported, live);
 
+    // Every column of the file is read into a field (none left out), the
+    // mapping is logged once, and the headers were not the field names.
+    let warnings = log_lines(&run, "WARN");
+    assert!(warnings.is_empty(), "{warnings:?}");
+    let mappings: Vec<String> = log_lines(&run, "INFO")
+        .into_iter()
+        .filter(|l| l.contains("columns, as read"))
+        .collect();
+    assert_eq!(mappings.len(), 1, "{mappings:?}");
+    assert!(
+        mappings[0].contains("\"Email Address\" → email_address"),
+        "{}",
+        mappings[0]
+    );
+    assert!(mappings[0].contains("→ custom field"), "{}", mappings[0]);
+
     // Every record validates, and the fields are the schema's.
     let schema = schema();
     let validator = jsonschema::options()
@@ -86,9 +102,46 @@ fn an_export_reads_every_live_contact_in_a_handful_of_requests() {
         common::time(&first["updated_at"]),
         common::time(&contact["updated_at"])
     );
+    // What the export guide adds: custom fields (as `contacts` has them),
+    // notes, the SMS fields.
+    let as_set = |fields: &Value| -> BTreeSet<(String, String)> {
+        fields
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| {
+                (
+                    f["custom_field_id"].as_str().unwrap().to_string(),
+                    f["value"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    };
+    for record in &records {
+        let contact = by_id(record["contact_id"].as_str().unwrap());
+        assert_eq!(
+            as_set(&record["custom_fields"]),
+            as_set(&contact["custom_fields"])
+        );
+        let notes: Vec<&str> = contact["notes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["content"].as_str().unwrap())
+            .collect();
+        assert_eq!(record["notes"], notes.join("\n"));
+        // The sandbox's `/contacts` has no SMS channel to compare with (it
+        // refuses `include=sms_channel`, as the contract's enum does).
+        assert!(record["sms_number"].is_string());
+        assert!(record["sms_status"].is_string());
+        common::time(&record["sms_consent_date"]); // a time
+        assert!(record["source_name"].is_string());
+    }
 
-    // A handful of requests whatever the size: the POST, the polls, the file.
+    // A handful of requests whatever the size: the custom fields, the POST,
+    // the polls, the file.
     let api = api_requests(&spent);
+    assert_eq!(api.get("GET /v3/contact_custom_fields"), Some(&1));
     assert_eq!(api.get("POST /v3/activities/contact_exports"), Some(&1));
     assert_eq!(
         api.get("GET /v3/contact_exports/{file_export_id}"),
@@ -96,7 +149,7 @@ fn an_export_reads_every_live_contact_in_a_handful_of_requests() {
     );
     let polls = api["GET /v3/activities/{activity_id}"];
     assert!((1..=3).contains(&polls), "{api:?}");
-    assert!(api.values().sum::<usize>() <= 5, "{api:?}");
+    assert!(api.values().sum::<usize>() <= 6, "{api:?}");
 
     // The export is a bulk activity like any other.
     assert_eq!(expected["bulk_activities"], bulk_before + 1);
@@ -106,6 +159,153 @@ fn an_export_reads_every_live_contact_in_a_handful_of_requests() {
         run.stream_statuses(STREAM),
         ["STARTED", "RUNNING", "COMPLETE"]
     );
+}
+
+/// The messages of the run's LOG lines at `level`.
+fn log_lines(run: &Run, level: &str) -> Vec<String> {
+    run.of_type("LOG")
+        .into_iter()
+        .filter(|m| m["log"]["level"] == level)
+        .map(|m| m["log"]["message"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Records by contact_id, without the keys that do not compare.
+fn by_contact(run: &Run) -> BTreeMap<String, Value> {
+    run.records(STREAM)
+        .into_iter()
+        .map(|r| (r["contact_id"].as_str().unwrap().to_string(), r.clone()))
+        .collect()
+}
+
+/// Header names are not documented: other spellings of the same columns
+/// give the same records.
+#[test]
+fn headers_are_read_by_meaning_not_by_one_spelling() {
+    let sandbox = Sandbox::start(&["--contacts", "80", "--rps", "50"]);
+    let dir = tempfile::tempdir().unwrap();
+    let plain = read(
+        dir.path(),
+        &sandbox.config,
+        &catalog(&[STREAM], false),
+        None,
+    );
+    plain.assert_ok();
+    let config = plain.next_config(&sandbox.config);
+    sandbox.control(
+        "exports",
+        json!({"headers": {
+            "contact_id": "ID",
+            "email_address": "E-mail address",
+            "first_name": "FIRST_NAME",
+            "zip": "Zip/Postal Code",
+            "created_at": "created",
+            "sms_number": "SMS phone",
+            "Shoe size": "SHOE SIZE",
+            "Membership level": "membership_level",
+        }}),
+    );
+    let respelled = read(dir.path(), &config, &catalog(&[STREAM], false), None);
+    respelled.assert_ok();
+    assert_eq!(by_contact(&respelled), by_contact(&plain));
+    assert!(log_lines(&respelled, "WARN").is_empty());
+}
+
+/// A file without the contact id fails the stream, naming the column and
+/// the headers it has; the mapping is logged all the same.
+#[test]
+fn a_file_without_the_contact_id_fails_naming_it() {
+    let sandbox = Sandbox::start(&["--contacts", "40", "--rps", "50"]);
+    sandbox.control(
+        "exports",
+        json!({"headers": {"contact_id": null, "email_address": "Email"}}),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let run = read(
+        dir.path(),
+        &sandbox.config,
+        &catalog(&[STREAM], false),
+        None,
+    );
+    assert_eq!(run.code, 1);
+    let errors = run.errors();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    let message = errors[0]["message"].as_str().unwrap();
+    assert!(message.contains("no contact_id column"), "{message}");
+    assert!(
+        message.contains("its headers: \"First Name\", \"Last Name\", \"Email\""),
+        "{message}"
+    );
+    assert!(run.records(STREAM).is_empty());
+    let mapping = log_lines(&run, "INFO")
+        .into_iter()
+        .find(|l| l.contains("columns, as read"))
+        .expect("the mapping is logged");
+    assert!(mapping.contains("\"Email\" → email_address"), "{mapping}");
+}
+
+/// With `custom_fields_as_columns` the export gets the same `cf_` columns
+/// as `contacts`, filled from its `custom_fields`, and the read asks for the
+/// custom fields once for both.
+#[test]
+fn custom_fields_as_columns_fill_the_export_too() {
+    let sandbox = Sandbox::start(&["--contacts", "60", "--rps", "50"]);
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = sandbox.config.clone();
+    config["requests_per_second"] = 50.into();
+    config["custom_fields_as_columns"] = true.into();
+    let path = common::write_json(dir.path(), "config.json", &config);
+    let discovered = common::run(&["discover", "--config", path.to_str().unwrap()]);
+    assert_eq!(discovered.code, 0, "{}", discovered.stderr);
+    let config = discovered.next_config(&config);
+    let streams = discovered.of_type("CATALOG")[0]["catalog"]["streams"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let schema_of = |name: &str| streams.iter().find(|s| s["name"] == name).unwrap().clone();
+    let columns = |stream: &Value| -> BTreeMap<String, String> {
+        stream["json_schema"]["properties"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .filter_map(|(name, p)| {
+                Some((
+                    p.get("x-custom-field-id")?.as_str()?.to_string(),
+                    name.clone(),
+                ))
+            })
+            .collect()
+    };
+    let (export, contacts) = (schema_of(STREAM), schema_of("contacts"));
+    let by_id = columns(&export);
+    assert!(!by_id.is_empty());
+    assert_eq!(by_id, columns(&contacts));
+
+    let entries: Vec<Value> = [&export, &contacts]
+        .iter()
+        .map(|s| json!({"stream": s, "sync_mode": "full_refresh", "destination_sync_mode": "overwrite"}))
+        .collect();
+    let catalog = json!({ "streams": entries });
+    let (run, spent) = read_counted(&sandbox, dir.path(), &config, &catalog, None);
+    run.assert_ok();
+    assert_eq!(
+        api_requests(&spent).get("GET /v3/contact_custom_fields"),
+        Some(&1)
+    );
+    let validator = jsonschema::options()
+        .should_validate_formats(true)
+        .build(&export["json_schema"])
+        .unwrap();
+    let mut filled = 0;
+    for record in run.records(STREAM) {
+        assert!(validator.is_valid(record), "{record}");
+        for entry in record["custom_fields"].as_array().unwrap() {
+            let column = &by_id[entry["custom_field_id"].as_str().unwrap()];
+            assert!(record[column].is_string(), "{column}: {record}");
+            filled += 1;
+        }
+    }
+    assert!(filled > 0);
 }
 
 #[test]

@@ -56,6 +56,28 @@ fn route(spent: &BTreeMap<String, usize>, path: &str) -> usize {
     spent.get(&format!("GET /v3{path}")).copied().unwrap_or(0)
 }
 
+fn landing_path(report: &str) -> String {
+    format!("/reports/landing_pages/campaign_details/{{campaign_activity_id}}/{report}")
+}
+
+fn configured_landing_pages(config: &Value) -> BTreeSet<String> {
+    config["landing_page_activity_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|id| id.as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// The messages of the run's LOG lines at `level`.
+fn log_lines(run: &common::Run, level: &str) -> Vec<String> {
+    run.of_type("LOG")
+        .into_iter()
+        .filter(|m| m["log"]["level"] == level)
+        .map(|m| m["log"]["message"].as_str().unwrap().to_string())
+        .collect()
+}
+
 #[test]
 fn new_streams_read_completely_without_wasted_requests() {
     let sandbox = Sandbox::start(&["--contacts", "300", "--rps", "50"]);
@@ -128,20 +150,31 @@ fn new_streams_read_completely_without_wasted_requests() {
         assert_eq!(role_of(&record["campaign_activity_id"]).0, "primary_email");
     }
 
-    // Landing page reports are read for landing page activities only, one
-    // page each at 500 rows a page.
-    let landing_pages = count_role("landing_page");
-    assert!(landing_pages > 0);
+    // Landing page reports are read for the landing pages the config names
+    // (no activity has a landing-page role), one page each at 500 rows a page.
+    let landing_pages = configured_landing_pages(&config);
+    assert_eq!(landing_pages.len(), 3);
+    assert!(activities
+        .iter()
+        .all(|a| ["primary_email", "permalink", "resend"].contains(&a["role"].as_str().unwrap())));
     for report in LANDING_PAGE_REPORTS {
-        let path =
-            format!("/reports/landing_pages/campaign_details/{{campaign_activity_id}}/{report}");
-        assert_eq!(route(&spent, &path), landing_pages, "{report}");
+        assert_eq!(
+            route(&spent, &landing_path(report)),
+            landing_pages.len(),
+            "{report}"
+        );
     }
     for name in &NEW_STREAMS[2..8] {
         for record in run.records(name) {
-            assert_eq!(role_of(&record["campaign_activity_id"]).0, "landing_page");
+            let id = record["campaign_activity_id"].as_str().unwrap();
+            assert!(landing_pages.contains(id), "{name}: {id}");
         }
     }
+    let warnings = log_lines(&run, "WARN");
+    assert!(
+        !warnings.iter().any(|w| w.contains("landing")),
+        "{warnings:?}"
+    );
 
     // SMS history of the configured contacts only.
     let read_for: BTreeSet<&str> = run
@@ -235,4 +268,97 @@ fn campaign_children_skip_unchanged_campaigns_and_reports_stop_at_bookmarks() {
         assert!(ab_ids.contains(record["campaign_activity_id"].as_str().unwrap()));
     }
     assert!(second.records("email_campaign_activity_abtests").len() <= touched.len() + 1);
+}
+
+/// Without `landing_page_activity_ids` the connector looks for landing pages
+/// by a role no documentation lists, says that it does, and, finding none
+/// (the API's activities carry only its documented roles), warns once for
+/// all six streams what to set. It asks for no report.
+#[test]
+fn without_landing_page_ids_the_streams_say_once_what_to_set() {
+    let sandbox = Sandbox::start(&["--contacts", "60", "--rps", "50"]);
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = fast(&sandbox);
+    config
+        .as_object_mut()
+        .unwrap()
+        .remove("landing_page_activity_ids");
+    let landing: Vec<&str> = NEW_STREAMS[2..8].to_vec();
+    for incremental in [false, true] {
+        let before = sandbox.request_counts();
+        let run = read(dir.path(), &config, &catalog(&landing, incremental), None);
+        run.assert_ok();
+        config = run.next_config(&config);
+        let spent = spent(&before, &sandbox.request_counts());
+        for name in &landing {
+            assert!(run.records(name).is_empty(), "{name}");
+            assert_eq!(
+                run.stream_statuses(name).last(),
+                Some(&"COMPLETE"),
+                "{name}"
+            );
+        }
+        for report in LANDING_PAGE_REPORTS {
+            assert_eq!(route(&spent, &landing_path(report)), 0, "{report}");
+        }
+        let warnings: Vec<String> = log_lines(&run, "WARN")
+            .into_iter()
+            .filter(|w| w.contains("landing"))
+            .collect();
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(
+            warnings[0].contains("`landing_page_activity_ids`"),
+            "{}",
+            warnings[0]
+        );
+        let searching: Vec<String> = log_lines(&run, "INFO")
+            .into_iter()
+            .filter(|l| l.contains("unconfirmed"))
+            .collect();
+        assert_eq!(searching.len(), 1, "{searching:?}");
+        assert!(
+            searching[0].contains("role is landing_page"),
+            "{}",
+            searching[0]
+        );
+    }
+}
+
+/// Named landing pages are read without listing campaigns; incrementally each
+/// is read down to its bookmark every run, and only those named now.
+#[test]
+fn named_landing_pages_are_read_without_listing_campaigns() {
+    let sandbox = Sandbox::start(&["--contacts", "60", "--rps", "50"]);
+    let dir = tempfile::tempdir().unwrap();
+    let config = fast(&sandbox);
+    let landing: Vec<&str> = NEW_STREAMS[2..8].to_vec();
+    let streams = catalog(&landing, true);
+    let before = sandbox.request_counts();
+    let first = read(dir.path(), &config, &streams, None);
+    first.assert_ok();
+    let spent_first = spent(&before, &sandbox.request_counts());
+    let expected = sandbox.expected_counts();
+    for name in &landing {
+        assert_eq!(first.records(name).len(), expected[*name], "{name}");
+    }
+    assert_eq!(route(&spent_first, "/emails"), 0, "{spent_first:?}");
+    assert_eq!(route(&spent_first, "/emails/{campaign_id}"), 0);
+    let logs = log_lines(&first, "INFO");
+    assert!(!logs.iter().any(|l| l.contains("unconfirmed")), "{logs:?}");
+
+    // A second run names one page only: that one is read, down to its
+    // bookmark (nothing new), and the others are not asked for.
+    let mut config = first.next_config(&config);
+    let kept = config["landing_page_activity_ids"][1].clone();
+    config["landing_page_activity_ids"] = json!([kept]);
+    let before = sandbox.request_counts();
+    let second = read(dir.path(), &config, &streams, Some(&first.state_messages()));
+    second.assert_ok();
+    let spent_second = spent(&before, &sandbox.request_counts());
+    for report in LANDING_PAGE_REPORTS {
+        assert_eq!(route(&spent_second, &landing_path(report)), 1, "{report}");
+    }
+    for name in &landing {
+        assert!(second.records(name).is_empty(), "{name}");
+    }
 }

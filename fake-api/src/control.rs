@@ -8,7 +8,6 @@ use super::limits::Fault;
 use super::paging::Params;
 use super::reports;
 use super::state::Shared;
-use super::tracking::CONTACT_ACTIVITY_TYPES;
 use axum::{
     extract::{RawQuery, State},
     http::StatusCode,
@@ -112,9 +111,14 @@ async fn contact_reports(
         p.iso8601("start").map_err(bad)?,
         p.iso8601("end").map_err(bad)?,
     );
-    let kinds = reports::activity_kinds(&p)
+    let kinds = reports::activity_types(&p)
         .map_err(bad)?
-        .unwrap_or_else(|| CONTACT_ACTIVITY_TYPES.iter().map(|(_, k)| *k).collect());
+        .unwrap_or_else(|| {
+            reports::CONTACT_ACTIVITY_TYPES
+                .iter()
+                .map(|(_, k)| *k)
+                .collect()
+        });
     let data = s.data();
     let mut per_contact = Map::new();
     let (mut summary, mut details, mut sms) = (0, 0, 0);

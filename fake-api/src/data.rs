@@ -505,7 +505,8 @@ pub(crate) struct Data {
     pub account_emails: Vec<AccountEmail>,
     /// Newest first.
     pub bulk_activities: Vec<BulkActivity>,
-    /// Landing pages (each a campaign with one `landing_page` activity) and their events.
+    /// Landing pages (known by their activity id only, see `landing_pages`) and their
+    /// events.
     pub landing_pages: Vec<LandingPage>,
     /// Segments whose `/contacts?segment_id=` result was already prepared (answered 202).
     pub prepared_segments: BTreeSet<i64>,

@@ -8,9 +8,19 @@ use uuid::Uuid;
 /// Polls an export takes to complete unless `/__sandbox/exports` says otherwise.
 pub(crate) const DEFAULT_POLLS: u32 = 2;
 
+/// A column of an export file.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ExportColumn {
+    /// A contact field, by its export name (`exports::FIELDS`).
+    Field(&'static str),
+    /// A custom field: index into `Data::custom_fields`.
+    Custom(usize),
+}
+
 /// One export job.
 pub(crate) struct Job {
-    pub fields: Vec<String>,
+    /// The file's columns and their header text.
+    pub columns: Vec<(ExportColumn, String)>,
     /// Indices into `Data::contacts`, chosen when the export was created.
     pub rows: Vec<usize>,
     pub polls: u32,
@@ -23,6 +33,9 @@ pub(crate) struct Job {
 #[derive(Default)]
 pub(crate) struct Script {
     pub polls: Option<u32>,
+    /// Header text of the later exports' columns, by field name or custom field label,
+    /// instead of the default spelling; `None` leaves the column out.
+    pub headers: BTreeMap<String, Option<String>>,
     /// (end state, how many exports still end so).
     pub failing: Option<(&'static str, usize)>,
 }

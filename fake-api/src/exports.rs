@@ -4,12 +4,22 @@
 //! `GET /v3/contact_exports/{file_export_id}` serves the finished file as CSV. The file
 //! holds the contacts chosen when the export was created, rendered like `/v3/contacts`
 //! renders them. `POST /__sandbox/exports` scripts the next exports: how many polls
-//! they take and the state they end in (`failed`, `cancelled`, `timed_out`). While
-//! 1,000 bulk activities wait (initialized or processing), a new export gets 429.
+//! they take, the state they end in (`failed`, `cancelled`, `timed_out`) and how their
+//! headers are spelled. While 1,000 bulk activities wait (initialized or processing), a new
+//! export gets 429.
+//!
+//! As the export guide says, an export without `fields` holds every contact field,
+//! custom fields included (notes, source name and the SMS fields among them). The
+//! contract has no enum for `fields`: any name is accepted, and the only request
+//! refused for its fields is the one the guide calls invalid (email opt-in or opt-out
+//! fields without `email_address`). What the API does with a name that is no field is
+//! not documented: the fake leaves it out of the file. Neither are the header names
+//! (API-FACTS): the fake writes each field name in words, capitalised
+//! (`email_address` → `Email Address`), and each custom field's label.
 
 use super::data::{BulkActivity, Contact, Data, Permission, BULK_KINDS};
 use super::error::{ApiError, QUEUED_ACTIVITIES_LIMIT};
-use super::export_jobs::{Job, DEFAULT_POLLS};
+use super::export_jobs::{ExportColumn, Job, DEFAULT_POLLS};
 use super::render;
 use super::state::{Route, Shared, St};
 use axum::{
@@ -21,11 +31,13 @@ use axum::{
 };
 use serde::Deserialize;
 use serde_json::{json, Value};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use uuid::Uuid;
 
-/// The fields an export may ask for (the spec's `ContactsExport.fields` enum), in the
-/// order the file's columns take when the request names none.
+/// The contact fields of an export, in the order of the file's columns (custom fields
+/// follow): the fields an older third-party description of the API enumerated, and
+/// those the export guide adds (notes, source name, SMS number, consent date and status).
 pub(crate) const FIELDS: &[&str] = &[
     "first_name",
     "last_name",
@@ -55,9 +67,14 @@ pub(crate) const FIELDS: &[&str] = &[
     "email_optout_date",
     "email_optout_source",
     "email_optout_reason",
+    "notes",
+    "source_name",
+    "sms_number",
+    "sms_consent_date",
+    "sms_status",
 ];
 
-/// Fields that need `email_address` in the same export (the spec says so).
+/// Fields that need `email_address` in the same export (the guide says so).
 const NEED_EMAIL: &[&str] = &[
     "email_optin_source",
     "email_optin_date",
@@ -65,6 +82,21 @@ const NEED_EMAIL: &[&str] = &[
     "email_optout_date",
     "email_optout_reason",
 ];
+
+/// A field name as the file's header spells it by default: words, capitalised.
+pub(crate) fn default_header(field: &str) -> String {
+    field
+        .split('_')
+        .map(|word| {
+            let mut chars = word.chars();
+            match chars.next() {
+                Some(first) => first.to_uppercase().chain(chars).collect(),
+                None => String::new(),
+            }
+        })
+        .collect::<Vec<String>>()
+        .join(" ")
+}
 
 /// Index of `export_contacts` in `BULK_KINDS`.
 fn export_kind() -> usize {
@@ -102,6 +134,10 @@ struct ScriptRequest {
     fail: Option<String>,
     #[serde(default = "one")]
     count: usize,
+    /// Header text of the later exports' columns, by field name or custom field label
+    /// (`null` leaves the column out); replaces what an earlier script said.
+    #[serde(default)]
+    headers: Option<BTreeMap<String, Option<String>>>,
 }
 
 fn one() -> usize {
@@ -128,6 +164,9 @@ async fn script(
                 "fail must be failed, cancelled or timed_out".to_string(),
             ))?;
         exports.script.failing = Some((state, req.count));
+    }
+    if let Some(headers) = req.headers {
+        exports.script.headers = headers;
     }
     Ok(Json(json!({"ok": true})))
 }
@@ -158,13 +197,9 @@ fn queued(data: &Data) -> usize {
 async fn create(State(s): St, body: axum::body::Bytes) -> Result<Response, ApiError> {
     let req: ExportRequest = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad(format!("The request body is not valid: {e}")))?;
-    let fields = match req.fields {
-        None => FIELDS.iter().map(|f| f.to_string()).collect(),
-        Some(fields) => fields,
-    };
-    if let Some(bad) = fields.iter().find(|f| !FIELDS.contains(&f.as_str())) {
-        return Err(ApiError::bad(format!("{bad} is not an exportable field")));
-    }
+    let fields = req.fields.unwrap_or_default();
+    // Taken now: `file` holds the exports while it reads the data.
+    let headers = s.exports().script.headers.clone();
     if !fields.iter().any(|f| f == "email_address")
         && fields.iter().any(|f| NEED_EMAIL.contains(&f.as_str()))
     {
@@ -260,6 +295,7 @@ async fn create(State(s): St, body: axum::body::Bytes) -> Result<Response, ApiEr
     };
     let body = render::bulk_activity(&activity);
     data.bulk_activities.insert(0, activity);
+    let columns = columns(&data, &fields, &headers);
     drop(data);
     let mut exports = s.exports();
     let outcome = match &mut exports.script.failing {
@@ -273,7 +309,7 @@ async fn create(State(s): St, body: axum::body::Bytes) -> Result<Response, ApiEr
     exports.jobs.insert(
         id,
         Job {
-            fields,
+            columns,
             rows,
             polls: 0,
             polls_needed,
@@ -281,6 +317,56 @@ async fn create(State(s): St, body: axum::body::Bytes) -> Result<Response, ApiEr
         },
     );
     Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+/// The file's columns for the requested `fields` (every field and custom field when
+/// none), with their headers: the default spelling, or what `/__sandbox/exports` said.
+fn columns(
+    data: &Data,
+    fields: &[String],
+    headers: &BTreeMap<String, Option<String>>,
+) -> Vec<(ExportColumn, String)> {
+    let custom = |name: &str| {
+        data.custom_fields
+            .iter()
+            .position(|f| f.label == name || render::custom_field_name(f) == name)
+    };
+    let picked: Vec<ExportColumn> = if fields.is_empty() {
+        FIELDS
+            .iter()
+            .map(|f| ExportColumn::Field(f))
+            .chain((0..data.custom_fields.len()).map(ExportColumn::Custom))
+            .collect()
+    } else {
+        let mut picked = Vec::new();
+        for name in fields {
+            let column = match FIELDS.iter().find(|f| **f == name.as_str()) {
+                Some(field) => Some(ExportColumn::Field(field)),
+                None => custom(name).map(ExportColumn::Custom),
+            };
+            if let Some(column) = column.filter(|c| !picked.contains(c)) {
+                picked.push(column);
+            }
+        }
+        picked
+    };
+    picked
+        .into_iter()
+        .filter_map(|column| {
+            let (key, default) = match column {
+                ExportColumn::Field(field) => (field.to_string(), default_header(field)),
+                ExportColumn::Custom(i) => {
+                    let label = data.custom_fields[i].label;
+                    (label.to_string(), label.to_string())
+                }
+            };
+            match headers.get(&key) {
+                Some(None) => None,
+                Some(Some(header)) => Some((column, header.clone())),
+                None => Some((column, default)),
+            }
+        })
+        .collect()
 }
 
 /// `GET /v3/contact_exports/{file_export_id}`: the CSV of a completed export.
@@ -293,7 +379,7 @@ async fn file(State(s): St, Path(id): Path<String>) -> Result<Response, ApiError
         return Err(missing());
     }
     let data = s.data();
-    let csv = render_csv(&data, &job.fields, &job.rows);
+    let csv = render_csv(&data, &job.columns, &job.rows);
     Ok((
         [
             (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
@@ -307,18 +393,22 @@ async fn file(State(s): St, Path(id): Path<String>) -> Result<Response, ApiError
         .into_response())
 }
 
-/// The file: a header row of the field names, then one row per contact, CRLF line ends.
-pub(crate) fn render_csv(data: &Data, fields: &[String], rows: &[usize]) -> String {
+/// The file: a header row, then one row per contact, CRLF line ends.
+pub(crate) fn render_csv(
+    data: &Data,
+    columns: &[(ExportColumn, String)],
+    rows: &[usize],
+) -> String {
     let mut out = String::new();
-    let header: Vec<String> = fields.iter().map(|f| quote(f)).collect();
+    let header: Vec<String> = columns.iter().map(|(_, h)| quote(h)).collect();
     out.push_str(&header.join(","));
     out.push_str("\r\n");
     for &i in rows {
         let c = &data.contacts[i];
         let contact = render::contact(data, c, render::CONTACT_INCLUDES);
-        let cells: Vec<String> = fields
+        let cells: Vec<String> = columns
             .iter()
-            .map(|f| quote(&cell(data, c, &contact, f)))
+            .map(|(column, _)| quote(&cell(data, c, &contact, *column)))
             .collect();
         out.push_str(&cells.join(","));
         out.push_str("\r\n");
@@ -326,15 +416,30 @@ pub(crate) fn render_csv(data: &Data, fields: &[String], rows: &[usize]) -> Stri
     out
 }
 
-/// One field of a contact as the file writes it; empty when the contact has none.
-fn cell(data: &Data, c: &Contact, contact: &Value, field: &str) -> String {
+/// One column of a contact as the file writes it; empty when the contact has none.
+fn cell(data: &Data, c: &Contact, contact: &Value, column: ExportColumn) -> String {
     let text = |v: &Value| match v {
         Value::String(s) => s.clone(),
         Value::Null => String::new(),
         other => other.to_string(),
     };
+    let field = match column {
+        ExportColumn::Field(field) => field,
+        ExportColumn::Custom(i) => {
+            let id = data.custom_fields[i].id.to_string();
+            return contact["custom_fields"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|f| f["custom_field_id"] == id.as_str())
+                .map(|f| text(&f["value"]))
+                .unwrap_or_default();
+        }
+    };
     let email = &contact["email_address"];
     let address = &contact["street_addresses"][0];
+    let sms = render::sms_channel(c);
+    let consent = &sms["sms_channel_consents"][0];
     match field {
         "email_address" => text(&email["address"]),
         "email_lists" => data
@@ -358,6 +463,21 @@ fn cell(data: &Data, c: &Contact, contact: &Value, field: &str) -> String {
         "email_optout_source" => text(&email["opt_out_source"]),
         "email_optout_date" => text(&email["opt_out_date"]),
         "email_optout_reason" => text(&email["opt_out_reason"]),
+        // Every note, newest last, one a line (a quoted cell with line breaks).
+        "notes" => contact["notes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|n| text(&n["content"]))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        "source_name" => match text(&contact["create_source"]).as_str() {
+            "Contact" => "Website sign-up form".to_string(),
+            _ => "Added by the account".to_string(),
+        },
+        "sms_number" => text(&sms["sms_address"]),
+        "sms_consent_date" => text(&consent["opt_in_date"]),
+        "sms_status" => text(&consent["sms_consent_permission"]),
         "social_profiles" | "website" | "birthday" => String::new(),
         other => text(&contact[other]),
     }

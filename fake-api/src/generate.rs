@@ -137,7 +137,7 @@ impl Data {
             now,
         );
         mark_ab_tests(&mut campaigns);
-        let landing_pages = generate_landing_pages(seed, &contacts, &mut campaigns, now);
+        let landing_pages = generate_landing_pages(seed, &contacts, now);
         Data {
             landing_pages,
             contacts,
@@ -519,8 +519,6 @@ fn generate_account_emails(
     ]
 }
 
-const LANDING_PAGE_ROLE: &str = "landing_page";
-
 const PAGES: &[(&str, &[&str])] = &[
     ("Spring Workshop Signup", &["schedule", "directions"]),
     (
@@ -530,62 +528,41 @@ const PAGES: &[(&str, &[&str])] = &[
     ("Loyalty Club", &["rewards"]),
 ];
 
-/// Adds the landing page campaigns to `campaigns` (kept newest first) and returns the
-/// pages with their visitors' events.
+/// The landing pages with their visitors' events. A landing page is not a campaign of
+/// `/emails` and no activity of one: no documented endpoint lists landing pages or says
+/// how a client finds their `campaign_activity_id` (the contract's activity roles are
+/// primary_email, permalink and resend), so the fake serves their reports by id only and
+/// `Sandbox::connector_config` names the ids.
 /// They draw from their own random stream after everything else, so the rest of the data
-/// is the same with or without them.
-fn generate_landing_pages(
-    seed: u64,
-    contacts: &[Contact],
-    campaigns: &mut Vec<Campaign>,
-    now: i64,
-) -> Vec<LandingPage> {
+/// is the same with or without them; their ids are drawn first, so they depend on the seed
+/// alone (`integration_tests/sample_config.json` names those of seed 42).
+fn generate_landing_pages(seed: u64, contacts: &[Contact], now: i64) -> Vec<LandingPage> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x001A_4D1A_6E0F_A6E5);
-    let mut pages = Vec::new();
-    for (i, &(name, paths)) in PAGES.iter().enumerate() {
-        let created_at = between(&mut rng, now - 200 * DAY_MS, now - 30 * DAY_MS);
-        let updated_at = between(&mut rng, created_at, created_at + 5 * DAY_MS);
-        let activity = new_uuid(&mut rng);
-        let links: Vec<(u64, String)> = paths
-            .iter()
-            .map(|p| {
-                let url_id = rng.gen_range(1_000_000_000u64..9_000_000_000);
-                (
-                    url_id,
-                    format!("https://harborviewflorists.example.com/{p}"),
-                )
-            })
-            .collect();
-        let events = visits(&mut rng, contacts, updated_at, now - 60_000, links.len());
-        campaigns.push(Campaign {
-            id: new_uuid(&mut rng),
-            name: format!("{name} Landing Page #{}", i + 1),
-            kind: 4,
-            status: CampaignStatus::Done,
-            created_at,
-            updated_at,
-            subject: name.to_string(),
-            activities: vec![Activity {
-                id: activity,
-                role: LANDING_PAGE_ROLE,
-                lists: 0,
-                segment_id: None,
-                template_id: rng.gen_range(1_000_000_000_000..2_000_000_000_000),
-                permalink: format!("lp{i}{}", activity.simple()),
-                links: Vec::new(),
-                tracking: None,
-                scheduled_at: None,
-                failed: None,
-            }],
-        });
-        pages.push(LandingPage {
-            activity,
-            links,
-            events,
-        });
-    }
-    campaigns.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(a.id.cmp(&b.id)));
-    pages
+    let ids: Vec<Uuid> = PAGES.iter().map(|_| new_uuid(&mut rng)).collect();
+    PAGES
+        .iter()
+        .zip(ids)
+        .map(|(&(_, paths), activity)| {
+            let created_at = between(&mut rng, now - 200 * DAY_MS, now - 30 * DAY_MS);
+            let published_at = between(&mut rng, created_at, created_at + 5 * DAY_MS);
+            let links: Vec<(u64, String)> = paths
+                .iter()
+                .map(|p| {
+                    let url_id = rng.gen_range(1_000_000_000u64..9_000_000_000);
+                    (
+                        url_id,
+                        format!("https://harborviewflorists.example.com/{p}"),
+                    )
+                })
+                .collect();
+            let events = visits(&mut rng, contacts, published_at, now - 60_000, links.len());
+            LandingPage {
+                activity,
+                links,
+                events,
+            }
+        })
+        .collect()
 }
 
 /// Visitors' events between `from` and `to`: opens (one to three), clicks, and some

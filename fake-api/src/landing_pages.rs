@@ -1,9 +1,11 @@
 //! Landing pages and their reports (`/reports/landing_pages/campaign_details/{id}/p_*`).
 //!
-//! A landing page is a campaign whose one activity has the role `landing_page`; the
-//! spec and the docs name no role for it (their enum is primary_email, permalink,
-//! resend), so this is the fake's stand-in, matched by the connector's stream table.
-//! The records are in `visits`; `generate` makes them.
+//! A landing page is known by its `campaign_activity_id` only: no documented endpoint
+//! lists landing pages or says how a client finds that id (the contract's activity
+//! roles are primary_email, permalink and resend), so no `/emails` campaign or activity
+//! leads to one here either; a client must be told the ids (the sandbox's
+//! `connector_config` names them in `landing_page_activity_ids`). The records are in
+//! `visits`; `generate` makes them.
 
 use super::data::{timestamp, Contact, Data};
 use super::error::ApiError;
@@ -162,18 +164,16 @@ async fn serve(
         return Err(ApiError::bad("contacts_filter must not be empty"));
     }
     let data = s.data();
-    let (_, a) = data
-        .activity(&id)
-        .ok_or_else(|| ApiError::NotFound(format!("Campaign activity {id} not found")))?;
     let page = data
         .landing_pages
         .iter()
-        .find(|p| p.activity == a.id)
-        .ok_or_else(|| {
-            ApiError::bad(format!(
+        .find(|p| p.activity.to_string() == id)
+        .ok_or_else(|| match data.activity(&id) {
+            Some((_, a)) => ApiError::bad(format!(
                 "Landing page reports are only available for landing page activities; {id} is a {} activity",
                 a.role
-            ))
+            )),
+            None => ApiError::NotFound(format!("Campaign activity {id} not found")),
         })?;
     let rows = page.rows(report.view);
     q.page(

@@ -160,7 +160,19 @@ impl Sandbox {
             "api_base_url": self.base_url(),
             "token_url": self.token_url(),
             "requests_per_second": self.shared.opts.rps,
+            // No documented endpoint lists landing pages: the account's are named.
+            "landing_page_activity_ids": self.landing_page_activity_ids(),
         })
+    }
+
+    /// The campaign activity ids of the account's landing pages, which no endpoint lists.
+    pub fn landing_page_activity_ids(&self) -> Vec<String> {
+        self.shared
+            .data()
+            .landing_pages
+            .iter()
+            .map(|p| p.activity.to_string())
+            .collect()
     }
 
     /// Stream name -> records a full read returns now.

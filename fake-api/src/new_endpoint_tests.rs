@@ -116,11 +116,25 @@ async fn landing_page_reports_page_filter_and_count() {
     let h = start(opts()).await;
     let expected = h.sandbox.expected_counts();
     let all = campaigns(&h).await;
-    let pages: Vec<String> = all
+    // No listing leads to a landing page: every activity has one of the contract's
+    // roles, and the pages are those the connector config names.
+    for c in &all {
+        for a in c["campaign_activities"].as_array().unwrap() {
+            let role = a["role"].as_str().unwrap();
+            assert!(
+                ["primary_email", "permalink", "resend"].contains(&role),
+                "{role}"
+            );
+        }
+    }
+    let pages: Vec<String> = h.sandbox.connector_config()["landing_page_activity_ids"]
+        .as_array()
+        .unwrap()
         .iter()
-        .filter_map(|c| activity_of(c, "landing_page"))
+        .map(|id| id.as_str().unwrap().to_owned())
         .collect();
-    assert!(!pages.is_empty());
+    assert_eq!(pages, h.sandbox.landing_page_activity_ids());
+    assert_eq!(pages.len(), 3);
     let base = "/v3/reports/landing_pages/campaign_details";
     for (report, stream) in LANDING_REPORTS {
         let mut total = 0;
@@ -195,6 +209,9 @@ async fn landing_page_reports_page_filter_and_count() {
         .unwrap();
     let (status, _) = h.get(&format!("{base}/{primary}/p_contact_opens")).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
+    let unknown = "00000000-0000-4000-8000-000000000000";
+    let (status, _) = h.get(&format!("{base}/{unknown}/p_contact_opens")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
     let (status, body) = h.get(&format!("{base}/{page}/p_contact_opens")).await;
     assert_eq!(status, StatusCode::OK);
     assert!(
@@ -238,4 +255,23 @@ async fn consent_counts_and_sms_history() {
         .get("/v3/contacts/sms_engagement_history/00000000-0000-0000-0000-000000000000")
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+/// The sample config of `integration_tests/` names the landing pages of seed 42, whatever
+/// the number of contacts.
+#[test]
+fn landing_page_ids_depend_on_the_seed_alone() {
+    use super::data::Data;
+    use super::DEFAULT_CAMPAIGNS;
+    let now = chrono::Utc::now().timestamp_millis();
+    let ids = |seed, contacts| -> Vec<String> {
+        Data::generate(seed, contacts, DEFAULT_CAMPAIGNS, now)
+            .landing_pages
+            .iter()
+            .map(|p| p.activity.to_string())
+            .collect()
+    };
+    assert_eq!(ids(42, 40), ids(42, 1000));
+    assert_eq!(ids(42, 40).len(), 3);
+    assert_ne!(ids(42, 40), ids(7, 40));
 }

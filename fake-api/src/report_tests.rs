@@ -511,7 +511,8 @@ async fn contact_reports_require_their_parameters() {
         ))
         .await;
     assert!(rates["included_activities_count"].is_u64());
-    let everything = "em_sends,em_opens,em_clicks,em_bounces,em_optouts,em_forwards";
+    let everything = "em_sends,em_opens,em_clicks,em_bounces,em_optouts,em_forwards,\
+        p_contact_open,p_contact_click,p_contact_add,p_contact_update";
     let details = h
         .read_all(
             &format!("{base}/activity_details?tracking_activities_list={everything}&limit=3"),
@@ -552,6 +553,62 @@ async fn contact_reports_require_their_parameters() {
             "contact_sms_engagement_history": sms.as_array().unwrap().len(),
         })
     );
+}
+
+/// The landing-page types the contract lists for the contact activity details report,
+/// by either parameter: a visitor's rows carry the landing page's activity id.
+#[tokio::test]
+async fn contact_activity_details_serve_landing_page_types() {
+    let h = start(opts()).await;
+    let page = h.sandbox.landing_page_activity_ids()[0].clone();
+    let opens = h
+        .read_all_owned(format!(
+            "/v3/reports/landing_pages/campaign_details/{page}/p_contact_opens?limit=500"
+        ))
+        .await;
+    let contact = opens[0]["contact_id"].as_str().unwrap().to_owned();
+    let of_contact = opens
+        .iter()
+        .filter(|o| o["contact_id"] == contact.as_str())
+        .count();
+    let base = format!("/v3/reports/contact_reports/{contact}/activity_details");
+    let types = "p_contact_open,p_contact_click,p_contact_add,p_contact_update";
+    let listed = h
+        .read_all(
+            &format!("{base}?tracking_activities_list={types}"),
+            "tracking_activities",
+        )
+        .await;
+    let repeated: String = types
+        .split(',')
+        .map(|t| format!("tracking_activity_type={t}"))
+        .collect::<Vec<_>>()
+        .join("&");
+    let by_type = h
+        .read_all(&format!("{base}?{repeated}"), "tracking_activities")
+        .await;
+    assert_eq!(listed, by_type);
+    let page_opens: Vec<&Value> = listed
+        .iter()
+        .filter(|d| {
+            d["tracking_activity_type"] == "p_contact_open"
+                && d["campaign_activity_id"] == page.as_str()
+        })
+        .collect();
+    assert_eq!(page_opens.len(), of_contact);
+    assert!(listed.iter().all(|d| d["tracking_activity_type"]
+        .as_str()
+        .unwrap()
+        .starts_with("p_contact_")));
+    assert!(listed.windows(2).all(|w| created(&w[0]) >= created(&w[1])));
+    for bad in [
+        format!("{base}?tracking_activities_list=em_sends&tracking_activity_type=em_opens"),
+        format!("{base}?tracking_activity_type=p_contact_sms_optin"),
+        format!("{base}?tracking_activities_list=p_contact_sms_optin"),
+    ] {
+        let (status, body) = h.get(&bad).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+    }
 }
 
 impl Harness {

@@ -9,9 +9,9 @@ use super::paging::{EnumParam, ListQuery, ListSpec, Params};
 use super::render;
 use super::state::{Reply, Route, St};
 use super::tracking::{
-    is_sendable, Event, EventKind, Stats, Tracking, View, BOUNCE_CODES, CONTACT_ACTIVITY_TYPES,
-    DEVICES, OPT_OUT_REASONS,
+    is_sendable, Event, EventKind, Stats, Tracking, View, BOUNCE_CODES, DEVICES, OPT_OUT_REASONS,
 };
+use super::visits::Kind as PageKind;
 use axum::{
     extract::{Path, RawQuery, State},
     routing::get,
@@ -708,24 +708,74 @@ async fn contact_rates(State(s): St, Path(id): Path<String>, RawQuery(raw): RawQ
     })))
 }
 
-/// The contact's events of the given kinds over every activity, newest first.
-pub(crate) fn contact_events<'a>(
-    data: &'a Data,
+/// A tracking activity type of the contact activity details report: an email event or a
+/// landing page one (the contract lists `p_contact_open`, `p_contact_click`,
+/// `p_contact_add` and `p_contact_update`; no SMS opt-in).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ActivityType {
+    Email(EventKind),
+    Page(PageKind),
+}
+
+/// `tracking_activities_list` / `tracking_activity_type` values, in report order.
+pub(crate) const CONTACT_ACTIVITY_TYPES: &[(&str, ActivityType)] = &[
+    ("em_sends", ActivityType::Email(EventKind::Send)),
+    ("em_opens", ActivityType::Email(EventKind::Open)),
+    ("em_clicks", ActivityType::Email(EventKind::Click)),
+    ("em_bounces", ActivityType::Email(EventKind::Bounce)),
+    ("em_optouts", ActivityType::Email(EventKind::Optout)),
+    ("em_forwards", ActivityType::Email(EventKind::Forward)),
+    ("p_contact_open", ActivityType::Page(PageKind::Open)),
+    ("p_contact_click", ActivityType::Page(PageKind::Click)),
+    ("p_contact_add", ActivityType::Page(PageKind::Add)),
+    ("p_contact_update", ActivityType::Page(PageKind::Update)),
+];
+
+/// One row of the contact activity details report.
+pub(crate) struct ContactEvent {
+    pub activity: Uuid,
+    pub at: i64,
+    pub kind: &'static str,
+}
+
+/// The contact's events of the given types over every email activity and landing page,
+/// newest first.
+pub(crate) fn contact_events(
+    data: &Data,
     contact: u32,
-    kinds: &[EventKind],
-) -> Vec<(&'a Activity, &'a Event)> {
-    let mut rows: Vec<(&Activity, &Event)> = data
+    types: &[ActivityType],
+) -> Vec<ContactEvent> {
+    let name = |t: ActivityType| {
+        CONTACT_ACTIVITY_TYPES
+            .iter()
+            .find(|(_, k)| *k == t)
+            .map_or("", |(n, _)| *n)
+    };
+    let emails = data
         .sent()
-        .flat_map(|(_, a, t)| t.events.iter().map(move |e| (a, e)))
-        .filter(|(_, e)| e.contact == contact && kinds.contains(&e.kind))
-        .collect();
-    rows.sort_by_key(|(a, e)| (Reverse(e.at), a.id, e.kind as u8));
+        .flat_map(|(_, a, t)| t.events.iter().map(move |e| (a.id, e)))
+        .filter(|(_, e)| e.contact == contact && types.contains(&ActivityType::Email(e.kind)))
+        .map(|(activity, e)| ContactEvent {
+            activity,
+            at: e.at,
+            kind: name(ActivityType::Email(e.kind)),
+        });
+    let pages = data
+        .landing_pages
+        .iter()
+        .flat_map(|p| p.events.iter().map(move |e| (p.activity, e)))
+        .filter(|(_, e)| e.contact == contact && types.contains(&ActivityType::Page(e.kind)))
+        .map(|(activity, e)| ContactEvent {
+            activity,
+            at: e.at,
+            kind: name(ActivityType::Page(e.kind)),
+        });
+    let mut rows: Vec<ContactEvent> = emails.chain(pages).collect();
+    rows.sort_by_key(|r| (Reverse(r.at), r.activity, r.kind));
     rows
 }
 
-/// `tracking_activities_list` values (the contract's enum). The landing-page ones
-/// (`p_contact_*`) pass the route's check but the fake holds no such events per contact:
-/// `activity_kinds` answers them 400, refusing rather than answering nothing.
+/// `tracking_activities_list` values (the contract's enum), landing-page ones included.
 const TRACKING_ACTIVITIES: &[&str] = &[
     "em_sends",
     "em_opens",
@@ -739,13 +789,35 @@ const TRACKING_ACTIVITIES: &[&str] = &[
     "p_contact_update",
 ];
 
-/// `tracking_activities_list` as event kinds; `None` when absent.
-pub(crate) fn activity_kinds(p: &Params) -> Result<Option<Vec<EventKind>>, ApiError> {
-    let names: Vec<&str> = CONTACT_ACTIVITY_TYPES.iter().map(|(n, _)| *n).collect();
-    let Some(_) = p.get("tracking_activities_list") else {
-        return Ok(None);
+/// The requested activity types: `tracking_activities_list` (comma-separated) or
+/// `tracking_activity_type` (repeated, or comma-separated), which are mutually
+/// exclusive; `None` when neither is given.
+pub(crate) fn activity_types(p: &Params) -> Result<Option<Vec<ActivityType>>, ApiError> {
+    let names: Vec<&'static str> = CONTACT_ACTIVITY_TYPES.iter().map(|(n, _)| *n).collect();
+    let repeated: Vec<&str> = p.all("tracking_activity_type").collect();
+    let picked: Vec<&str> = match (p.get("tracking_activities_list"), repeated.is_empty()) {
+        (Some(_), false) => {
+            return Err(ApiError::bad(
+                "tracking_activities_list and tracking_activity_type are mutually exclusive",
+            ))
+        }
+        (Some(_), true) => p.csv("tracking_activities_list", &names)?,
+        (None, false) => {
+            let mut picked = Vec::new();
+            for value in repeated.iter().flat_map(|v| v.split(',')) {
+                let value = value.trim();
+                let known = names.iter().find(|n| **n == value).ok_or_else(|| {
+                    ApiError::bad(format!(
+                        "tracking_activity_type: {value} is not one of {}",
+                        names.join(", ")
+                    ))
+                })?;
+                picked.push(*known);
+            }
+            picked
+        }
+        (None, true) => return Ok(None),
     };
-    let picked = p.csv("tracking_activities_list", &names)?;
     Ok(Some(
         CONTACT_ACTIVITY_TYPES
             .iter()
@@ -758,25 +830,22 @@ pub(crate) fn activity_kinds(p: &Params) -> Result<Option<Vec<EventKind>>, ApiEr
 async fn contact_details(State(s): St, Path(id): Path<String>, RawQuery(raw): RawQuery) -> Reply {
     let path = CONTACT_DETAILS.path.replace("{contact_id}", &id);
     let q = ListQuery::parse_at(&CONTACT_DETAILS, path, raw.as_deref())?;
-    let kinds = activity_kinds(&q.params)?
-        .ok_or_else(|| ApiError::bad("tracking_activities_list is required"))?;
+    let types = activity_types(&q.params)?.ok_or_else(|| {
+        ApiError::bad("tracking_activities_list or tracking_activity_type is required")
+    })?;
     let data = s.data();
     let c = contact(&data, &id)?;
-    let rows = contact_events(&data, c, &kinds);
+    let rows = contact_events(&data, c, &types);
     let contact_id = data.contacts[c as usize].id;
     q.page(
         rows.iter(),
         |_| true,
-        |(a, e)| {
-            let name = CONTACT_ACTIVITY_TYPES
-                .iter()
-                .find(|(_, k)| *k == e.kind)
-                .map_or("", |(n, _)| *n);
+        |r| {
             json!({
                 "contact_id": contact_id,
-                "campaign_activity_id": a.id,
-                "created_time": timestamp(e.at),
-                "tracking_activity_type": name,
+                "campaign_activity_id": r.activity,
+                "created_time": timestamp(r.at),
+                "tracking_activity_type": r.kind,
             })
         },
         None,

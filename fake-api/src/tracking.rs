@@ -73,16 +73,6 @@ pub(crate) enum View {
     NotOpened,
 }
 
-/// `tracking_activities_list` values of the contact activity details report.
-pub(crate) const CONTACT_ACTIVITY_TYPES: &[(&str, EventKind)] = &[
-    ("em_sends", EventKind::Send),
-    ("em_opens", EventKind::Open),
-    ("em_clicks", EventKind::Click),
-    ("em_bounces", EventKind::Bounce),
-    ("em_optouts", EventKind::Optout),
-    ("em_forwards", EventKind::Forward),
-];
-
 /// Roles that are sent to contacts (and so have previews, send history and reports).
 pub(crate) fn is_sendable(role: &str) -> bool {
     matches!(role, "primary_email" | "resend")

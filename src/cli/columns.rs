@@ -1,5 +1,6 @@
 //! `custom_fields_as_columns` in the commands: discover reads the account's
-//! custom fields and adds their columns to `contacts`; a read does the same,
+//! custom fields and adds their columns to the streams whose records carry
+//! `custom_fields` (`contacts`, `contacts_export`); a read does the same,
 //! keeps the columns of the catalog it is given (so a renamed field keeps
 //! filling the column the destination has), and fills them in each record on
 //! its way to the writer. With the option off nothing here runs and no
@@ -21,12 +22,16 @@ use crate::protocol::{Level, Output, RecordRef, StreamStatus};
 use crate::streams::custom_fields::{self, Column, Unmapped};
 use crate::streams::Registry;
 
-/// The stream that gets the columns, and the one listing the fields.
-const CONTACTS: &str = "contacts";
+/// The streams that get the columns (their records carry `custom_fields`),
+/// and the one listing the fields.
+const STREAMS: &[&str] = &["contacts", "contacts_export"];
 const CUSTOM_FIELDS: &str = "custom_fields";
 
-/// The streams of `discover`: with the option on, `contacts` has a column
-/// per custom field of the account.
+/// Each stream's columns, by `custom_field_id`.
+type StreamColumns = BTreeMap<String, Arc<BTreeMap<String, Column>>>;
+
+/// The streams of `discover`: with the option on, `contacts` and
+/// `contacts_export` have a column per custom field of the account.
 pub fn discover_registry(config: &LoadedConfig, output: &Arc<dyn Output>) -> Result<Arc<Registry>> {
     let registry = setup::registry(config)?;
     if !config.config.custom_fields_as_columns {
@@ -37,7 +42,10 @@ pub fn discover_registry(config: &LoadedConfig, output: &Arc<dyn Output>) -> Res
         let api = setup::connect(config, RetryPolicy::SYNC, output)?;
         read_fields(config, &registry, &api, output).await
     })?;
-    let columns = live_columns(&registry, &fields);
+    let columns: Vec<(&str, Vec<Column>)> = STREAMS
+        .iter()
+        .map(|stream| (*stream, live_columns(&registry, stream, &fields)))
+        .collect();
     Ok(Arc::new(extended(&registry, &columns)))
 }
 
@@ -47,7 +55,10 @@ pub fn discover_registry(config: &LoadedConfig, output: &Arc<dyn Output>) -> Res
 pub struct Prepared {
     pub registry: Arc<Registry>,
     client: Option<(tokio::runtime::Runtime, Arc<ApiClient>)>,
-    columns: Option<Arc<BTreeMap<String, Column>>>,
+    /// The account's custom fields, handed to the sync so that no stream
+    /// asks for them again.
+    fields: Vec<Value>,
+    columns: Option<StreamColumns>,
 }
 
 impl Prepared {
@@ -58,46 +69,58 @@ impl Prepared {
         catalog: impl FnOnce() -> Result<Value>,
     ) -> Result<Prepared> {
         let registry = setup::registry(config)?;
+        let plain = |registry| Prepared {
+            registry,
+            client: None,
+            fields: Vec::new(),
+            columns: None,
+        };
         if !config.config.custom_fields_as_columns {
-            return Ok(Prepared {
-                registry,
-                client: None,
-                columns: None,
-            });
+            return Ok(plain(registry));
         }
         let catalog = catalog()?;
-        let Some(schema) = catalog_schema(&catalog, CONTACTS) else {
-            // No contacts to fill: no request.
-            return Ok(Prepared {
-                registry,
-                client: None,
-                columns: None,
-            });
-        };
+        let selected: Vec<(&str, Option<&Value>)> = STREAMS
+            .iter()
+            .filter_map(|stream| catalog_schema(&catalog, stream).map(|schema| (*stream, schema)))
+            .collect();
+        if selected.is_empty() {
+            // No stream to fill: no request.
+            return Ok(plain(registry));
+        }
         let runtime = setup::runtime()?;
         let (api, fields) = runtime.block_on(async {
             let api = setup::connect(config, RetryPolicy::SYNC, output)?;
             let fields = read_fields(config, &registry, &api, output).await?;
             Ok::<_, Error>((api, fields))
         })?;
-        let live = live_columns(&registry, &fields);
-        // The catalog's columns are the destination's: a read fills those.
-        let columns = match schema.and_then(custom_fields::columns_of_schema) {
-            Some(pinned) => {
-                warn_of_changes(output, &pinned, &live, &fields);
-                pinned
-            }
-            None => live,
-        };
+        let mut columns: Vec<(&str, Vec<Column>)> = Vec::new();
+        for (stream, schema) in selected {
+            let live = live_columns(&registry, stream, &fields);
+            // The catalog's columns are the destination's: a read fills those.
+            columns.push(match schema.and_then(custom_fields::columns_of_schema) {
+                Some(pinned) => {
+                    warn_of_changes(output, stream, &pinned, &live, &fields);
+                    (stream, pinned)
+                }
+                None => (stream, live),
+            });
+        }
         Ok(Prepared {
             registry: Arc::new(extended(&registry, &columns)),
             client: Some((runtime, api)),
-            columns: Some(Arc::new(
+            fields,
+            columns: Some(
                 columns
                     .into_iter()
-                    .map(|c| (c.custom_field_id.clone(), c))
+                    .map(|(stream, columns)| {
+                        let by_id = columns
+                            .into_iter()
+                            .map(|c| (c.custom_field_id.clone(), c))
+                            .collect();
+                        (stream.to_string(), Arc::new(by_id))
+                    })
                     .collect(),
-            )),
+            ),
         })
     }
 
@@ -113,6 +136,7 @@ impl Prepared {
         let Prepared {
             registry,
             client,
+            fields,
             columns,
         } = self;
         let output: Arc<dyn Output> = match columns {
@@ -125,7 +149,8 @@ impl Prepared {
         };
         match client {
             Some((runtime, api)) => {
-                Ok(runtime.block_on(sync(Context::new(api, output, registry, config))))
+                let ctx = Context::new(api, output, registry, config).with_custom_fields(fields);
+                Ok(runtime.block_on(sync(ctx)))
             }
             None => setup::runtime()?.block_on(async {
                 let ctx = setup::sync_context(config, registry, &output)?;
@@ -179,22 +204,27 @@ async fn read_fields(
     Ok(fields)
 }
 
-/// The columns of `fields` as discover names them now.
-fn live_columns(registry: &Registry, fields: &[Value]) -> Vec<Column> {
-    let own = custom_fields::own_properties(&contacts_schema(registry));
+/// The columns of `fields` as discover names them now in `stream`.
+fn live_columns(registry: &Registry, stream: &str, fields: &[Value]) -> Vec<Column> {
+    let own = custom_fields::own_properties(&schema_of(registry, stream));
     custom_fields::columns(fields, &own)
 }
 
-fn contacts_schema(registry: &Registry) -> Value {
+fn schema_of(registry: &Registry, stream: &str) -> Value {
     registry
-        .find_any(CONTACTS)
+        .find_any(stream)
         .map(|def| def.schema.clone())
-        .expect("the table has contacts")
+        .expect("the table has the streams with custom fields")
 }
 
-fn extended(registry: &Registry, columns: &[Column]) -> Registry {
-    let schema = custom_fields::with_columns(&contacts_schema(registry), columns);
-    registry.clone().with_schema(CONTACTS, schema)
+/// `registry` with each stream's schema extended by its columns.
+fn extended(registry: &Registry, columns: &[(&str, Vec<Column>)]) -> Registry {
+    columns
+        .iter()
+        .fold(registry.clone(), |registry, (stream, columns)| {
+            let schema = custom_fields::with_columns(&schema_of(&registry, stream), columns);
+            registry.with_schema(stream, schema)
+        })
 }
 
 /// `stream`'s entry in a configured catalog (`None` when it has none), and
@@ -221,7 +251,13 @@ fn catalog_schema<'a>(catalog: &'a Value, stream: &str) -> Option<Option<&'a Val
 /// Says, before the read, where the catalog's columns and the account's
 /// fields part: a field renamed since discover (its column keeps being
 /// filled), a field deleted since (its column stays empty).
-fn warn_of_changes(output: &Arc<dyn Output>, pinned: &[Column], live: &[Column], fields: &[Value]) {
+fn warn_of_changes(
+    output: &Arc<dyn Output>,
+    stream: &str,
+    pinned: &[Column],
+    live: &[Column],
+    fields: &[Value],
+) {
     let label = |id: &str| {
         fields
             .iter()
@@ -239,7 +275,7 @@ fn warn_of_changes(output: &Arc<dyn Output>, pinned: &[Column], live: &[Column],
             Some(now) if now.name != column.name => output.log(
                 Level::Warn,
                 &format!(
-                    "contacts: custom field {:?} ({}) fills column {} of the catalog; discover \
+                    "{stream}: custom field {:?} ({}) fills column {} of the catalog; discover \
                      would now name it {} (its label changed). It keeps filling {} until the \
                      schema is discovered again (refresh the source schema); from then on {} \
                      is filled and {} is no longer.",
@@ -256,7 +292,7 @@ fn warn_of_changes(output: &Arc<dyn Output>, pinned: &[Column], live: &[Column],
             None => output.log(
                 Level::Warn,
                 &format!(
-                    "contacts: the custom field {} of column {} no longer exists; the column \
+                    "{stream}: the custom field {} of column {} no longer exists; the column \
                      stays empty until the schema is discovered again",
                     column.custom_field_id, column.name
                 ),
@@ -265,11 +301,12 @@ fn warn_of_changes(output: &Arc<dyn Output>, pinned: &[Column], live: &[Column],
     }
 }
 
-/// The writer, behind a step that adds the columns to `contacts` records
-/// and warns once per custom field whose values get no column.
+/// The writer, behind a step that adds the columns to the records of the
+/// streams that have them and warns once per stream and custom field whose
+/// values get no column.
 struct FillColumns {
     inner: Arc<dyn Output>,
-    columns: Arc<BTreeMap<String, Column>>,
+    columns: StreamColumns,
     warned: Mutex<BTreeSet<String>>,
 }
 
@@ -288,29 +325,31 @@ impl FillColumns {
 
 impl Output for FillColumns {
     fn record(&self, stream: &str, record: RecordRef<'_>) {
-        if stream != CONTACTS {
+        let Some(columns) = self.columns.get(stream) else {
             return self.inner.record(stream, record);
-        }
+        };
         let value = record.to_value();
         let Some(fields) = value.as_object() else {
             return self.inner.record(stream, record);
         };
         let mut filled = fields.clone();
-        for unmapped in custom_fields::fill(&mut filled, &self.columns) {
+        for unmapped in custom_fields::fill(&mut filled, columns) {
             match unmapped {
-                Unmapped::UnknownField(id) => self.warn_once(&id, || {
+                Unmapped::UnknownField(id) => self.warn_once(&format!("{stream} {id}"), || {
                     format!(
-                        "contacts: custom field {id} has no column in the catalog (created \
+                        "{stream}: custom field {id} has no column in the catalog (created \
                          after the schema was discovered?); its values stay in custom_fields. \
                          Discover the schema again (refresh the source schema) for a column."
                     )
                 }),
-                Unmapped::NotADate { column, value } => self.warn_once(&column, || {
-                    format!(
-                        "contacts: {value} is not a date, but column {column} holds dates; \
-                         such values stay in custom_fields only"
-                    )
-                }),
+                Unmapped::NotADate { column, value } => {
+                    self.warn_once(&format!("{stream} {column}"), || {
+                        format!(
+                            "{stream}: {value} is not a date, but column {column} holds dates; \
+                             such values stay in custom_fields only"
+                        )
+                    })
+                }
             }
         }
         self.inner

@@ -1,6 +1,10 @@
 //! Streams read from a bulk export file instead of pages (`Export`): start
 //! the export job, wait for its activity to complete, then stream the CSV
-//! file it links to, one row at a time, as typed records.
+//! file it links to, one row at a time, as typed records. The export asks
+//! for every field (see [`export_request`]); the file's header names are not
+//! documented, so its columns are matched to the schema's fields and the
+//! account's custom fields by meaning ([`Matcher`]), and the mapping is
+//! logged.
 //!
 //! Every request goes through the shared `ApiClient` (rate limiter, budget,
 //! quota, retries). The job's `POST` is sent again only when the API cannot
@@ -10,8 +14,9 @@
 //! an immutable snapshot) and the rows already handed on are skipped.
 //!
 //! The cost is a handful of requests whatever the account's size: the
-//! `POST`, one `GET` per poll (waits of 1 s doubling to 10 s), one `GET` of
-//! the file.
+//! account's custom fields (one request per 100, none when
+//! `custom_fields_as_columns` read them already), the `POST`, one `GET` per
+//! poll (waits of 1 s doubling to 10 s), one `GET` of the file.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -58,18 +63,13 @@ async fn read_contacts(
     sink: &mut dyn Sink,
     report: &mut StreamReport,
 ) -> Result<()> {
-    // Every field the schema has is asked for. The live contract takes
-    // `fields` as plain strings, with no list of exportable fields to hold
-    // the schema against, so no test checks them.
-    // No `status`: the export then holds every contact of the account.
-    let fields: Vec<&String> = def.schema["properties"]
-        .as_object()
-        .map(|properties| properties.keys().collect())
-        .unwrap_or_default();
+    // The custom fields first: their columns are matched to them, and a
+    // failure here starts no job on the account.
+    let custom_fields = ctx.custom_fields(report).await?;
     let url = ctx.api.endpoint(&def.path, &[]);
     let started = ctx
         .api
-        .post_json(&url, &json!({ "fields": fields }))
+        .post_json(&url, &export_request())
         .await
         .map_err(needs_privilege)?;
     report.requests += u64::from(started.requests);
@@ -91,7 +91,16 @@ async fn read_contacts(
     );
     let activity = wait_for(ctx, &id, started.body, report).await?;
     let file = file_url(ctx, &id, &activity)?;
-    read_file(ctx, def, &id, &file, sink, report).await
+    read_file(ctx, def, &id, &file, &custom_fields, sink, report).await
+}
+
+/// The body of the export's `POST`: no `fields`, since the export guide says
+/// an export then holds every contact field, custom fields included, which is
+/// what the stream wants. A list could only lose columns: the contract has no
+/// enum of field names, and custom fields have no documented export name. No
+/// `status` either: the export then holds every (live) contact.
+fn export_request() -> Value {
+    json!({})
 }
 
 /// A 403 of any export request: the user lacks the privilege.
@@ -192,10 +201,11 @@ async fn read_file(
     def: &StreamDef,
     id: &str,
     url: &Url,
+    custom_fields: &[Value],
     sink: &mut dyn Sink,
     report: &mut StreamReport,
 ) -> Result<()> {
-    let mut rows = Rows::new(def, id);
+    let mut rows = Rows::new(def, id, Matcher::new(&def.schema, custom_fields));
     let mut attempt = 0;
     loop {
         attempt += 1;
@@ -206,7 +216,19 @@ async fn read_file(
             .map_err(needs_privilege)?;
         report.requests += u64::from(requests);
         report.pages += 1;
-        match rows.read(response, sink, report).await {
+        let result = rows.read(response, sink, report).await;
+        // Header names are not documented: how this file's were read is said
+        // once, whatever became of the read.
+        if let Some(mapping) = rows.mapping.take() {
+            ctx.output.log(
+                Level::Info,
+                &format!(
+                    "{}: the export file's columns, as read: {mapping}",
+                    def.name
+                ),
+            );
+        }
+        match result {
             Ok(()) => break,
             Err(Stop::Broken(reason)) if attempt < FILE_ATTEMPTS => {
                 ctx.output.log(
@@ -265,14 +287,206 @@ impl Kind {
     }
 }
 
+/// Where a record keeps its custom fields, as `contacts` does:
+/// `[{custom_field_id, value}]`.
+const CUSTOM_FIELDS: &str = "custom_fields";
+
+/// Other spellings of the schema's fields a header may use. The export's
+/// header names are not documented (nor are the fields', beyond a few the
+/// guide names), so headers are matched by meaning: a header is normalised
+/// (lowercase letters and digits only: `E-mail address`, `EMAIL_ADDRESS` and
+/// `Email Address` are all `emailaddress`) and compared with each field's own
+/// name and these words, normalised the same way. Kept small: a header it
+/// misses is logged, with every other, when the file is read.
+const SYNONYMS: &[(&str, &[&str])] = &[
+    ("contact_id", &["id", "contact", "contact uuid"]),
+    ("email_address", &["email", "email addr"]),
+    ("phone_number", &["phone", "telephone"]),
+    ("company_name", &["company"]),
+    ("street", &["street address", "address", "address line 1"]),
+    (
+        "zip",
+        &["zip code", "postal code", "postcode", "zip/postal code"],
+    ),
+    ("state", &["province", "state/province"]),
+    ("email_lists", &["lists", "list memberships"]),
+    ("created_at", &["created", "date created", "created date"]),
+    ("updated_at", &["updated", "date updated", "last updated"]),
+    (
+        "email_permission",
+        &["email permission status", "permission to send"],
+    ),
+    ("notes", &["note"]),
+    ("sms_number", &["sms phone", "sms phone number"]),
+];
+
+/// A header as compared: its letters and digits, lowercase.
+fn normalise(header: &str) -> String {
+    header
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .map(|c| c.to_ascii_lowercase())
+        .collect()
+}
+
+/// What a column of the file holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Column {
+    /// A field of the schema, typed as it says.
+    Field(String, Kind),
+    /// A custom field of the account, by `custom_field_id`.
+    Custom(String),
+    /// Nothing the stream knows: left out.
+    Unknown,
+}
+
+/// Matches header names to the schema's fields and the account's custom
+/// fields.
+struct Matcher {
+    /// Normalised name or synonym → field and its kind.
+    fields: BTreeMap<String, (String, Kind)>,
+    /// (`custom_field_id`, label, name) of each custom field.
+    custom: Vec<(String, String, String)>,
+    /// The schema has `custom_fields`, which custom columns fill.
+    custom_fields_property: bool,
+}
+
+impl Matcher {
+    /// From the schema's own properties (not `custom_fields`, nor the
+    /// columns `custom_fields_as_columns` adds, which are filled from it) and
+    /// the records of `/contact_custom_fields`.
+    fn new(schema: &Value, custom_fields: &[Value]) -> Matcher {
+        let properties = schema["properties"].as_object();
+        let own = crate::streams::custom_fields::own_properties(schema);
+        let mut fields = BTreeMap::new();
+        for name in own.iter().filter(|n| *n != CUSTOM_FIELDS) {
+            let kind = Kind::of(&properties.expect("own properties")[name]);
+            fields.insert(normalise(name), (name.clone(), kind));
+        }
+        for (field, words) in SYNONYMS {
+            let Some((_, kind)) = fields.get(&normalise(field)).cloned() else {
+                continue;
+            };
+            for word in *words {
+                fields
+                    .entry(normalise(word))
+                    .or_insert_with(|| (field.to_string(), kind));
+            }
+        }
+        let text = |f: &Value, key: &str| {
+            f.get(key)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string()
+        };
+        let custom = custom_fields
+            .iter()
+            .filter(|f| f.get("custom_field_id").and_then(Value::as_str).is_some())
+            .map(|f| {
+                (
+                    text(f, "custom_field_id"),
+                    text(f, "label"),
+                    text(f, "name"),
+                )
+            })
+            .collect();
+        Matcher {
+            fields,
+            custom,
+            custom_fields_property: own.contains(CUSTOM_FIELDS),
+        }
+    }
+
+    /// What each header holds. A header naming a field (its name or a
+    /// synonym, normalised) is that field, unless an earlier column has it;
+    /// else a custom field whose label or name it is (exactly, then ignoring
+    /// case, then normalised, where only one field matches); else nothing.
+    fn columns(&self, headers: &[&str]) -> Vec<Column> {
+        let mut taken: Vec<Column> = Vec::new();
+        for header in headers {
+            let field = self
+                .fields
+                .get(&normalise(header))
+                .map(|(name, kind)| Column::Field(name.clone(), *kind))
+                .filter(|column| !taken.contains(column));
+            let column = field
+                .or_else(|| self.custom_field(header).map(Column::Custom))
+                .filter(|column| !taken.contains(column))
+                .unwrap_or(Column::Unknown);
+            taken.push(column);
+        }
+        taken
+    }
+
+    fn custom_field(&self, header: &str) -> Option<String> {
+        let header = header.trim();
+        let tests: [&dyn Fn(&str) -> bool; 3] = [
+            &|name| name == header,
+            &|name| name.to_lowercase() == header.to_lowercase(),
+            &|name| normalise(name) == normalise(header),
+        ];
+        for test in tests {
+            let matching: Vec<&String> = self
+                .custom
+                .iter()
+                .filter(|(_, label, name)| {
+                    (!label.is_empty() && test(label)) || (!name.is_empty() && test(name))
+                })
+                .map(|(id, _, _)| id)
+                .collect();
+            match matching[..] {
+                [id] => return Some(id.clone()),
+                [] => continue,
+                // Ambiguous at this level: a closer one would have matched.
+                _ => return None,
+            }
+        }
+        None
+    }
+}
+
+/// The header-to-field mapping, for the log: `"Email Address" → email_address`.
+fn describe(headers: &[&str], columns: &[Column]) -> String {
+    headers
+        .iter()
+        .zip(columns)
+        .map(|(header, column)| {
+            let target = match column {
+                Column::Field(field, _) => field.clone(),
+                Column::Custom(id) => format!("custom field {id}"),
+                Column::Unknown => "(left out)".to_string(),
+            };
+            format!("{header:?} → {target}")
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The header spellings read as `field`, for messages.
+fn spellings(field: &str) -> String {
+    let words = SYNONYMS
+        .iter()
+        .find(|(f, _)| *f == field)
+        .map(|(_, words)| *words)
+        .unwrap_or_default();
+    std::iter::once(field)
+        .chain(words.iter().copied())
+        .map(|w| format!("{w:?}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// The rows of one export file, parsed as they arrive: a chunk of the body
 /// is parsed up to its last complete row, the rest waits for the next chunk.
 struct Rows<'a> {
     def: &'a StreamDef,
     activity: &'a str,
-    /// The schema field and kind of each column; `None` for columns the
-    /// schema lacks.
-    columns: Option<Vec<Option<(String, Kind)>>>,
+    matcher: Matcher,
+    /// What each column holds, from the header row.
+    columns: Option<Vec<Column>>,
+    /// How the header row was read, to log once: `None` once logged.
+    mapping: Option<String>,
+    mapping_logged: bool,
     /// Rows handed on (kept across reads of the file).
     emitted: u64,
     /// Rows handed on since the last checkpoint.
@@ -286,11 +500,14 @@ struct Rows<'a> {
 }
 
 impl<'a> Rows<'a> {
-    fn new(def: &'a StreamDef, activity: &'a str) -> Rows<'a> {
+    fn new(def: &'a StreamDef, activity: &'a str, matcher: Matcher) -> Rows<'a> {
         Rows {
             def,
             activity,
+            matcher,
             columns: None,
+            mapping: None,
+            mapping_logged: false,
             emitted: 0,
             unsaved: 0,
             seen: 0,
@@ -362,7 +579,7 @@ impl<'a> Rows<'a> {
     fn parse_rows(
         &mut self,
         bytes: &[u8],
-        columns: &mut Option<Vec<Option<(String, Kind)>>>,
+        columns: &mut Option<Vec<Column>>,
         sink: &mut dyn Sink,
         report: &mut StreamReport,
     ) -> Result<()> {
@@ -402,49 +619,75 @@ impl<'a> Rows<'a> {
         Ok(())
     }
 
-    /// The columns of the header row, matched to schema fields by name
-    /// (case and spaces aside: `Email Address` is `email_address`).
-    fn header(&mut self, row: &csv::StringRecord) -> Result<Vec<Option<(String, Kind)>>> {
-        let properties = self.def.schema["properties"].as_object();
-        let mut columns = Vec::new();
-        for (index, name) in row.iter().enumerate() {
-            let name = if index == 0 {
-                name.trim_start_matches('\u{feff}')
-            } else {
-                name
-            };
-            let field = name.trim().to_ascii_lowercase().replace([' ', '-'], "_");
-            match properties.and_then(|p| p.get(&field)) {
-                Some(schema) => columns.push(Some((field, Kind::of(schema)))),
-                None => {
-                    if !self.unknown_columns.iter().any(|c| c == name) {
-                        self.unknown_columns.push(name.to_string());
-                    }
-                    columns.push(None);
+    /// The columns of the header row, matched to fields by meaning (see
+    /// [`Matcher`]); fails when a column the stream needs is missing.
+    fn header(&mut self, row: &csv::StringRecord) -> Result<Vec<Column>> {
+        let headers: Vec<&str> = row
+            .iter()
+            .enumerate()
+            .map(|(index, name)| {
+                if index == 0 {
+                    name.trim_start_matches('\u{feff}')
+                } else {
+                    name
                 }
+            })
+            .collect();
+        let columns = self.matcher.columns(&headers);
+        if !self.mapping_logged {
+            self.mapping_logged = true;
+            self.mapping = Some(describe(&headers, &columns));
+        }
+        for key in &self.def.primary_key {
+            let found = columns
+                .iter()
+                .any(|c| matches!(c, Column::Field(f, _) if f == key));
+            if !found {
+                return Err(Error::system(format!(
+                    "the export file of activity {} has no {key} column, which the stream \
+                     needs (a header such as {}); its headers: {}",
+                    self.activity,
+                    spellings(key),
+                    headers
+                        .iter()
+                        .map(|h| format!("{h:?}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
             }
         }
-        if !columns.iter().flatten().any(|(f, _)| f == "contact_id") {
-            return Err(Error::system(format!(
-                "the export file of activity {} has no contact_id column (its columns: {})",
-                self.activity,
-                row.iter().collect::<Vec<_>>().join(", ")
-            )));
+        for (header, column) in headers.iter().zip(&columns) {
+            if *column == Column::Unknown && !self.unknown_columns.iter().any(|c| c == header) {
+                self.unknown_columns.push(header.to_string());
+            }
         }
         Ok(columns)
     }
 
-    fn record(&mut self, columns: &[Option<(String, Kind)>], row: &csv::StringRecord) -> Value {
+    fn record(&mut self, columns: &[Column], row: &csv::StringRecord) -> Value {
         let mut record = Map::new();
+        let mut custom = Vec::new();
         for (column, text) in columns.iter().zip(row.iter()) {
-            let Some((field, kind)) = column else {
-                continue;
-            };
-            let value = typed(*kind, text);
-            if value.is_null() && !text.trim().is_empty() {
-                *self.unparsed.entry(field.clone()).or_default() += 1;
+            match column {
+                Column::Field(field, kind) => {
+                    let value = typed(*kind, text);
+                    if value.is_null() && !text.trim().is_empty() {
+                        *self.unparsed.entry(field.clone()).or_default() += 1;
+                    }
+                    record.insert(field.clone(), value);
+                }
+                Column::Custom(id) => {
+                    let text = text.trim();
+                    if !text.is_empty() {
+                        custom.push(json!({"custom_field_id": id, "value": text}));
+                    }
+                }
+                Column::Unknown => {}
             }
-            record.insert(field.clone(), value);
+        }
+        // As `contacts` has them: the fields the contact has a value for.
+        if self.matcher.custom_fields_property {
+            record.insert(CUSTOM_FIELDS.into(), Value::Array(custom));
         }
         Value::Object(record)
     }
@@ -559,6 +802,190 @@ fn snippet(value: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn export_schema() -> Value {
+        let registry = crate::streams::Registry::built_in();
+        registry.find("contacts_export").unwrap().schema.clone()
+    }
+
+    fn custom(id: &str, label: &str) -> Value {
+        json!({"custom_field_id": id, "label": label, "name": label.replace(' ', "_")})
+    }
+
+    fn account_fields() -> Vec<Value> {
+        vec![
+            custom("id-shoe", "Shoe size"),
+            custom("id-shoe-2", "shoe-SIZE"),
+            custom("id-level", "Membership level"),
+            custom("id-notes", "Notes"),
+        ]
+    }
+
+    fn targets(headers: &[&str]) -> Vec<String> {
+        let matcher = Matcher::new(&export_schema(), &account_fields());
+        matcher
+            .columns(headers)
+            .into_iter()
+            .map(|c| match c {
+                Column::Field(f, _) => f,
+                Column::Custom(id) => id,
+                Column::Unknown => "-".into(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn headers_are_matched_by_meaning() {
+        for spelling in [
+            "Email Address",
+            "email_address",
+            "EMAIL",
+            "E-mail address",
+            " e-mail ",
+        ] {
+            assert_eq!(targets(&[spelling]), ["email_address"], "{spelling:?}");
+        }
+        for spelling in ["contact_id", "Contact Id", "CONTACT-ID", "ID", "Contact"] {
+            assert_eq!(targets(&[spelling]), ["contact_id"], "{spelling:?}");
+        }
+        assert_eq!(
+            targets(&[
+                "Zip/Postal Code",
+                "Postal code",
+                "State/Province",
+                "Date Created"
+            ]),
+            ["zip", "-", "state", "created_at"],
+            "a field already read from an earlier column is not read twice"
+        );
+        assert_eq!(
+            targets(&[
+                "SMS Number",
+                "Sms Consent Date",
+                "sms_status",
+                "Source Name"
+            ]),
+            [
+                "sms_number",
+                "sms_consent_date",
+                "sms_status",
+                "source_name"
+            ]
+        );
+        assert_eq!(targets(&["Shoe Size (EU)", "custom_fields"]), ["-", "-"]);
+    }
+
+    #[test]
+    fn custom_field_columns_are_matched_by_label_or_name() {
+        // Exactly first: two labels equal but for case and punctuation.
+        assert_eq!(
+            targets(&["shoe-SIZE", "Shoe size", "Membership_level"]),
+            ["id-shoe-2", "id-shoe", "id-level"]
+        );
+        // Then ignoring case, where one label matches; then normalised.
+        assert_eq!(targets(&["MEMBERSHIP LEVEL"]), ["id-level"]);
+        assert_eq!(targets(&["membership-level"]), ["id-level"]);
+        // Ambiguous once normalised: left out rather than guessed.
+        assert_eq!(targets(&["Shoe Size!"]), ["-"]);
+        // A field of the stream wins its header; a second such header is the
+        // custom field of that label.
+        assert_eq!(targets(&["Notes", "Notes"]), ["notes", "id-notes"]);
+        // A column a custom field already has is not read twice.
+        assert_eq!(targets(&["Shoe size", "Shoe size"]), ["id-shoe", "-"]);
+    }
+
+    #[test]
+    fn columns_of_custom_fields_as_columns_are_not_header_targets() {
+        let schema = crate::streams::custom_fields::with_columns(
+            &export_schema(),
+            &crate::streams::custom_fields::columns(&account_fields(), &Default::default()),
+        );
+        assert!(schema["properties"]["cf_shoe_size"].is_object());
+        let matcher = Matcher::new(&schema, &account_fields());
+        assert_eq!(
+            matcher.columns(&["cf_shoe_size", "Shoe size"]),
+            [Column::Unknown, Column::Custom("id-shoe".into())]
+        );
+    }
+
+    /// The export asks for no field list (all fields, the guide's default),
+    /// and every spelling the matcher knows leads to a field of the schema,
+    /// each to its own.
+    #[test]
+    fn the_schema_covers_what_the_export_asks_for_and_the_matcher_knows() {
+        assert_eq!(export_request(), json!({}), "no `fields`: every field");
+        let schema = export_schema();
+        let properties = schema["properties"].as_object().unwrap();
+        for key in [
+            "notes",
+            "source_name",
+            "sms_number",
+            "sms_consent_date",
+            "sms_status",
+        ] {
+            assert!(properties.contains_key(key), "{key}");
+        }
+        let contacts = crate::streams::Registry::built_in()
+            .find("contacts")
+            .unwrap()
+            .schema
+            .clone();
+        for key in ["type", "items"] {
+            assert_eq!(
+                schema["properties"][CUSTOM_FIELDS][key],
+                contacts["properties"][CUSTOM_FIELDS][key],
+                "custom_fields as contacts has them"
+            );
+        }
+        let own: Vec<String> = properties.keys().map(|k| normalise(k)).collect();
+        let mut seen = BTreeMap::new();
+        for (field, words) in SYNONYMS {
+            assert!(
+                properties.contains_key(*field),
+                "{field} is not in the schema"
+            );
+            for word in *words {
+                let key = normalise(word);
+                assert!(!own.contains(&key), "{word:?} is a field's own name");
+                if let Some(other) = seen.insert(key, *field) {
+                    panic!("{word:?} is a synonym of {other} and {field}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn custom_columns_fill_custom_fields_as_contacts_has_them() {
+        let schema = export_schema();
+        let def = StreamDef::new("contacts_export", "/x")
+            .primary_key(&["contact_id"])
+            .schema(&schema.to_string());
+        let mut rows = Rows::new(&def, "a", Matcher::new(&schema, &account_fields()));
+        let header =
+            csv::StringRecord::from(vec!["Contact Id", "Shoe size", "Membership level", "Other"]);
+        let columns = rows.header(&header).unwrap();
+        let record = rows.record(
+            &columns,
+            &csv::StringRecord::from(vec!["c1", "9.5", " ", "x"]),
+        );
+        assert_eq!(
+            record,
+            json!({"contact_id": "c1", "custom_fields": [{"custom_field_id": "id-shoe", "value": "9.5"}]})
+        );
+        assert_eq!(rows.unknown_columns, ["Other"]);
+        assert!(rows
+            .mapping
+            .as_deref()
+            .unwrap()
+            .contains("\"Shoe size\" → custom field id-shoe"));
+
+        let missing = csv::StringRecord::from(vec!["Email", "Contact Name"]);
+        let error = rows.header(&missing).unwrap_err().message;
+        assert!(
+            error.contains("no contact_id column") && error.contains("\"Email\", \"Contact Name\""),
+            "{error}"
+        );
+    }
 
     fn split_all(body: &[u8], size: usize) -> Vec<Vec<u8>> {
         let mut splitter = Splitter::default();

@@ -25,12 +25,15 @@ use crate::config::LoadedConfig;
 use crate::error::{Error, Result};
 use crate::http::ApiClient;
 use crate::protocol::catalog::Selected;
-use crate::protocol::{Output, RecordRef, StreamStatus};
+use crate::protocol::{Level, Output, RecordRef, StreamStatus};
 use crate::streams::{ConfigList, Reconcile, Registry, StreamDef};
 use optional::OptionalValues;
 use pages::{Chain, Fetched};
 use parents::{with_parent, Children, ParentCache, ParentValue};
 use sync::Strategy;
+
+/// The stream listing the account's custom fields.
+const CUSTOM_FIELDS: &str = "custom_fields";
 
 /// Stream name → that stream's saved state, as the protocol delivered it.
 pub type StreamStates = std::collections::BTreeMap<String, Value>;
@@ -56,6 +59,11 @@ pub struct Context {
     stats: stats::StatsCache,
     /// Optional parameter values the API accepted or refused this run.
     optional: Arc<OptionalValues>,
+    /// Keys of the messages said once per run ([`Context::log_once`]).
+    said: std::sync::Mutex<std::collections::BTreeSet<String>>,
+    /// The account's custom fields, read once per run when a stream needs
+    /// them ([`Context::custom_fields`]).
+    custom_fields: tokio::sync::OnceCell<Arc<Vec<Value>>>,
 }
 
 /// The lists the config narrows reads with.
@@ -66,6 +74,7 @@ pub struct Lists {
     pub tag_ids: Vec<String>,
     pub campaign_ids: Vec<String>,
     pub contact_ids: Vec<String>,
+    pub landing_page_activity_ids: Vec<String>,
 }
 
 impl Lists {
@@ -76,6 +85,7 @@ impl Lists {
             ConfigList::TagIds => &self.tag_ids,
             ConfigList::CampaignIds => &self.campaign_ids,
             ConfigList::ContactIds => &self.contact_ids,
+            ConfigList::LandingPageActivityIds => &self.landing_page_activity_ids,
         }
     }
 }
@@ -107,10 +117,55 @@ impl Context {
                 tag_ids: settings.tag_ids.clone(),
                 campaign_ids: settings.campaign_ids.clone(),
                 contact_ids: settings.contact_ids.clone(),
+                landing_page_activity_ids: settings.landing_page_activity_ids.clone(),
             },
             parents: ParentCache::default(),
             stats: stats::StatsCache::default(),
             optional,
+            said: Default::default(),
+            custom_fields: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    /// This context with the account's custom fields already read (by
+    /// `custom_fields_as_columns`, before the sync), so no stream asks again.
+    pub fn with_custom_fields(self, fields: Vec<Value>) -> Context {
+        Context {
+            custom_fields: tokio::sync::OnceCell::new_with(Some(Arc::new(fields))),
+            ..self
+        }
+    }
+
+    /// The account's custom fields (`/contact_custom_fields`, one request per
+    /// 100), read on first use; the requests count for `report`.
+    pub async fn custom_fields(&self, report: &mut StreamReport) -> Result<Arc<Vec<Value>>> {
+        let def = self
+            .registry
+            .find_any(CUSTOM_FIELDS)
+            .cloned()
+            .ok_or_else(|| Error::system("the table has no custom_fields stream"))?;
+        let mut spent = StreamReport::default();
+        let fields = self
+            .custom_fields
+            .get_or_try_init(|| async { collect(self, &def, None, &mut spent).await.map(Arc::new) })
+            .await
+            .map_err(|e| e.context("reading the account's custom fields"))?
+            .clone();
+        report.requests += spent.requests;
+        report.pages += spent.pages;
+        Ok(fields)
+    }
+
+    /// Logs `message` unless a message with this `key` was logged already in
+    /// this run: what holds for several streams is said once.
+    pub fn log_once(&self, key: &str, level: Level, message: impl FnOnce() -> String) {
+        let first = self
+            .said
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key.to_string());
+        if first {
+            self.output.log(level, &message());
         }
     }
 }

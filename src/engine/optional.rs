@@ -336,7 +336,10 @@ mod tests {
             .get(&contacts(), &first_page(), |url| api.get(url))
             .await
             .unwrap();
-        assert!(!url.contains("sms_channel") && url.contains("notes"), "{url}");
+        assert!(
+            !url.contains("sms_channel") && url.contains("notes"),
+            "{url}"
+        );
         assert_eq!((requests, api.sent().len()), (1, 1));
         assert!(output.0.lock().unwrap().is_empty(), "no warning");
     }

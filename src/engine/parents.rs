@@ -20,7 +20,7 @@ use super::state::parse_time;
 use super::{Context, StreamReport};
 use crate::error::{Error, Result};
 use crate::protocol::Level;
-use crate::streams::{self, Parent, ParentSource, StreamDef};
+use crate::streams::{self, ConfigList, Parent, ParentSource, StreamDef};
 
 type Records = Arc<Vec<Value>>;
 /// A parent stream and the lower bound its records were read from.
@@ -80,8 +80,22 @@ impl ParentCache {
     }
 }
 
-/// The stream a parent's values come from.
+/// The config list that names a parent's values in this run: its own list,
+/// or the list that names them instead of the stream when that is set.
+fn config_source(ctx: &Context, parent: &Parent) -> Option<ConfigList> {
+    match (&parent.source, parent.named_by) {
+        (ParentSource::Config(list), _) => Some(*list),
+        (ParentSource::Stream(_), Some(list)) if !ctx.lists.get(list).is_empty() => Some(list),
+        (ParentSource::Stream(_), _) => None,
+    }
+}
+
+/// The stream a parent's values come from in this run; `None` when a config
+/// list names them.
 pub fn parent_stream<'a>(ctx: &'a Context, parent: &Parent) -> Result<Option<&'a Arc<StreamDef>>> {
+    if config_source(ctx, parent).is_some() {
+        return Ok(None);
+    }
     match &parent.source {
         ParentSource::Config(_) => Ok(None),
         ParentSource::Stream(name) => ctx
@@ -127,6 +141,11 @@ pub struct ParentValue {
 /// child's endpoint takes them.
 pub struct Children {
     def: Arc<StreamDef>,
+    /// Parent values found: listed, named by the config or known from state.
+    found: usize,
+    /// The config names the parents: values saved by earlier runs that it
+    /// does not name are not read.
+    configured: bool,
     /// Single parent values not read yet, batched as they are read.
     values: VecDeque<ParentValue>,
     batch: usize,
@@ -157,12 +176,35 @@ impl Children {
     ) -> Result<Children> {
         let source = parent_stream(ctx, parent)?;
         let changed_field = source.and_then(|s| s.cursor_field());
+        let configured = config_source(ctx, parent);
+        if let (Some(source), Some(list)) = (source, parent.named_by) {
+            ctx.log_once(
+                &format!("searching {}", list.config_field()),
+                Level::Info,
+                || {
+                    let only: Vec<String> = parent
+                        .only
+                        .iter()
+                        .map(|(field, values)| format!("{field} is {}", values.join(" or ")))
+                        .collect();
+                    format!(
+                        "{}: `{}` is not set, so {} are looked for among the records of {} whose \
+                     {}, which no API documentation lists (unconfirmed: they may never be \
+                     found). Set `{}` to name them.",
+                        def.name,
+                        list.config_field(),
+                        list.what(),
+                        source.path.replace("{parent}", "{id}"),
+                        only.join(" and whose "),
+                        list.config_field(),
+                    )
+                },
+            );
+        }
         let records: Records = match source {
             Some(source) => ctx.parents.records(ctx, source, since, report).await?,
             None => {
-                let ParentSource::Config(list) = parent.source else {
-                    unreachable!("parent_stream is None only for config lists")
-                };
+                let list = configured.expect("parent_stream is None only for config lists");
                 let ids = ctx.lists.get(list);
                 if ids.is_empty() {
                     ctx.output.log(
@@ -186,9 +228,22 @@ impl Children {
             .map(|list| ctx.lists.get(list))
             .unwrap_or_default();
         let wanted = |key: &str| narrowed.is_empty() || narrowed.iter().any(|v| v == key);
-        let values = parent_values(&records, parent, changed_field, wanted)?;
+        // Named by the config: the names are the parents, whatever `only`
+        // says of the records they would have been found among.
+        let values = match configured {
+            Some(_) if parent.named_by.is_some() => {
+                let plain = Parent {
+                    only: Vec::new(),
+                    ..parent.clone()
+                };
+                parent_values(&records, &plain, changed_field, wanted)?
+            }
+            _ => parent_values(&records, parent, changed_field, wanted)?,
+        };
         Ok(Children {
             def: def.clone(),
+            found: values.len(),
+            configured: configured.is_some(),
             values: values.into(),
             batch: parent.batch.max(1),
             unbatched: 0,
@@ -354,9 +409,14 @@ impl Children {
 
     /// Adds parent values known from saved state that the listing lacks
     /// (their parent record did not change, so it was not listed again).
+    /// Parents the config names are all there is: nothing is added.
     pub fn add_keys(&mut self, keys: impl IntoIterator<Item = String>) {
+        if self.configured {
+            return;
+        }
         for key in keys {
             if !self.values.iter().any(|v| v.key == key) {
+                self.found += 1;
                 self.values.push_back(ParentValue {
                     key,
                     carried: Vec::new(),
@@ -364,6 +424,27 @@ impl Children {
                 });
             }
         }
+    }
+
+    /// Warns, once per run, when a stream whose parents the config can name
+    /// found none: what to set to read them.
+    pub fn warn_if_none_found(&self, ctx: &Context) {
+        let Some(list) = self.def.parent.as_ref().and_then(|p| p.named_by) else {
+            return;
+        };
+        if self.found > 0 {
+            return;
+        }
+        ctx.log_once(&format!("no {}", list.config_field()), Level::Warn, || {
+            format!(
+                "{}: no {} found, so the streams that read them read nothing (said once for \
+                 all of them). Set `{}` in the config to their ids: no documented API call \
+                 lists them.",
+                self.def.name,
+                list.what(),
+                list.config_field(),
+            )
+        });
     }
 
     /// Keeps only the parent values `keep` accepts.

@@ -18,7 +18,7 @@ use serde_json::Value;
 use url::Url;
 
 use super::pages::{first_page, first_page_of_pass, Chain};
-use super::parents::{root_with_cursor, Children};
+use super::parents::{parent_stream, root_with_cursor, Children};
 use super::state::{
     self, parse_time, CursorState, NoState, PerParentState, Resume, RowsAt, ThroughParentState,
     Timestamp,
@@ -73,7 +73,7 @@ pub async fn plan(
 ) -> Result<(Box<dyn Strategy>, PageSource)> {
     let name = &def.name;
     let sync = def.parent.as_ref().map(|p| &p.sync);
-    match (incremental, &def.cursor, sync) {
+    let planned: Result<(Box<dyn Strategy>, PageSource)> = match (incremental, &def.cursor, sync) {
         (true, Some(cursor), None) => {
             let saved: CursorState =
                 state::parse(name, legacy_cursor(&cursor.field, state).as_ref())?;
@@ -100,7 +100,11 @@ pub async fn plan(
             let source = source(ctx, def, None, report).await?;
             Ok((Box::new(FullRefresh), source))
         }
+    };
+    if let Ok((_, PageSource::Children(children))) = &planned {
+        children.warn_if_none_found(ctx);
     }
+    planned
 }
 
 /// The pages of `def`: its own chain, or one chain per value of the parents
@@ -772,6 +776,12 @@ async fn reached_root_cursor(
     since: DateTime<Utc>,
     report: &mut StreamReport,
 ) -> Result<Option<Timestamp>> {
+    // Parents the config names are not listed: no cursor to reach.
+    if let Some(parent) = &def.parent {
+        if parent_stream(ctx, parent)?.is_none() {
+            return Ok(None);
+        }
+    }
     let root = root_with_cursor(ctx, def)?;
     let field = root
         .cursor

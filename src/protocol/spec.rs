@@ -97,6 +97,7 @@ mod tests {
             "api_base_url",
             "token_url",
             "requests_per_second",
+            "landing_page_activity_ids",
         ] {
             let property = &spec["properties"][field];
             assert!(property["title"].is_string(), "{field} has no title");

@@ -90,6 +90,7 @@ pub enum ConfigList {
     TagIds,
     CampaignIds,
     ContactIds,
+    LandingPageActivityIds,
 }
 
 impl ConfigList {
@@ -101,6 +102,19 @@ impl ConfigList {
             ConfigList::TagIds => "tag_ids",
             ConfigList::CampaignIds => "campaign_ids",
             ConfigList::ContactIds => "contact_ids",
+            ConfigList::LandingPageActivityIds => "landing_page_activity_ids",
+        }
+    }
+
+    /// What the list's values are, for messages (plural).
+    pub fn what(self) -> &'static str {
+        match self {
+            ConfigList::ContactStatus => "contact statuses",
+            ConfigList::ListIds => "lists",
+            ConfigList::TagIds => "tags",
+            ConfigList::CampaignIds => "campaigns",
+            ConfigList::ContactIds => "contacts",
+            ConfigList::LandingPageActivityIds => "landing-page activities",
         }
     }
 }
@@ -185,6 +199,11 @@ pub struct Parent {
     pub only: Vec<(String, Vec<String>)>,
     /// Only parent values in this config list, when the list is set.
     pub narrowed_by: Option<ConfigList>,
+    /// Parents the config names: when this list is set, its values are the
+    /// parents and `source` is not read. When it is empty, `source` is
+    /// searched (`only`) for them, a search no documentation confirms: the
+    /// run says so once, and warns once when the search finds none.
+    pub named_by: Option<ConfigList>,
     /// Parent values one request carries, comma-separated.
     pub batch: usize,
     /// Child records get the parent value under this name when they lack it.
@@ -213,6 +232,7 @@ impl Parent {
             key: key.into(),
             only: Vec::new(),
             narrowed_by: None,
+            named_by: None,
             batch: 1,
             inject: None,
             carry: Vec::new(),
@@ -243,6 +263,13 @@ impl Parent {
     pub fn narrowed_by(self, list: ConfigList) -> Parent {
         Parent {
             narrowed_by: Some(list),
+            ..self
+        }
+    }
+
+    pub fn named_by(self, list: ConfigList) -> Parent {
+        Parent {
+            named_by: Some(list),
             ..self
         }
     }
@@ -309,8 +336,9 @@ pub struct OptionalValue {
 /// account, and it needs a privilege other streams do not).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Export {
-    /// `POST /activities/contact_exports` of every field the schema has,
-    /// then the CSV file the activity links to.
+    /// `POST /activities/contact_exports` of every field (no field list),
+    /// then the CSV file the activity links to, its columns matched to the
+    /// schema's fields and the account's custom fields.
     Contacts,
 }
 

@@ -16,7 +16,8 @@ macro_rules! schema {
 
 /// Every campaign activity's id and role, from `/emails/{campaign_id}`.
 const ACTIVITY_REFS: &str = "campaign_activity_refs";
-/// Activities that were sent, and so have reports.
+/// The roles sent to contacts: only their activities have send history,
+/// previews, stats and reports.
 const SENT_ROLES: (&str, &[&str]) = ("role", &["primary_email", "resend"]);
 /// Where children of campaigns keep their campaign's `updated_at`.
 const CAMPAIGN_CURSOR: &str = "campaign_updated_at";
@@ -26,10 +27,11 @@ const CAMPAIGN_TYPE_CODE: &str = "campaign_type_code";
 /// campaign's primary email turns its type from Newsletter (10) to A/B Test
 /// (57), and deleting it turns it back.
 const AB_TEST_TYPE_CODE: &str = "57";
-/// The role of a landing page's campaign activity. Neither the spec nor the
-/// docs list it (their role enum is primary_email, permalink, resend); the
-/// landing page reports take a landing page `campaign_activity_id`, and this
-/// is the role the connector assumes such activities carry.
+/// The role the connector looks for landing pages by when the config names
+/// none (`landing_page_activity_ids`). A guess, and said to be one in the
+/// run's log: neither the contract nor the docs list it (their roles are
+/// primary_email, permalink, resend), and no public source says how a client
+/// finds a landing page's `campaign_activity_id`.
 const LANDING_PAGE_ROLE: &str = "landing_page";
 
 /// A child of every campaign activity.
@@ -57,8 +59,11 @@ fn primary_email_child() -> Parent {
         .inject("campaign_activity_id")
 }
 
-/// A landing page report: rows of one landing page activity, newest first,
-/// read again within `report_lookback_days` like the email tracking reports.
+/// A landing page report: rows of one landing page activity, newest first.
+/// The activities are those `landing_page_activity_ids` names (each read on
+/// every run, down to its bookmark), or else those found by the unconfirmed
+/// role (read again while their campaign changed within
+/// `report_lookback_days`).
 fn landing_page_report(name: &str, path: &str, primary_key: &[&str], schema: &str) -> StreamDef {
     StreamDef::new(name, path)
         .records_key("tracking_activities")
@@ -70,7 +75,8 @@ fn landing_page_report(name: &str, path: &str, primary_key: &[&str], schema: &st
                 field: "created_time".into(),
                 lookback: Some(Lookback::ReportLookbackDays),
             })
-            .only("role", &[LANDING_PAGE_ROLE]),
+            .only("role", &[LANDING_PAGE_ROLE])
+            .named_by(ConfigList::LandingPageActivityIds),
         )
 }
 
@@ -222,13 +228,17 @@ pub fn streams() -> Vec<StreamDef> {
         .primary_key(&["campaign_activity_id", "send_id"])
         .schema(schema!("campaign_activity_send_history"))
         .parent(sent_activity_child(through_campaign()).inject("campaign_activity_id")),
+        // A preview shows an email "before you send it to contacts" (the
+        // contract): only the roles sent to contacts have one. A permalink
+        // is the web copy of its primary email, with nothing to preview (the
+        // contract lists no role for previews; the sandbox answers 404).
         StreamDef::new(
             "campaign_activity_previews",
             "/emails/activities/{parent}/previews",
         )
         .primary_key(&["campaign_activity_id"])
         .schema(schema!("campaign_activity_previews"))
-        .parent(activity_child(through_campaign())),
+        .parent(sent_activity_child(through_campaign())),
         tracking(
             "email_sends",
             "/reports/email_reports/{parent}/tracking/sends",
@@ -363,9 +373,11 @@ pub fn streams() -> Vec<StreamDef> {
             "created_time",
         ])
         .page_size(100)
+        // Every type the contract lists, the landing-page ones included.
         .params(&[(
             "tracking_activities_list",
-            "em_sends,em_opens,em_clicks,em_bounces,em_optouts,em_forwards",
+            "em_sends,em_opens,em_clicks,em_bounces,em_optouts,em_forwards,\
+             p_contact_open,p_contact_click,p_contact_add,p_contact_update",
         )])
         .schema(schema!("contact_activity_details")),
         contact_report(
@@ -445,7 +457,8 @@ pub fn streams() -> Vec<StreamDef> {
         .primary_key(&["contact_id", "sms_channel_history_id"])
         .schema(schema!("contact_sms_engagement_history")),
         // A snapshot of every contact through a bulk export job (opt-in):
-        // the schema's properties are the fields the export asks for.
+        // every field the file holds that the schema names, and the custom
+        // fields in `custom_fields`.
         StreamDef::new("contacts_export", "/activities/contact_exports")
             .primary_key(&["contact_id"])
             .export(Export::Contacts)
