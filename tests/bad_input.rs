@@ -5,6 +5,9 @@
 
 mod common;
 
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
 use common::{all_streams, catalog, read, Sandbox};
 use serde_json::{json, Value};
 
@@ -139,4 +142,87 @@ fn refused_credentials_stop_the_run_once() {
             "{stream} keeps its state"
         );
     }
+}
+
+/// What a run with its stdout closed before it wrote a byte did: its exit
+/// code, its stderr and how long it took.
+fn with_closed_stdout(args: &[&str], dir: &std::path::Path) -> (Option<i32>, String, Duration) {
+    // The pipe's reader is gone before the connector starts, as after
+    // `| head -c 0`: its first write meets a closed pipe, whatever its size.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .unwrap();
+    let writer = {
+        let _inside = runtime.enter();
+        let (writer, reader) = tokio::net::unix::pipe::pipe().unwrap();
+        drop(reader);
+        writer.into_blocking_fd().unwrap()
+    };
+    let started = Instant::now();
+    let output = common::connector(args, &dir.join("tokens.json"))
+        .stdout(Stdio::from(writer))
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).to_string(),
+        started.elapsed(),
+    )
+}
+
+/// A reader that goes away (`--discover | head -c 10`, `--about | head`,
+/// `read … | head`) ends the run quietly: no panic, nothing on stderr, a
+/// non-zero exit (141, as a shell reports a process a closed pipe stopped),
+/// and a sync stops at once instead of reading the account into the void.
+#[test]
+fn a_closed_stdout_ends_the_run_quietly() {
+    let sandbox = Sandbox::start(&["--contacts", "2000", "--rps", "50"]);
+    let dir = tempfile::tempdir().unwrap();
+    let config = common::write_json(dir.path(), "config.json", &sandbox.config);
+    let config = config.to_str().unwrap();
+    let streams = all_streams();
+    let names: Vec<&str> = streams.iter().map(String::as_str).collect();
+    let airbyte = common::write_json(dir.path(), "catalog.json", &catalog(&names, false));
+    let singer_catalog = {
+        let output = common::connector(&["--config", config, "--discover"], dir.path())
+            .output()
+            .unwrap();
+        let path = dir.path().join("singer-catalog.json");
+        std::fs::write(&path, output.stdout).unwrap();
+        path
+    };
+    let before = sandbox.request_counts();
+    for args in [
+        vec!["spec"],
+        vec!["discover", "--config", config],
+        vec![
+            "read",
+            "--config",
+            config,
+            "--catalog",
+            airbyte.to_str().unwrap(),
+        ],
+        vec!["--about"],
+        vec!["--about", "--format", "markdown"],
+        vec!["--config", config, "--discover"],
+        vec![
+            "--config",
+            config,
+            "--catalog",
+            singer_catalog.to_str().unwrap(),
+        ],
+    ] {
+        let (code, stderr, took) = with_closed_stdout(&args, dir.path());
+        assert_eq!(code, Some(141), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert!(!stderr.contains("Broken pipe"), "{args:?}: {stderr}");
+        assert!(took < Duration::from_secs(10), "{args:?} took {took:?}");
+    }
+    // The syncs stopped at their first message: far fewer requests than
+    // the account's pages (2,000 contacts alone are 4 pages, the reports
+    // hundreds).
+    let spent: usize = sandbox.requests_since(&before).values().sum();
+    assert!(spent < 40, "{spent} requests after stdout was closed");
 }

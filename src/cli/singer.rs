@@ -69,7 +69,7 @@ pub fn run(args: SingerArgs) -> i32 {
     match result {
         Ok(()) => 0,
         Err(error) => {
-            eprintln!("CRITICAL {error}");
+            crate::protocol::to_stderr(&format!("CRITICAL {error}"));
             1
         }
     }
@@ -78,11 +78,11 @@ pub fn run(args: SingerArgs) -> i32 {
 fn discover(config_path: &Path) -> Result<()> {
     let config = LoadedConfig::from_file(config_path)?;
     let registry = columns::discover_registry(&config, &bare_output(config_path))?;
-    println!(
-        "{}",
+    crate::protocol::print(&format!(
+        "{}\n",
         serde_json::to_string_pretty(&catalog::singer_discover(&registry))
             .expect("a catalog is JSON")
-    );
+    ));
     Ok(())
 }
 
@@ -166,10 +166,11 @@ fn about(format: AboutFormat) {
         "streams": Registry::built_in().visible().map(|s| s.name.clone()).collect::<Vec<_>>(),
     });
     match format {
-        AboutFormat::Json => {
-            println!("{}", serde_json::to_string_pretty(&about).expect("JSON"))
-        }
-        AboutFormat::Markdown => print!("{}", about_markdown(&about)),
+        AboutFormat::Json => crate::protocol::print(&format!(
+            "{}\n",
+            serde_json::to_string_pretty(&about).expect("JSON")
+        )),
+        AboutFormat::Markdown => crate::protocol::print(&about_markdown(&about)),
     }
 }
 

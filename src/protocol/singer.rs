@@ -11,7 +11,7 @@ use chrono::{SecondsFormat, Utc};
 use serde_json::{json, Map, Value};
 
 use super::catalog::Selected;
-use super::{Level, Output, RecordRef, StreamStatus};
+use super::{to_stderr, written, Level, Output, RecordRef, StreamStatus};
 use crate::engine::state::{self, CursorState};
 use crate::engine::StreamStates;
 use crate::error::{Error, Result};
@@ -63,11 +63,12 @@ impl<W: Write + Send> SingerWriter<W> {
 
     fn write(&self, message: &Value, flush: bool) {
         let mut out = self.out.lock().unwrap_or_else(|p| p.into_inner());
-        let _ = serde_json::to_writer(&mut *out, message);
-        let _ = out.write_all(b"\n");
-        if flush {
-            let _ = out.flush();
-        }
+        written(
+            serde_json::to_writer(&mut *out, message)
+                .map_err(std::io::Error::from)
+                .and_then(|()| out.write_all(b"\n"))
+                .and_then(|()| if flush { out.flush() } else { Ok(()) }),
+        );
     }
 
     fn schema_message(&self, stream: &StreamOut) -> Value {
@@ -114,7 +115,7 @@ impl<W: Write + Send> Output for SingerWriter<W> {
             None => record,
         };
         let mut out = self.out.lock().unwrap_or_else(|p| p.into_inner());
-        let _ = write_record(&mut *out, stream, record, &time_extracted);
+        written(write_record(&mut *out, stream, record, &time_extracted));
     }
 
     fn state(&self, stream: &str, state: &Value, _records: u64) {
@@ -146,7 +147,7 @@ impl<W: Write + Send> Output for SingerWriter<W> {
             Level::Info => "INFO",
             Level::Warn => "WARNING",
         };
-        eprintln!("{level} {message}");
+        to_stderr(&format!("{level} {message}"));
     }
 
     /// Singer has no estimate message.
@@ -172,7 +173,7 @@ impl<W: Write + Send> Output for SingerWriter<W> {
     }
 
     fn flush(&self) {
-        let _ = self.out.lock().unwrap_or_else(|p| p.into_inner()).flush();
+        written(self.out.lock().unwrap_or_else(|p| p.into_inner()).flush());
     }
 }
 
