@@ -226,3 +226,68 @@ fn a_closed_stdout_ends_the_run_quietly() {
     let spent: usize = sandbox.requests_since(&before).values().sum();
     assert!(spent < 40, "{spent} requests after stdout was closed");
 }
+
+/// The LOG messages of a run at `level` that contain every one of `words`.
+fn logs_with<'r>(run: &'r common::Run, level: &str, words: &[&str]) -> Vec<&'r str> {
+    run.of_type("LOG")
+        .into_iter()
+        .filter(|m| m["log"]["level"] == level)
+        .filter_map(|m| m["log"]["message"].as_str())
+        .filter(|text| words.iter().all(|w| text.contains(w)))
+        .collect()
+}
+
+/// State that is accepted but odd is named in a LOG line, and the run goes
+/// on: an empty file reads everything, state of a stream the source does
+/// not have is ignored, the legacy blob is used as per-stream state.
+#[test]
+fn odd_airbyte_states_are_named_and_the_run_proceeds() {
+    let sandbox = Sandbox::start(&["--contacts", "60"]);
+    let dir = tempfile::tempdir().unwrap();
+    let streams = catalog(&["contacts"], true);
+    let all = sandbox.expected_counts()["contacts"];
+
+    // An empty state file: a first sync, said so.
+    let args = common::read_files(dir.path(), &sandbox.config, &streams, Some(&json!([])));
+    std::fs::write(dir.path().join("state.json"), "").unwrap();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let first = common::run(&args);
+    first.assert_ok();
+    assert_eq!(first.records("contacts").len(), all);
+    let said = logs_with(&first, "WARN", &["state.json", "is empty"]);
+    assert_eq!(said.len(), 1, "{:?}", first.of_type("LOG"));
+    let saved = first.last_state("contacts");
+    let config = first.next_config(&sandbox.config);
+
+    // The legacy blob with the saved state and a stream this source does
+    // not have: the state is used (nothing new to read), and both are said.
+    let legacy = json!({"contacts": saved, "contatcs": {"cursor": "2025-01-01T00:00:00Z"}});
+    let second = read(dir.path(), &config, &streams, Some(&legacy));
+    second.assert_ok();
+    assert!(
+        second.records("contacts").len() < all,
+        "the legacy state was used"
+    );
+    assert_eq!(
+        logs_with(&second, "INFO", &["state.json", "legacy"]).len(),
+        1
+    );
+    let unknown = logs_with(&second, "WARN", &["\"contatcs\"", "does not have"]);
+    assert_eq!(unknown.len(), 1, "{:?}", second.of_type("LOG"));
+
+    // A plain per-stream state says nothing about the state.
+    let config = second.next_config(&config);
+    let third = read(
+        dir.path(),
+        &config,
+        &streams,
+        Some(&second.state_messages()),
+    );
+    third.assert_ok();
+    let about_state: Vec<&Value> = third
+        .of_type("LOG")
+        .into_iter()
+        .filter(|m| m["log"]["message"].as_str().unwrap().contains("state file"))
+        .collect();
+    assert!(about_state.is_empty(), "{about_state:?}");
+}

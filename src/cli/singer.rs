@@ -12,7 +12,7 @@ use super::progress::Protocol;
 use crate::config::LoadedConfig;
 use crate::error::{Error, Result, RunStop};
 use crate::protocol::catalog::{self, read_json_file};
-use crate::protocol::singer::{parse_state, SingerWriter};
+use crate::protocol::singer::{parse_state, state_notes, SingerWriter};
 use crate::protocol::{Level, Output};
 use crate::streams::Registry;
 
@@ -92,19 +92,36 @@ fn sync(config_path: &Path, catalog_path: &Path, state_path: Option<&Path>) -> R
     let prepared = Prepared::read(&config, &bare_output(config_path), || Ok(catalog.clone()))?;
     let selected = catalog::parse_singer(&prepared.registry, &catalog)
         .map_err(|e| e.context(format!("catalog {}", catalog_path.display())))?;
+    let log = bare_output(config_path);
     let state = match state_path {
-        Some(path) if std::fs::metadata(path).is_ok_and(|m| m.len() > 0) => {
-            read_json_file("state", path)?
-        }
         Some(path) if !path.exists() => {
             return Err(Error::config(format!(
                 "cannot read state file {}: it does not exist",
                 path.display()
             )))
         }
-        _ => json!({}),
+        Some(path) if is_blank(path)? => {
+            log.log(
+                Level::Warn,
+                &format!(
+                    "state file {} is empty: every stream is read as if for the first time \
+                     (pass no --state, or `{{}}`, to say so)",
+                    path.display()
+                ),
+            );
+            json!({})
+        }
+        Some(path) => read_json_file("state", path)?,
+        None => json!({}),
     };
-    let (states, bookmarks) = parse_state(&prepared.registry, &state)?;
+    let (states, bookmarks) =
+        parse_state(&prepared.registry, &state).map_err(|e| match state_path {
+            Some(path) => e.context(format!("state file {}", path.display())),
+            None => e,
+        })?;
+    for note in state_notes(&prepared.registry, &bookmarks) {
+        log.log(Level::Warn, &note);
+    }
     let writer = Arc::new(SingerWriter::new(
         std::io::BufWriter::new(std::io::stdout()),
         &selected,
@@ -141,6 +158,13 @@ fn sync(config_path: &Path, catalog_path: &Path, state_path: Option<&Path>) -> R
     } else {
         Err(Error::system(failures.join("; ")))
     }
+}
+
+/// Whether a file holds nothing but white space.
+fn is_blank(path: &Path) -> Result<bool> {
+    std::fs::read_to_string(path)
+        .map(|text| text.trim().is_empty())
+        .map_err(|e| Error::config(format!("cannot read state file {}: {e}", path.display())))
 }
 
 /// An output for the requests made before a sync's writer exists (the

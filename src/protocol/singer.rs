@@ -232,20 +232,22 @@ pub fn parse_state(
         .iter()
         .find_map(|key| state.get(key).filter(|v| v.is_object()))
         .unwrap_or(state);
-    let bookmarks =
-        match inner.get("bookmarks") {
-            None if inner.as_object().is_some_and(|m| !m.is_empty()) => return Err(Error::config(
+    let bookmarks = match inner.get("bookmarks") {
+        // Not a Singer state at all: an Airbyte state list, say.
+        None if !inner.is_null() && inner.as_object().is_none_or(|m| !m.is_empty()) => {
+            return Err(Error::config(
                 "state: expected {\"bookmarks\": {…}} (or a STATE message, or `meltano state get` \
                  output); nothing in this state would be used",
-            )),
-            None | Some(Value::Null) => Map::new(),
-            Some(Value::Object(map)) => map.clone(),
-            Some(other) => {
-                return Err(Error::config(format!(
-                    "state: bookmarks must be an object, not {other}"
-                )))
-            }
-        };
+            ))
+        }
+        None | Some(Value::Null) => Map::new(),
+        Some(Value::Object(map)) => map.clone(),
+        Some(other) => {
+            return Err(Error::config(format!(
+                "state: bookmarks must be an object, not {other}"
+            )))
+        }
+    };
     let mut states = StreamStates::new();
     for (stream, bookmark) in &bookmarks {
         let Some(def) = registry.find(stream).filter(|d| d.supports_incremental()) else {
@@ -266,6 +268,23 @@ pub fn parse_state(
         states.insert(stream.clone(), Value::Object(blob));
     }
     Ok((states, bookmarks))
+}
+
+/// What a person should know about the bookmarks of an accepted state:
+/// each bookmark of a stream this tap does not have (renamed, removed, a
+/// custom stream gone from the config), which is carried on but not used.
+pub fn state_notes(registry: &Registry, bookmarks: &Map<String, Value>) -> Vec<String> {
+    bookmarks
+        .keys()
+        .filter(|stream| registry.find(stream).is_none())
+        .map(|stream| {
+            format!(
+                "state: bookmark of stream {stream:?}, which this tap does not have (renamed, \
+                 removed, or a custom stream no longer in the config): not used, carried on \
+                 unchanged"
+            )
+        })
+        .collect()
 }
 
 /// Rewrites the config file in place, keeping its permissions.
@@ -318,6 +337,14 @@ mod tests {
             "an unknown shape is refused"
         );
         assert!(parse_state(&registry, &json!({})).unwrap().0.is_empty());
+        assert!(parse_state(&registry, &Value::Null).unwrap().0.is_empty());
+        let airbyte = json!([{"type": "STREAM", "stream": {
+            "stream_descriptor": {"name": "contacts"}, "stream_state": {}}}]);
+        let error = parse_state(&registry, &airbyte).unwrap_err();
+        assert!(error.message.contains("bookmarks"), "{error}");
+        let notes = state_notes(&registry, &carried);
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert!(notes[0].contains("\"retired_stream\""), "{notes:?}");
     }
 
     /// Raw and parsed records give the same message, the one `json!` wrote
