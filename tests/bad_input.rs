@@ -291,3 +291,78 @@ fn odd_airbyte_states_are_named_and_the_run_proceeds() {
         .collect();
     assert!(about_state.is_empty(), "{about_state:?}");
 }
+
+/// A port on this host where connecting hangs, as at an address that drops
+/// packets: a listener that accepts nothing, with its backlog of one filled
+/// (the kernel then drops further connection attempts). Open while the
+/// returned values live.
+fn blackhole() -> (
+    tokio::runtime::Runtime,
+    tokio::net::TcpListener,
+    Vec<std::net::TcpStream>,
+    String,
+) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .unwrap();
+    let listener = runtime.block_on(async {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        socket.listen(0).unwrap()
+    });
+    let address = listener.local_addr().unwrap();
+    let mut held = Vec::new();
+    while let Ok(stream) =
+        std::net::TcpStream::connect_timeout(&address, Duration::from_millis(300))
+    {
+        held.push(stream);
+        assert!(held.len() < 100, "the backlog never filled");
+    }
+    (runtime, listener, held, format!("http://{address}/token"))
+}
+
+/// An unreachable `token_url` (a closed port, or one where connecting hangs)
+/// fails a check and a read of every stream within 15 s, with one error
+/// naming the token URL: retried only briefly, and not once per stream.
+#[test]
+fn an_unreachable_token_url_fails_within_seconds_and_once() {
+    let (_runtime, _listener, _held, hanging) = blackhole();
+    let streams = all_streams();
+    let names: Vec<&str> = streams.iter().map(String::as_str).collect();
+    let dir = tempfile::tempdir().unwrap();
+    for token_url in ["http://127.0.0.1:1/token", hanging.as_str()] {
+        let config = json!({
+            "credentials": {"auth_type": "oauth2.0", "client_id": "id",
+                "client_secret": "secret", "refresh_token": "refresh"},
+            "token_url": token_url,
+            // Never reached: no token, no API request.
+            "api_base_url": "http://127.0.0.1:1/v3",
+        });
+        let path = common::write_json(dir.path(), "config.json", &config);
+        let started = Instant::now();
+        let check = common::run(&["check", "--config", path.to_str().unwrap()]);
+        let took = started.elapsed();
+        let status = &check.of_type("CONNECTION_STATUS")[0]["connectionStatus"];
+        assert_eq!(status["status"], "FAILED", "{status}");
+        let message = status["message"].as_str().unwrap();
+        assert!(
+            message.contains("cannot refresh the access token") && message.contains(token_url),
+            "{message}"
+        );
+        assert!(took < Duration::from_secs(15), "check took {took:?}");
+
+        let started = Instant::now();
+        let run = read(dir.path(), &config, &catalog(&names, false), None);
+        let took = started.elapsed();
+        assert_eq!(run.code, 1);
+        assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+        let errors = run.errors();
+        assert_eq!(errors.len(), 1, "one error for the run: {errors:?}");
+        assert_eq!(
+            errors[0]["message"].as_str(),
+            Some(message.trim_start_matches("checking scope account_read: "))
+        );
+        assert!(took < Duration::from_secs(15), "read took {took:?}");
+    }
+}
