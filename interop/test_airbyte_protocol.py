@@ -98,9 +98,10 @@ def test_discover(sandbox, tmp_path: Path):
             assert s.get("default_cursor_field") == [cursor], f"{s['name']}: default_cursor_field {s.get('default_cursor_field')}"
         if "incremental" in modes:
             assert s.get("source_defined_cursor") is True, s["name"]
-            # Streams that follow a parent's cursor have none of their own.
+            # A source-defined cursor the destination can use: a strict
+            # validator rejects an empty one.
             dcf = s.get("default_cursor_field") or []
-            assert not dcf or (len(dcf) == 1 and dcf[0] in props), f"{s['name']}: default_cursor_field {dcf} is not a property"
+            assert len(dcf) == 1 and dcf[0] in props, f"{s['name']}: default_cursor_field {dcf} is empty or not a property"
 
 
 def stream_statuses(messages) -> dict[str, list[str]]:
@@ -122,14 +123,23 @@ def last_states(messages) -> dict[str, dict]:
     return states
 
 
-def check_read(messages, catalog_names: list[str], started_ms: int, finished_ms: int) -> None:
-    """Protocol rules the models alone do not express."""
+def source_cursors(catalog) -> dict[str, str]:
+    """Each incremental stream's source-defined cursor field."""
+    return {s["name"]: s["default_cursor_field"][0] for s in catalog["streams"] if "incremental" in s["supported_sync_modes"]}
+
+
+def check_read(messages, catalog_names: list[str], started_ms: int, finished_ms: int, cursors: dict[str, str]) -> None:
+    """Protocol rules the models alone do not express; `cursors`: each
+    incremental stream's cursor field, which its every record carries."""
     problems = []
     for m in messages:
         if m["type"] == "RECORD":
             rec = m["record"]
             if rec["stream"] not in catalog_names:
                 problems.append(f"RECORD of a stream not in the configured catalog: {rec['stream']}")
+            cursor = cursors.get(rec["stream"])
+            if cursor and rec["data"].get(cursor) is None:
+                problems.append(f"RECORD of {rec['stream']} without its cursor {cursor}: {json.dumps(rec['data'])[:200]}")
             if type(rec.get("emitted_at")) is not int:
                 problems.append(f"RECORD emitted_at must be an integer (ms since epoch): {rec.get('emitted_at')!r}")
             elif not started_ms - 1000 <= rec["emitted_at"] <= finished_ms + 1000:
@@ -161,7 +171,7 @@ def test_full_then_incremental_read(sandbox, tmp_path: Path):
     _, messages, t0, t1 = timed_read(store, catalog_path)
     records = [(m["record"]["stream"], m["record"]["data"]) for m in messages if m["type"] == "RECORD"]
     check_records(records, schemas)
-    check_read(messages, names, t0, t1)
+    check_read(messages, names, t0, t1, source_cursors(catalog))
     counts = Counter(s for s, _ in records)
     assert dict(counts) == expected, f"full read record counts {dict(counts)} != sandbox's {expected}"
     by_stream: dict[str, list[dict]] = {}
@@ -190,7 +200,7 @@ def test_full_then_incremental_read(sandbox, tmp_path: Path):
     _, messages2, t0, t1 = timed_read(store, catalog_path, state_path)
     records2 = [(m["record"]["stream"], m["record"]["data"]) for m in messages2 if m["type"] == "RECORD"]
     check_records(records2, schemas)
-    check_read(messages2, names, t0, t1)
+    check_read(messages2, names, t0, t1, source_cursors(catalog))
     got: dict[str, list[dict]] = {}
     for s, d in records2:
         got.setdefault(s, []).append(d)

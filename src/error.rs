@@ -45,6 +45,8 @@ pub struct Error {
 pub enum RunStop {
     /// The token endpoint refused the credentials.
     Refused,
+    /// The token endpoint cannot be reached (`token_url`).
+    TokenUnreachable,
     /// The API key's daily request quota is spent.
     QuotaSpent,
     /// The run spent the requests the config allows it

@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{Duration, Utc};
 use common::{catalog, read, read_args, run_until, time, write_json, Sandbox};
@@ -211,4 +211,95 @@ fn every_state_shape_is_accepted() {
     let run = read(dir.path(), &config, &streams, Some(&json!("nonsense")));
     assert_eq!(run.code, 1);
     assert_eq!(run.errors()[0]["failure_type"], "config_error");
+}
+
+/// Every record of a stream read incrementally carries its declared cursor,
+/// in a first read and an incremental one; and where a report is a
+/// snapshot read again whole (did-not-opens, links, the activity stats),
+/// the cursor of the new read is later than the old one's, so a
+/// destination that keeps the latest version by cursor keeps the new one.
+#[test]
+fn every_incremental_record_carries_a_cursor_that_orders_its_reads() {
+    let sandbox = Sandbox::start(&["--contacts", "200", "--rps", "50"]);
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = sandbox.config.clone();
+    config["requests_per_second"] = json!(50);
+    let discovered = common::run(&[
+        "discover",
+        "--config",
+        write_json(dir.path(), "config.json", &config)
+            .to_str()
+            .unwrap(),
+    ]);
+    let cursors: Vec<(String, String)> = discovered.of_type("CATALOG")[0]["catalog"]["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| !common::OPT_IN_STREAMS.contains(&s["name"].as_str().unwrap()))
+        .filter_map(|s| {
+            let field = s["default_cursor_field"].get(0)?.as_str()?;
+            Some((s["name"].as_str()?.to_string(), field.to_string()))
+        })
+        .collect();
+    let names: Vec<&str> = cursors.iter().map(|(name, _)| name.as_str()).collect();
+    let streams = catalog(&names, true);
+
+    let first = read(dir.path(), &config, &streams, None);
+    first.assert_ok();
+    // Enough new opens that some come from contacts who had not opened.
+    let changed = sandbox.control("mutate", json!({"tracking": 10}));
+    let activity = changed["tracking_activity"].as_str().unwrap();
+    let config = first.next_config(&config);
+    let second = read(dir.path(), &config, &streams, Some(&first.state_messages()));
+    second.assert_ok();
+
+    for run in [&first, &second] {
+        for (stream, field) in &cursors {
+            for record in run.records(stream) {
+                assert!(
+                    record[field.as_str()].is_string(),
+                    "{stream}: a record without its cursor {field}: {record}"
+                );
+            }
+        }
+    }
+    // The cursors of each activity's rows in a run.
+    let cursors = |run: &common::Run, stream: &str, field: &str| {
+        let mut of: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for record in run.records(stream) {
+            of.entry(record["campaign_activity_id"].as_str().unwrap().into())
+                .or_default()
+                .insert(record[field].as_str().unwrap().into());
+        }
+        of
+    };
+    for (stream, field) in [
+        ("email_did_not_opens", "stats_last_refresh_time"),
+        ("email_links", "stats_last_refresh_time"),
+        ("email_campaign_activity_stats", "last_refresh_time"),
+    ] {
+        let (before, after) = (
+            cursors(&first, stream, field),
+            cursors(&second, stream, field),
+        );
+        assert!(
+            after.contains_key(activity),
+            "{stream}: the changed activity was read again"
+        );
+        for (id, now) in &after {
+            let Some(then) = before.get(id) else {
+                continue;
+            };
+            let (then, now) = (then.last().unwrap(), now.first().unwrap());
+            // The stats stream reads unchanged activities again too.
+            if id != activity && stream == "email_campaign_activity_stats" {
+                assert!(time(&json!(now)) >= time(&json!(then)), "{stream}: {id}");
+                continue;
+            }
+            assert!(
+                time(&json!(now)) > time(&json!(then)),
+                "{stream}: {id} read again with {field} {now}, not after {then}"
+            );
+        }
+    }
 }

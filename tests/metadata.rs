@@ -260,3 +260,106 @@ fn dockerfile_parser_reads_labels_and_env() {
         Some("/x")
     );
 }
+
+/// The catalog `discover` prints, in the Airbyte (`["discover", "--config",
+/// …]`) or Singer (`["--config", …, "--discover"]`) shape. Discover needs
+/// no request: an access token that is never used will do.
+fn discovered(singer: bool) -> serde_json::Value {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.json");
+    std::fs::write(
+        &config,
+        r#"{"credentials": {"auth_type": "access_token", "access_token": "x"}}"#,
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+    let args = if singer {
+        ["--config", config, "--discover"]
+    } else {
+        ["discover", "--config", config]
+    };
+    let output = Command::new(env!("CARGO_BIN_EXE_source-constant-contact"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{args:?}: {output:?}");
+    let text = String::from_utf8(output.stdout).unwrap();
+    if singer {
+        serde_json::from_str(&text).unwrap()
+    } else {
+        let message: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
+        message["catalog"].clone()
+    }
+}
+
+/// Whether `path` (a cursor field, one name per level) is a property of
+/// `schema`.
+fn has_property(schema: &serde_json::Value, path: &[serde_json::Value]) -> bool {
+    let mut at = schema;
+    for name in path {
+        let Some(name) = name.as_str() else {
+            return false;
+        };
+        match at["properties"].get(name) {
+            Some(property) => at = property,
+            None => return false,
+        }
+    }
+    !path.is_empty()
+}
+
+/// A destination can use every incremental stream's cursor: each stream
+/// that offers incremental sync declares a non-empty `default_cursor_field`
+/// that is a property of its schema (a strict Airbyte protocol validator
+/// rejects `source_defined_cursor: true` with an empty one), and in Singer
+/// a `replication_key` its schema has, listed in `valid-replication-keys`.
+#[test]
+fn every_incremental_stream_declares_a_cursor_its_schema_has() {
+    let airbyte = discovered(false);
+    let mut incremental = Vec::new();
+    for stream in airbyte["streams"].as_array().unwrap() {
+        let name = stream["name"].as_str().unwrap();
+        let modes = stream["supported_sync_modes"].as_array().unwrap();
+        if !modes.iter().any(|m| m == "incremental") {
+            assert!(
+                stream.get("default_cursor_field").is_none(),
+                "{name}: a cursor on a full-refresh stream"
+            );
+            continue;
+        }
+        incremental.push(name.to_string());
+        assert_eq!(stream["source_defined_cursor"], true, "{name}");
+        let cursor = stream["default_cursor_field"].as_array();
+        let cursor = cursor.map(Vec::as_slice).unwrap_or_default();
+        assert!(
+            has_property(&stream["json_schema"], cursor),
+            "{name}: default_cursor_field {cursor:?} is empty or not in its schema"
+        );
+    }
+    assert!(incremental.len() > 20, "{incremental:?}");
+
+    let singer = discovered(true);
+    for stream in singer["streams"].as_array().unwrap() {
+        let name = stream["tap_stream_id"].as_str().unwrap();
+        if stream["replication_method"] != "INCREMENTAL" {
+            continue;
+        }
+        assert!(incremental.iter().any(|n| n == name), "{name}");
+        let key = &stream["replication_key"];
+        assert!(
+            has_property(&stream["schema"], std::slice::from_ref(key)),
+            "{name}: replication_key {key} is missing or not in its schema"
+        );
+        let top = stream["metadata"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["breadcrumb"].as_array().is_some_and(Vec::is_empty))
+            .unwrap();
+        assert_eq!(
+            top["metadata"]["valid-replication-keys"],
+            serde_json::json!([key]),
+            "{name}"
+        );
+    }
+}

@@ -237,3 +237,86 @@ fn about_and_bad_invocations() {
     assert_eq!(code, 1);
     assert!(stderr.contains("--discover"), "{stderr}");
 }
+
+/// State that is accepted but odd is named on stderr and the sync goes on:
+/// an empty state file reads everything; a bookmark of a stream the tap
+/// does not have is carried on, unused. An Airbyte state list is no Singer
+/// state: refused by name.
+#[test]
+fn odd_states_are_named_on_stderr() {
+    let sandbox = Sandbox::start(&["--contacts", "60"]);
+    let dir = tempfile::tempdir().unwrap();
+    let mut catalog = discover(dir.path(), &sandbox.config);
+    for stream in catalog["streams"].as_array_mut().unwrap() {
+        let name = stream["tap_stream_id"].as_str().unwrap().to_string();
+        stream["metadata"][0]["metadata"]["selected"] = json!(name == "contacts");
+    }
+    let config = write_json(dir.path(), "config.json", &sandbox.config);
+    let catalog = write_json(dir.path(), "catalog.json", &catalog);
+    let state = dir.path().join("state.json");
+    let sync = || {
+        singer(&[
+            "--config",
+            config.to_str().unwrap(),
+            "--catalog",
+            catalog.to_str().unwrap(),
+            "--state",
+            state.to_str().unwrap(),
+        ])
+    };
+
+    std::fs::write(&state, "\n").unwrap();
+    let first = sync();
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    assert_eq!(
+        first.singer_records("contacts").len(),
+        sandbox.expected_counts()["contacts"]
+    );
+    assert!(
+        first.stderr.contains("WARNING state file") && first.stderr.contains("is empty"),
+        "{}",
+        first.stderr
+    );
+
+    let mut last = first
+        .messages
+        .iter()
+        .rev()
+        .find(|m| m["type"] == "STATE")
+        .unwrap()["value"]
+        .clone();
+    last["bookmarks"]["contatcs"] = json!({"replication_key_value": "2025-01-01T00:00:00Z"});
+    std::fs::write(&state, last.to_string()).unwrap();
+    let second = sync();
+    assert_eq!(second.code, 0, "{}", second.stderr);
+    assert!(
+        second
+            .stderr
+            .contains("WARNING state: bookmark of stream \"contatcs\""),
+        "{}",
+        second.stderr
+    );
+    assert!(!second.stderr.contains("is empty"), "{}", second.stderr);
+    let carried = second
+        .messages
+        .iter()
+        .rev()
+        .find(|m| m["type"] == "STATE")
+        .unwrap();
+    assert!(
+        carried["value"]["bookmarks"]["contatcs"].is_object(),
+        "carried on"
+    );
+
+    let airbyte = json!([{"type": "STREAM", "stream": {
+        "stream_descriptor": {"name": "contacts"}, "stream_state": {}}}]);
+    std::fs::write(&state, airbyte.to_string()).unwrap();
+    let third = sync();
+    assert_eq!(third.code, 1);
+    assert!(
+        third.stderr.contains("CRITICAL") && third.stderr.contains("bookmarks"),
+        "{}",
+        third.stderr
+    );
+    assert!(third.messages.is_empty());
+}

@@ -37,6 +37,13 @@ const TOKEN_ATTEMPTS: u32 = 6;
 /// The token endpoint allows about one request a second (API support,
 /// community thread 399094): token requests of this process are spaced so.
 const TOKEN_REQUEST_SPACING: StdDuration = StdDuration::from_secs(1);
+/// A token endpoint that cannot be reached at all (refused, no route, no
+/// name, no answer to connecting) is tried again only while the attempt can
+/// end within this long of the first, so an unreachable `token_url` fails
+/// within it rather than after every attempt.
+const TOKEN_UNREACHABLE_WINDOW: StdDuration = StdDuration::from_secs(12);
+/// How long connecting to the token endpoint may take.
+const TOKEN_CONNECT_TIMEOUT: StdDuration = StdDuration::from_secs(5);
 const SCOPES_NEEDED: [&str; 3] = ["contact_data", "campaign_data", "account_read"];
 
 /// Called with the full new config when the token endpoint rotates the
@@ -81,8 +88,9 @@ enum Origin {
 }
 
 struct Tokens {
-    /// The token endpoint refused the credentials: every later request for
-    /// a token gets the same error without asking again.
+    /// The token endpoint refused the credentials, or could not be reached:
+    /// every later request for a token gets the same error without asking
+    /// again.
     refused: Option<Error>,
     refresh: Secret,
     origin: Origin,
@@ -140,6 +148,7 @@ impl Auth {
                     // token elsewhere.
                     .redirect(reqwest::redirect::Policy::none())
                     .timeout(StdDuration::from_secs(60))
+                    .connect_timeout(TOKEN_CONNECT_TIMEOUT)
                     .user_agent(crate::user_agent::USER_AGENT)
                     .build()
                     .map_err(|e| Error::system(format!("cannot build HTTP client: {e}")))?;
@@ -217,8 +226,14 @@ impl OAuth {
         }
         let result = self.refresh(tokens, rejected).await;
         if let Err(error) = &result {
-            if error.failure == crate::error::FailureType::Config {
-                let error = error.clone().stopping(crate::error::RunStop::Refused);
+            let stop = if error.failure == crate::error::FailureType::Config {
+                Some(error.clone().stopping(crate::error::RunStop::Refused))
+            } else {
+                // An unreachable token endpoint: tried for every stream,
+                // it would cost each the same seconds for the same error.
+                error.stops_run.map(|_| error.clone())
+            };
+            if let Some(error) = stop {
                 tokens.refused = Some(error.clone());
                 return Err(error);
             }
@@ -389,7 +404,13 @@ impl OAuth {
         // status named.
         let call = |request: oauth2::HttpRequest| async move {
             let response = http.call(request).await.map_err(|e| {
-                TokenHttpError::Transport(crate::error::with_causes(&e.to_string(), &e))
+                let text = crate::error::with_causes(&e.to_string(), &e);
+                match &e {
+                    oauth2::HttpClientError::Reqwest(inner) if inner.is_connect() => {
+                        TokenHttpError::Unreachable(text)
+                    }
+                    _ => TokenHttpError::Transport(text),
+                }
             })?;
             let status = response.status().as_u16();
             match status {
@@ -397,9 +418,11 @@ impl OAuth {
                 _ => Err(TokenHttpError::Status(status)),
             }
         };
+        let started = std::time::Instant::now();
         let mut attempt = 0;
         loop {
             attempt += 1;
+            let wait = StdDuration::from_secs(1 << (attempt - 1));
             self.wait_for_token_slot().await;
             let answer = client
                 .exchange_refresh_token(&refresh)
@@ -426,8 +449,12 @@ impl OAuth {
                         self.token_url
                     ))))
                 }
-                Err(error) if attempt < TOKEN_ATTEMPTS => {
-                    let wait = StdDuration::from_secs(1 << (attempt - 1));
+                Err(error)
+                    if attempt < TOKEN_ATTEMPTS
+                        && !(unreachable(&error)
+                            && started.elapsed() + wait + TOKEN_CONNECT_TIMEOUT
+                                > TOKEN_UNREACHABLE_WINDOW) =>
+                {
                     let failure = match &error {
                         RequestTokenError::Request(TokenHttpError::Status(429)) => {
                             "is rate limited (HTTP 429; it allows about one request a second)"
@@ -446,11 +473,17 @@ impl OAuth {
                     tokio::time::sleep(wait).await;
                 }
                 Err(error) => {
-                    return Err(Refused::Failed(Error::system(format!(
+                    let failed = Error::system(format!(
                         "cannot refresh the access token at token_url {}: {}",
                         self.token_url,
                         describe(&error)
-                    ))))
+                    ));
+                    // No stream can do better this run.
+                    return Err(Refused::Failed(if unreachable(&error) {
+                        failed.stopping(crate::error::RunStop::TokenUnreachable)
+                    } else {
+                        failed
+                    }));
                 }
             }
         }
@@ -555,14 +588,25 @@ impl OAuth {
 /// Why a token request failed below the OAuth layer.
 #[derive(Debug)]
 enum TokenHttpError {
+    /// Connecting failed: the endpoint cannot be reached.
+    Unreachable(String),
     Transport(String),
     Status(u16),
+}
+
+fn unreachable<T: oauth2::ErrorResponse>(error: &RequestTokenError<TokenHttpError, T>) -> bool {
+    matches!(
+        error,
+        RequestTokenError::Request(TokenHttpError::Unreachable(_))
+    )
 }
 
 impl std::fmt::Display for TokenHttpError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            TokenHttpError::Transport(text) => f.write_str(text),
+            TokenHttpError::Unreachable(text) | TokenHttpError::Transport(text) => {
+                f.write_str(text)
+            }
             TokenHttpError::Status(status) => write!(f, "HTTP {status}"),
         }
     }

@@ -79,12 +79,13 @@ pub fn read(config_path: &Path, catalog_path: &Path, state_path: Option<&Path>) 
     let output = stdout_writer();
     let sink: Arc<dyn Output> = output.clone();
     let mut notes = Vec::new();
+    let mut state_notes = Vec::new();
     let loaded = LoadedConfig::from_file(config_path).and_then(|config| {
         let prepared = Prepared::read(&config, &sink, || {
             catalog::read_json_file("catalog", catalog_path)
         })?;
         let selected = catalog::load_configured(&prepared.registry, catalog_path, &mut notes)?;
-        let states = airbyte_state::load(state_path)?;
+        let states = airbyte_state::load(state_path, &prepared.registry, &mut state_notes)?;
         Ok((config, prepared, selected, states))
     });
     let (config, prepared, selected, states) = match loaded {
@@ -93,6 +94,9 @@ pub fn read(config_path: &Path, catalog_path: &Path, state_path: Option<&Path>) 
     };
     for note in &notes {
         output.log(Level::Info, note);
+    }
+    for (level, note) in &state_notes {
+        output.log(*level, note);
     }
     let outcome = prepared.read_all(
         &config,

@@ -12,7 +12,7 @@ use super::progress::Protocol;
 use crate::config::LoadedConfig;
 use crate::error::{Error, Result, RunStop};
 use crate::protocol::catalog::{self, read_json_file};
-use crate::protocol::singer::{parse_state, SingerWriter};
+use crate::protocol::singer::{parse_state, state_notes, SingerWriter};
 use crate::protocol::{Level, Output};
 use crate::streams::Registry;
 
@@ -69,7 +69,7 @@ pub fn run(args: SingerArgs) -> i32 {
     match result {
         Ok(()) => 0,
         Err(error) => {
-            eprintln!("CRITICAL {error}");
+            crate::protocol::to_stderr(&format!("CRITICAL {error}"));
             1
         }
     }
@@ -78,11 +78,11 @@ pub fn run(args: SingerArgs) -> i32 {
 fn discover(config_path: &Path) -> Result<()> {
     let config = LoadedConfig::from_file(config_path)?;
     let registry = columns::discover_registry(&config, &bare_output(config_path))?;
-    println!(
-        "{}",
+    crate::protocol::print(&format!(
+        "{}\n",
         serde_json::to_string_pretty(&catalog::singer_discover(&registry))
             .expect("a catalog is JSON")
-    );
+    ));
     Ok(())
 }
 
@@ -92,19 +92,36 @@ fn sync(config_path: &Path, catalog_path: &Path, state_path: Option<&Path>) -> R
     let prepared = Prepared::read(&config, &bare_output(config_path), || Ok(catalog.clone()))?;
     let selected = catalog::parse_singer(&prepared.registry, &catalog)
         .map_err(|e| e.context(format!("catalog {}", catalog_path.display())))?;
+    let log = bare_output(config_path);
     let state = match state_path {
-        Some(path) if std::fs::metadata(path).is_ok_and(|m| m.len() > 0) => {
-            read_json_file("state", path)?
-        }
         Some(path) if !path.exists() => {
             return Err(Error::config(format!(
                 "cannot read state file {}: it does not exist",
                 path.display()
             )))
         }
-        _ => json!({}),
+        Some(path) if is_blank(path)? => {
+            log.log(
+                Level::Warn,
+                &format!(
+                    "state file {} is empty: every stream is read as if for the first time \
+                     (pass no --state, or `{{}}`, to say so)",
+                    path.display()
+                ),
+            );
+            json!({})
+        }
+        Some(path) => read_json_file("state", path)?,
+        None => json!({}),
     };
-    let (states, bookmarks) = parse_state(&prepared.registry, &state)?;
+    let (states, bookmarks) =
+        parse_state(&prepared.registry, &state).map_err(|e| match state_path {
+            Some(path) => e.context(format!("state file {}", path.display())),
+            None => e,
+        })?;
+    for note in state_notes(&prepared.registry, &bookmarks) {
+        log.log(Level::Warn, &note);
+    }
     let writer = Arc::new(SingerWriter::new(
         std::io::BufWriter::new(std::io::stdout()),
         &selected,
@@ -143,6 +160,13 @@ fn sync(config_path: &Path, catalog_path: &Path, state_path: Option<&Path>) -> R
     }
 }
 
+/// Whether a file holds nothing but white space.
+fn is_blank(path: &Path) -> Result<bool> {
+    std::fs::read_to_string(path)
+        .map(|text| text.trim().is_empty())
+        .map_err(|e| Error::config(format!("cannot read state file {}: {e}", path.display())))
+}
+
 /// An output for the requests made before a sync's writer exists (the
 /// custom fields of `custom_fields_as_columns`): logs to stderr, a rotated
 /// refresh token to the config file, nothing on stdout.
@@ -166,10 +190,11 @@ fn about(format: AboutFormat) {
         "streams": Registry::built_in().visible().map(|s| s.name.clone()).collect::<Vec<_>>(),
     });
     match format {
-        AboutFormat::Json => {
-            println!("{}", serde_json::to_string_pretty(&about).expect("JSON"))
-        }
-        AboutFormat::Markdown => print!("{}", about_markdown(&about)),
+        AboutFormat::Json => crate::protocol::print(&format!(
+            "{}\n",
+            serde_json::to_string_pretty(&about).expect("JSON")
+        )),
+        AboutFormat::Markdown => crate::protocol::print(&about_markdown(&about)),
     }
 }
 

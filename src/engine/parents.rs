@@ -240,7 +240,7 @@ impl Children {
             }
             _ => parent_values(&records, parent, changed_field, wanted)?,
         };
-        Ok(Children {
+        let mut children = Children {
             def: def.clone(),
             found: values.len(),
             configured: configured.is_some(),
@@ -249,7 +249,40 @@ impl Children {
             unbatched: 0,
             current: None,
             ahead: FuturesOrdered::new(),
-        })
+        };
+        children.stamp(ctx, parent, report).await?;
+        Ok(children)
+    }
+
+    /// Gives every parent value still to read that lacks it the stamp of
+    /// its stats record (`StatsGate::stamp`), for its child records: the
+    /// stats are read in batches, shared with the gate and the stats stream.
+    pub async fn stamp(
+        &mut self,
+        ctx: &Context,
+        parent: &Parent,
+        report: &mut StreamReport,
+    ) -> Result<()> {
+        let Some(gate) = parent.gate.as_ref().filter(|g| g.stamp.is_some()) else {
+            return Ok(());
+        };
+        let field = gate.stamp.as_ref().map(|(_, field)| field.as_str());
+        let stamped = |v: &ParentValue| v.carried.iter().any(|(f, _)| Some(f.as_str()) == field);
+        let keys: Vec<String> = self
+            .values
+            .iter()
+            .filter(|v| !stamped(v))
+            .map(|v| v.key.clone())
+            .collect();
+        let stamps = ctx.stats.stamps(ctx, gate, &keys, report).await?;
+        for value in &mut self.values {
+            if let (Some(field), Some(stamp)) = (field, stamps.get(&value.key)) {
+                if !stamped(value) {
+                    value.carried.push((field.to_string(), stamp.clone()));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The next page and the parent value(s) it belongs to.

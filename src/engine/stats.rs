@@ -52,6 +52,30 @@ impl StatsCache {
             .collect())
     }
 
+    /// The value at `gate`'s stamp pointer of each of `keys`' stats records,
+    /// where it has one.
+    pub async fn stamps(
+        &self,
+        ctx: &Context,
+        gate: &StatsGate,
+        keys: &[String],
+        report: &mut StreamReport,
+    ) -> Result<HashMap<String, Value>> {
+        let Some((pointer, _)) = &gate.stamp else {
+            return Ok(HashMap::new());
+        };
+        let def = ctx.registry.find_any(&gate.stream).ok_or_else(|| {
+            Error::system(format!("the stats stream {} does not exist", gate.stream))
+        })?;
+        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+        let records = self.records(ctx, def, &keys, report).await?;
+        Ok(keys
+            .iter()
+            .zip(records)
+            .filter_map(|(key, record)| Some((key.to_string(), record?.pointer(pointer)?.clone())))
+            .collect())
+    }
+
     /// The stats records of `keys` from the stats stream `def`, in order
     /// (`None` where the endpoint did not answer for a key). Records not read
     /// yet this run are read, `batch` keys a request, while the cache is

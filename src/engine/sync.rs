@@ -653,6 +653,8 @@ impl PerParentSync {
                 }
                 _ => true,
             });
+            // Parents known from earlier runs, added above, get theirs too.
+            children.stamp(ctx, parent, report).await?;
         }
         // The stats say how many new event rows the parents hold.
         if field.is_some() && parent.gate.is_some() {

@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use super::{Level, Output, RecordRef, StreamStatus};
+use super::{written, Level, Output, RecordRef, StreamStatus};
 use crate::error::Error;
 
 fn now_millis() -> i64 {
@@ -28,13 +28,12 @@ impl<W: Write + Send> AirbyteWriter<W> {
     /// Writes one message; `flush` for messages a reader must see at once.
     fn write<T: Serialize>(&self, message: &T, flush: bool) {
         let mut out = self.out.lock().unwrap_or_else(|poison| poison.into_inner());
-        // A closed stdout (the reader went away) cannot be reported anywhere
-        // useful; the sync ends when the process does.
-        let _ = serde_json::to_writer(&mut *out, message);
-        let _ = out.write_all(b"\n");
-        if flush {
-            let _ = out.flush();
-        }
+        written(
+            serde_json::to_writer(&mut *out, message)
+                .map_err(std::io::Error::from)
+                .and_then(|()| out.write_all(b"\n"))
+                .and_then(|()| if flush { out.flush() } else { Ok(()) }),
+        );
     }
 
     pub fn message(&self, message: &Value) {
@@ -83,8 +82,7 @@ impl<W: Write + Send> Output for AirbyteWriter<W> {
     fn record(&self, stream: &str, record: RecordRef<'_>) {
         let emitted_at = now_millis();
         let mut out = self.out.lock().unwrap_or_else(|poison| poison.into_inner());
-        // As in `write`: a closed stdout cannot be reported anywhere useful.
-        let _ = write_record(&mut *out, stream, record, emitted_at);
+        written(write_record(&mut *out, stream, record, emitted_at));
     }
 
     fn state(&self, stream: &str, state: &Value, records: u64) {
@@ -135,7 +133,7 @@ impl<W: Write + Send> Output for AirbyteWriter<W> {
 
     fn flush(&self) {
         let mut out = self.out.lock().unwrap_or_else(|poison| poison.into_inner());
-        let _ = out.flush();
+        written(out.flush());
     }
 }
 

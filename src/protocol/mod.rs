@@ -15,6 +15,42 @@ use serde_json::Value;
 
 pub use crate::diagnostics::Level;
 
+/// The exit code of a run whose stdout was closed under it (`| head`, a
+/// reader that went away): what a shell reports for a process a closed pipe
+/// stopped (128 + SIGPIPE).
+pub const CLOSED_STDOUT_EXIT: i32 = 141;
+
+/// Every write of protocol messages ends here. stdout is the reader's only
+/// channel, so a write that fails means nothing written later can reach it:
+/// a closed pipe ends the process quietly with [`CLOSED_STDOUT_EXIT`];
+/// any other failure (a full disk under a redirect) is said on stderr and
+/// ends it with 1. Never a panic, and never a sync that goes on reading
+/// into the void.
+pub fn written(result: io::Result<()>) {
+    let Err(error) = result else {
+        return;
+    };
+    if error.kind() == io::ErrorKind::BrokenPipe {
+        std::process::exit(CLOSED_STDOUT_EXIT);
+    }
+    to_stderr(&format!(
+        "CRITICAL cannot write protocol messages to stdout: {error}; stopping"
+    ));
+    std::process::exit(1);
+}
+
+/// Writes `text` to stdout and flushes it, through [`written`].
+pub fn print(text: &str) {
+    let mut out = io::stdout().lock();
+    written(out.write_all(text.as_bytes()).and_then(|()| out.flush()));
+}
+
+/// A line for a person on stderr. A closed stderr has no one to tell, so
+/// it is no reason to panic (as `eprintln!` would).
+pub fn to_stderr(line: &str) {
+    let _ = writeln!(io::stderr().lock(), "{line}");
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StreamStatus {
     Started,

@@ -11,7 +11,7 @@ use chrono::{SecondsFormat, Utc};
 use serde_json::{json, Map, Value};
 
 use super::catalog::Selected;
-use super::{Level, Output, RecordRef, StreamStatus};
+use super::{to_stderr, written, Level, Output, RecordRef, StreamStatus};
 use crate::engine::state::{self, CursorState};
 use crate::engine::StreamStates;
 use crate::error::{Error, Result};
@@ -63,11 +63,12 @@ impl<W: Write + Send> SingerWriter<W> {
 
     fn write(&self, message: &Value, flush: bool) {
         let mut out = self.out.lock().unwrap_or_else(|p| p.into_inner());
-        let _ = serde_json::to_writer(&mut *out, message);
-        let _ = out.write_all(b"\n");
-        if flush {
-            let _ = out.flush();
-        }
+        written(
+            serde_json::to_writer(&mut *out, message)
+                .map_err(std::io::Error::from)
+                .and_then(|()| out.write_all(b"\n"))
+                .and_then(|()| if flush { out.flush() } else { Ok(()) }),
+        );
     }
 
     fn schema_message(&self, stream: &StreamOut) -> Value {
@@ -114,7 +115,7 @@ impl<W: Write + Send> Output for SingerWriter<W> {
             None => record,
         };
         let mut out = self.out.lock().unwrap_or_else(|p| p.into_inner());
-        let _ = write_record(&mut *out, stream, record, &time_extracted);
+        written(write_record(&mut *out, stream, record, &time_extracted));
     }
 
     fn state(&self, stream: &str, state: &Value, _records: u64) {
@@ -146,7 +147,7 @@ impl<W: Write + Send> Output for SingerWriter<W> {
             Level::Info => "INFO",
             Level::Warn => "WARNING",
         };
-        eprintln!("{level} {message}");
+        to_stderr(&format!("{level} {message}"));
     }
 
     /// Singer has no estimate message.
@@ -172,7 +173,7 @@ impl<W: Write + Send> Output for SingerWriter<W> {
     }
 
     fn flush(&self) {
-        let _ = self.out.lock().unwrap_or_else(|p| p.into_inner()).flush();
+        written(self.out.lock().unwrap_or_else(|p| p.into_inner()).flush());
     }
 }
 
@@ -231,20 +232,22 @@ pub fn parse_state(
         .iter()
         .find_map(|key| state.get(key).filter(|v| v.is_object()))
         .unwrap_or(state);
-    let bookmarks =
-        match inner.get("bookmarks") {
-            None if inner.as_object().is_some_and(|m| !m.is_empty()) => return Err(Error::config(
+    let bookmarks = match inner.get("bookmarks") {
+        // Not a Singer state at all: an Airbyte state list, say.
+        None if !inner.is_null() && inner.as_object().is_none_or(|m| !m.is_empty()) => {
+            return Err(Error::config(
                 "state: expected {\"bookmarks\": {…}} (or a STATE message, or `meltano state get` \
                  output); nothing in this state would be used",
-            )),
-            None | Some(Value::Null) => Map::new(),
-            Some(Value::Object(map)) => map.clone(),
-            Some(other) => {
-                return Err(Error::config(format!(
-                    "state: bookmarks must be an object, not {other}"
-                )))
-            }
-        };
+            ))
+        }
+        None | Some(Value::Null) => Map::new(),
+        Some(Value::Object(map)) => map.clone(),
+        Some(other) => {
+            return Err(Error::config(format!(
+                "state: bookmarks must be an object, not {other}"
+            )))
+        }
+    };
     let mut states = StreamStates::new();
     for (stream, bookmark) in &bookmarks {
         let Some(def) = registry.find(stream).filter(|d| d.supports_incremental()) else {
@@ -265,6 +268,23 @@ pub fn parse_state(
         states.insert(stream.clone(), Value::Object(blob));
     }
     Ok((states, bookmarks))
+}
+
+/// What a person should know about the bookmarks of an accepted state:
+/// each bookmark of a stream this tap does not have (renamed, removed, a
+/// custom stream gone from the config), which is carried on but not used.
+pub fn state_notes(registry: &Registry, bookmarks: &Map<String, Value>) -> Vec<String> {
+    bookmarks
+        .keys()
+        .filter(|stream| registry.find(stream).is_none())
+        .map(|stream| {
+            format!(
+                "state: bookmark of stream {stream:?}, which this tap does not have (renamed, \
+                 removed, or a custom stream no longer in the config): not used, carried on \
+                 unchanged"
+            )
+        })
+        .collect()
 }
 
 /// Rewrites the config file in place, keeping its permissions.
@@ -317,6 +337,14 @@ mod tests {
             "an unknown shape is refused"
         );
         assert!(parse_state(&registry, &json!({})).unwrap().0.is_empty());
+        assert!(parse_state(&registry, &Value::Null).unwrap().0.is_empty());
+        let airbyte = json!([{"type": "STREAM", "stream": {
+            "stream_descriptor": {"name": "contacts"}, "stream_state": {}}}]);
+        let error = parse_state(&registry, &airbyte).unwrap_err();
+        assert!(error.message.contains("bookmarks"), "{error}");
+        let notes = state_notes(&registry, &carried);
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert!(notes[0].contains("\"retired_stream\""), "{notes:?}");
     }
 
     /// Raw and parsed records give the same message, the one `json!` wrote

@@ -169,6 +169,11 @@ pub struct StatsGate {
     pub stream: String,
     /// JSON pointers of the counts in a stats record.
     pub counts: Vec<String>,
+    /// A value of the parent's stats record (`.0`, a JSON pointer) that
+    /// every child record gets as `.1`: when the stats were refreshed,
+    /// which orders the reads of a parent that its changed counts cause,
+    /// so it is the child's cursor.
+    pub stamp: Option<(String, String)>,
 }
 
 impl StatsGate {
@@ -176,6 +181,14 @@ impl StatsGate {
         StatsGate {
             stream: stream.into(),
             counts: strings(counts),
+            stamp: None,
+        }
+    }
+
+    pub fn stamp(self, pointer: &str, field: &str) -> StatsGate {
+        StatsGate {
+            stamp: Some((pointer.into(), field.into())),
+            ..self
         }
     }
 }
@@ -378,6 +391,10 @@ pub struct StreamDef {
     /// (`engine::windows`); needs the cursor's parameter, its end parameter,
     /// a page size and a count.
     pub split_by_cursor: bool,
+    /// The record field that orders the versions of a record read again,
+    /// for a stream that reads incrementally with no cursor of its own (a
+    /// snapshot per parent, read again each run).
+    pub record_cursor: Option<String>,
 }
 
 impl StreamDef {
@@ -402,6 +419,15 @@ impl StreamDef {
             export: None,
             count: None,
             split_by_cursor: false,
+            record_cursor: None,
+        }
+    }
+
+    /// See [`StreamDef::record_cursor`].
+    pub fn record_cursor(self, field: &str) -> StreamDef {
+        StreamDef {
+            record_cursor: Some(field.into()),
+            ..self
         }
     }
 
@@ -537,16 +563,23 @@ impl StreamDef {
                 .is_some_and(|p| p.sync != ChildSync::FullRefresh)
     }
 
-    /// The record field that orders changes, where records carry one.
+    /// The record field that orders changes, where records carry one: the
+    /// cursor, the field a child's rows are ordered by or carry from their
+    /// parent, the stamp of a stats gate, or the record's own.
     pub fn cursor_field(&self) -> Option<&str> {
         if let Some(cursor) = &self.cursor {
             return Some(&cursor.field);
         }
-        match self.parent.as_ref().map(|p| &p.sync) {
+        let parent = self.parent.as_ref();
+        match parent.map(|p| &p.sync) {
             Some(ChildSync::NewestFirst { field, .. } | ChildSync::ThroughParent(field)) => {
                 Some(field)
             }
-            _ => None,
+            _ => parent
+                .and_then(|p| p.gate.as_ref())
+                .and_then(|gate| gate.stamp.as_ref())
+                .map(|(_, field)| field.as_str())
+                .or(self.record_cursor.as_deref()),
         }
     }
 }

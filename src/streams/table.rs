@@ -90,6 +90,20 @@ fn counted(sync: ChildSync, counts: &[&str]) -> Parent {
     sent_activity_child(sync).gate(StatsGate::new(ACTIVITY_STATS, counts))
 }
 
+/// Where the stats' `last_refresh_time` goes in the records of a report
+/// read whole again when its counts change.
+const STATS_CURSOR: &str = "stats_last_refresh_time";
+
+/// A report of sent activities that is a current snapshot, not a log: an
+/// activity's is read again, whole, when its `counts` changed. Its rows
+/// have no time of their own that orders such reads; the stats' refresh
+/// time does (the counts change only with a refresh), so each record
+/// carries it as its cursor.
+fn counted_snapshot(counts: &[&str]) -> Parent {
+    sent_activity_child(ChildSync::WholeWhenCountsChange)
+        .gate(StatsGate::new(ACTIVITY_STATS, counts).stamp("/last_refresh_time", STATS_CURSOR))
+}
+
 /// A tracking report: rows of one sent activity, newest first, read down to
 /// the activity's bookmark when its count of such events changed.
 fn tracking(name: &str, path: &str, primary_key: &[&str], count: &str, schema: &str) -> StreamDef {
@@ -269,10 +283,7 @@ pub fn streams() -> Vec<StreamDef> {
         )
         // A current list, not a log (rows vanish when a contact opens): an
         // activity's list is read again whole when its sends or opens changed.
-        .parent(counted(
-            ChildSync::WholeWhenCountsChange,
-            &["/stats/em_sends", "/stats/em_opens"],
-        )),
+        .parent(counted_snapshot(&["/stats/em_sends", "/stats/em_opens"])),
         tracking(
             "email_clicks",
             "/reports/email_reports/{parent}/tracking/clicks",
@@ -305,10 +316,7 @@ pub fn streams() -> Vec<StreamDef> {
             .primary_key(&["campaign_activity_id"])
             .schema(schema!("email_links"))
             // Link click counts change only with clicks.
-            .parent(counted(
-                ChildSync::WholeWhenCountsChange,
-                &["/stats/em_clicks_all"],
-            )),
+            .parent(counted_snapshot(&["/stats/em_clicks_all"])),
         StreamDef::new(
             "email_campaign_summaries",
             "/reports/summary_reports/email_campaign_summaries",
@@ -337,6 +345,8 @@ pub fn streams() -> Vec<StreamDef> {
         )
         .records_key("results")
         .primary_key(&["campaign_activity_id"])
+        // Read again each run; a later refresh is a newer snapshot.
+        .record_cursor("last_refresh_time")
         .schema(schema!("email_campaign_activity_stats"))
         // A snapshot of every sent activity, each run; the activities are
         // listed again only for campaigns that changed.
