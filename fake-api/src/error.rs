@@ -16,6 +16,8 @@ pub(crate) enum ApiError {
     NotFound(String),
     /// 401 for a missing, unknown or expired access token.
     Unauthorized,
+    /// 403 for a request whose user lacks the privilege it needs.
+    Forbidden(String),
     /// 429 for the per-token rate or the daily quota.
     TooManyRequests(&'static str),
 }
@@ -47,6 +49,7 @@ impl IntoResponse for ApiError {
         match self {
             Self::BadParam(m) => list(StatusCode::BAD_REQUEST, "query.param.invalid", m),
             Self::NotFound(m) => list(StatusCode::NOT_FOUND, "resource.not_found", m),
+            Self::Forbidden(m) => list(StatusCode::FORBIDDEN, "forbidden", m),
             Self::Unauthorized => {
                 gateway_error(StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized")
             }

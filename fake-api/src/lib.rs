@@ -7,7 +7,8 @@
 //! the handler types (`St`, `Reply`, `Route`). Above them: `simulation` and `generate`
 //! (data from the seed), then one module per group of endpoints (`api`, `reports`,
 //! `abtests`, ...), each with its `routes` and the `expected_counts` of its streams; the
-//! auth side (`auth`, `oauth_flows`, `middleware`) sits beside them. At the top:
+//! auth side (`auth`, `oauth_flows`, `middleware`, and `privileges`, which answers 403
+//! where the user lacks a route's privilege) sits beside them. At the top:
 //! `endpoints` lists the endpoint modules once, and `ground_truth`, `control` and this
 //! file use it. To add an endpoint: write its module, then add one line to
 //! `endpoints::MODULES`.
@@ -15,6 +16,7 @@
 mod abtests;
 mod api;
 mod auth;
+mod automations;
 #[cfg(test)]
 mod change_tests;
 mod clients;
@@ -22,7 +24,11 @@ mod contact_consent;
 mod control;
 mod data;
 mod endpoints;
+mod engagement;
+#[cfg(test)]
+mod engagement_tests;
 mod error;
+mod events;
 mod export_jobs;
 #[cfg(test)]
 mod export_tests;
@@ -38,12 +44,15 @@ mod oauth_flows;
 mod oauth_grants;
 mod options;
 mod paging;
+mod privileges;
 mod proxy;
 mod render;
 #[cfg(test)]
 mod report_tests;
 mod reports;
 mod simulation;
+mod sms_reports;
+mod social;
 mod state;
 #[cfg(test)]
 mod tests;
@@ -95,12 +104,13 @@ impl Sandbox {
             .with_context(|| format!("binding 127.0.0.1:{}", opts.port))?;
         let addr = listener.local_addr()?;
         let started = Utc::now();
-        let data = Data::generate(
+        let mut data = Data::generate(
             opts.seed,
             opts.contacts,
             opts.campaigns,
             started.timestamp() * 1000,
         );
+        data.denied_privileges = opts.without_privileges.iter().cloned().collect();
         let shared = Arc::new(Shared {
             auth: Mutex::new(AuthState::new(opts.seed)),
             opts,
@@ -198,10 +208,15 @@ pub async fn serve_forever(opts: SandboxOptions) -> anyhow::Result<()> {
 fn router(shared: Arc<Shared>) -> Router {
     let mut router = Router::new();
     let routes = endpoints::routes().into_iter().map(|(path, route)| {
-        (
-            path,
-            route.route_layer(from_fn_with_state(shared.clone(), middleware::gate)),
-        )
+        let guard = privileges::Guard {
+            shared: shared.clone(),
+            route: path,
+        };
+        // The gate (token, rate, quota) runs first, then the privilege guard.
+        let route = route
+            .route_layer(from_fn_with_state(guard, privileges::guard))
+            .route_layer(from_fn_with_state(shared.clone(), middleware::gate));
+        (path, route)
     });
     for (path, route) in routes.chain([(auth::TOKEN_PATH, post(auth::token))]) {
         let front = Front {
