@@ -4,16 +4,21 @@
 //! differs between streams is the [`sync`] strategy: which pages to ask for,
 //! which records of a page to keep, and what state a page leaves behind.
 
+mod cursor_pages;
 mod export;
+mod lift;
 mod optional;
 mod pages;
 mod parents;
+mod privilege;
 mod raw;
+mod shared_read;
 pub mod state;
 mod stats;
 mod sync;
 mod windows;
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -25,7 +30,7 @@ use crate::config::LoadedConfig;
 use crate::error::{Error, Result};
 use crate::http::ApiClient;
 use crate::protocol::catalog::Selected;
-use crate::protocol::{Output, RecordRef, StreamStatus};
+use crate::protocol::{Level, Output, RecordRef, StreamStatus};
 use crate::streams::{ConfigList, Reconcile, Registry, StreamDef};
 use optional::OptionalValues;
 use pages::{Chain, Fetched};
@@ -202,6 +207,9 @@ pub async fn read_stream(
         if let Some(export) = def.export {
             return export::read(ctx, def, export, &mut sink, &mut report).await;
         }
+        if shared_read::applies(ctx, def, stream.incremental) {
+            return shared_read::read(ctx, def, &mut sink, &mut report).await;
+        }
         pages::log_cut_window(ctx, def);
         let (mut strategy, source) =
             sync::plan(ctx, def, stream.incremental, state, &mut report).await?;
@@ -209,6 +217,20 @@ pub async fn read_stream(
     }
     .await;
     report.elapsed = started.elapsed();
+    // A privilege the user lacks empties the stream, with one warning.
+    let result = match result {
+        Err(error) => match privilege::missing_privilege(def, &error) {
+            Some(warning) => {
+                ctx.output.log(Level::Warn, &warning);
+                if sink.last_state.is_none() {
+                    keep_state(ctx, &def.name, state);
+                }
+                Ok(())
+            }
+            None => Err(error),
+        },
+        ok => ok,
+    };
     match result {
         Ok(()) => {
             ctx.output.stream_status(&def.name, StreamStatus::Complete);
@@ -435,6 +457,16 @@ async fn read_pages(
         let taken = strategy.take(&page, &page.body.views);
         for record in taken.keep.iter().map(|&i| page.body.get(i)) {
             match (&page.parent, &def.parent) {
+                _ if !def.lift.is_empty() => {
+                    let record = record.to_value();
+                    let record = match (&page.parent, &def.parent) {
+                        (Some(value), Some(parent)) => {
+                            Cow::Owned(with_parent(&record, parent, value).into_owned())
+                        }
+                        _ => record,
+                    };
+                    sink.record(RecordRef::Value(&lift::lifted(def, record)))
+                }
                 (Some(value), Some(parent)) => {
                     let record = record.to_value();
                     sink.record(RecordRef::Value(&with_parent(&record, parent, value)))
