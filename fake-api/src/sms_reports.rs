@@ -13,6 +13,7 @@ use axum::{
     Json,
 };
 use serde_json::{json, Value};
+use url::form_urlencoded;
 
 pub(crate) fn routes() -> Vec<Route> {
     vec![(
@@ -80,6 +81,18 @@ async fn summaries(State(s): St, RawQuery(raw): RawQuery) -> Reply {
     let sent = &data.engagement.sms_campaigns;
     let keep = |c: &SmsCampaign| c.last_sent >= start && end.is_none_or(|e| c.last_sent <= e);
     let Json(mut body) = q.page(sent.iter(), keep, summary, None)?;
+    // The next link repeats the required `start_at` (and `end_at`): a request
+    // without it is one the contract does not allow.
+    if let Some(Value::String(href)) = body.pointer_mut("/_links/next/href") {
+        let mut extra = form_urlencoded::Serializer::new(String::new());
+        for key in ["start_at", "end_at"] {
+            if let Some(value) = q.params.get(key) {
+                extra.append_pair(key, value);
+            }
+        }
+        href.push('&');
+        href.push_str(&extra.finish());
+    }
     let in_range: Vec<&SmsCampaign> = sent.iter().filter(|c| keep(c)).collect();
     body["aggregate_percents"] = percents(&in_range);
     Ok(Json(body))

@@ -78,7 +78,8 @@ async fn profiles(State(s): St, RawQuery(raw): RawQuery) -> Reply {
                 "image_url": format!("https://images.example.com/{}/{handle}.png", c.network),
                 "url": format!("https://{}.example.com/{handle}", c.network),
                 "account_info": account_info(c),
-                "settings": {"posting": {"default": name == c.display_name}},
+                // The contract gives each setting no properties.
+                "settings": {},
             });
             if accessible {
                 v["accessible"] = (reachable && c.token_valid).into();
