@@ -147,7 +147,16 @@ pub(crate) struct Automation {
     pub goal: &'static str,
 }
 
-const AUTOMATIONS: &[(&str, &str, &str, (&str, &str), &str)] = &[
+/// (name, description, status, (trigger type, action), goal tag)
+type AutomationSeed = (
+    &'static str,
+    &'static str,
+    &'static str,
+    (&'static str, &'static str),
+    &'static str,
+);
+
+const AUTOMATIONS: &[AutomationSeed] = &[
     (
         "Welcome series",
         "Three emails for new subscribers",
