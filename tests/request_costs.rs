@@ -14,8 +14,20 @@ use serde_json::{json, Value};
 /// The most a no-change incremental sync of every stream may cost on the
 /// sandbox's default account: one request per top-level stream, the
 /// activity stats (ten activities a request), and the newest campaign that
-/// the cursor overlap lists again.
+/// the cursor overlap lists again. The events and their registrations
+/// come on top: the API gives no way to tell they changed, so each run
+/// reads every event and every track (`tests/events_and_automations.rs`
+/// counts those requests).
 const NO_CHANGE_BUDGET: usize = 30;
+
+/// Requests of the event streams, read in full every run.
+fn event_requests(spent: &BTreeMap<String, usize>) -> usize {
+    spent
+        .iter()
+        .filter(|(route, _)| route.starts_with("GET /v3/events"))
+        .map(|(_, n)| n)
+        .sum()
+}
 
 /// New opens (each followed by a click) the sandbox adds to one activity.
 const NEW_OPENS: usize = 3;
@@ -64,7 +76,7 @@ fn incremental_syncs_pay_only_for_what_changed() {
     );
     quiet.assert_ok();
     config = quiet.next_config(&config);
-    let api: usize = common::api_requests(&spent).values().sum();
+    let api: usize = common::api_requests(&spent).values().sum::<usize>() - event_requests(&spent);
     assert!(api <= NO_CHANGE_BUDGET, "{api} requests: {spent:?}");
     assert!(report_requests(&spent).is_empty(), "{spent:?}");
     assert_eq!(tracking_rows(&quiet), 0, "a tracking row came twice");
