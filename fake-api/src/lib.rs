@@ -2,7 +2,7 @@
 //! rate limits and scripted faults) for tests and demos.
 //!
 //! Modules import downward only. At the bottom: `error`, `paging`, `options`, the
-//! records (`tracking`, `visits`, `data`) and `render`; `clients`, `limits` and
+//! records (`tracking`, `visits`, `engagement`, `data`) and `render`; `clients`, `limits` and
 //! `export_jobs` hold the rest of the state, and `state` gathers it all in `Shared` with
 //! the handler types (`St`, `Reply`, `Route`). Above them: `simulation` and `generate`
 //! (data from the seed), then one module per group of endpoints (`api`, `reports`,
