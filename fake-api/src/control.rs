@@ -2,9 +2,9 @@
 //! revoke credentials and inspect the sandbox.
 
 use super::endpoints;
-use super::engagement::EngagementChange;
 use super::error::ApiError;
 use super::generate::MutationRequest;
+use super::generate_engagement::EngagementChange;
 use super::limits::Fault;
 use super::paging::Params;
 use super::reports;

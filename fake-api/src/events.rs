@@ -347,6 +347,14 @@ fn detail(e: &Event, include: bool) -> Value {
     v
 }
 
+fn email(r: &Registration) -> String {
+    format!(
+        "{}.{}{}@example.net",
+        FIRST_NAMES[r.first], LAST_NAMES[r.last], r.serial
+    )
+    .to_lowercase()
+}
+
 /// `RegistrantInformationLiteDto`.
 fn registrant(e: &Event, r: &Registration) -> Value {
     let mut v = json!({
@@ -354,7 +362,7 @@ fn registrant(e: &Event, r: &Registration) -> Value {
         "track_key": e.track.id,
         "first_name": FIRST_NAMES[r.first],
         "last_name": LAST_NAMES[r.last],
-        "email_address": r.email(),
+        "email_address": email(r),
         "registration_status": r.status,
         "registration_time": timestamp(r.at),
         "tickets": r.tickets,
@@ -459,7 +467,7 @@ async fn registrations(
                     "{} {} {}",
                     FIRST_NAMES[r.first],
                     LAST_NAMES[r.last],
-                    r.email()
+                    email(r)
                 );
                 names.to_lowercase().contains(t)
             })
@@ -468,7 +476,7 @@ async fn registrations(
     match sort {
         Some("first_name") => rows.sort_by_key(|r| FIRST_NAMES[r.first]),
         Some("last_name") => rows.sort_by_key(|r| LAST_NAMES[r.last]),
-        Some("email_address") => rows.sort_by_key(|r| r.email()),
+        Some("email_address") => rows.sort_by_key(|r| email(r)),
         Some("registration_status") => rows.sort_by_key(|r| r.status),
         Some("payment_status") => rows.sort_by_key(|r| r.payment),
         Some("tickets" | "total") => rows.sort_by_key(|r| r.tickets),

@@ -4,8 +4,8 @@
 //! Modules import downward only. At the bottom: `error`, `paging`, `options`, the
 //! records (`tracking`, `visits`, `engagement`, `data`) and `render`; `clients`, `limits` and
 //! `export_jobs` hold the rest of the state, and `state` gathers it all in `Shared` with
-//! the handler types (`St`, `Reply`, `Route`). Above them: `simulation` and `generate`
-//! (data from the seed), then one module per group of endpoints (`api`, `reports`,
+//! the handler types (`St`, `Reply`, `Route`). Above them: `simulation`, `generate` and
+//! `generate_engagement` (data from the seed), then one module per group of endpoints (`api`, `reports`,
 //! `abtests`, ...), each with its `routes` and the `expected_counts` of its streams; the
 //! auth side (`auth`, `oauth_flows`, `middleware`, and `privileges`, which answers 403
 //! where the user lacks a route's privilege) sits beside them. At the top:
@@ -34,6 +34,7 @@ mod export_jobs;
 mod export_tests;
 mod exports;
 mod generate;
+mod generate_engagement;
 mod ground_truth;
 mod landing_pages;
 mod limits;
