@@ -18,7 +18,6 @@ mod stats;
 mod sync;
 mod windows;
 
-use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -457,19 +456,14 @@ async fn read_pages(
         let taken = strategy.take(&page, &page.body.views);
         for record in taken.keep.iter().map(|&i| page.body.get(i)) {
             match (&page.parent, &def.parent) {
-                _ if !def.lift.is_empty() => {
-                    let record = record.to_value();
-                    let record = match (&page.parent, &def.parent) {
-                        (Some(value), Some(parent)) => {
-                            Cow::Owned(with_parent(&record, parent, value).into_owned())
-                        }
-                        _ => record,
-                    };
-                    sink.record(RecordRef::Value(&lift::lifted(def, record)))
-                }
                 (Some(value), Some(parent)) => {
                     let record = record.to_value();
-                    sink.record(RecordRef::Value(&with_parent(&record, parent, value)))
+                    let record = with_parent(&record, parent, value);
+                    sink.record(RecordRef::Value(&lift::lifted(def, record)))
+                }
+                // Records with nested keys to copy up (`StreamDef::lift`).
+                _ if !def.lift.is_empty() => {
+                    sink.record(RecordRef::Value(&lift::lifted(def, record.to_value())))
                 }
                 _ => sink.record(record),
             }
