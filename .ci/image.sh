@@ -97,8 +97,8 @@ run -v "$WORK/config.json:/secrets/config.json:ro" -- "$TAG" discover --config /
   || { show "discover stdout" "$WORK/discover.out" 5; show "discover stderr" "$WORK/discover.err"; fail "discover exited non-zero"; }
 python3 - "$WORK/discover.out" >"$WORK/streams.txt" <<'EOF' || { show "discover stdout" "$WORK/discover.out" 5; fail "discover printed no CATALOG with streams"; }
 import json, sys
-# contacts_export is opt-in (a bulk export job): demo leaves it out.
-OPT_IN = {"contacts_export"}
+# The opt-in streams (a bulk export job, the social streams): demo leaves them out.
+OPT_IN = {"contacts_export", "social_profiles", "social_connections", "social_hashtag_groups"}
 names = [s["name"] for line in open(sys.argv[1], encoding="utf-8")
          for msg in [json.loads(line)] if msg.get("type") == "CATALOG"
          for s in msg["catalog"]["streams"] if s["name"] not in OPT_IN]

@@ -27,8 +27,10 @@ def main() -> None:
         config_change_callback=config_changes.append,
     )
     source.check()
-    # Every stream but the opt-in contacts_export (a bulk export job).
-    source.select_streams([s for s in source.get_available_streams() if s != "contacts_export"])
+    # Every stream but the opt-in ones: contacts_export (a bulk export job) and
+    # the social streams (a request each run for a few records).
+    opt_in = {"contacts_export", "social_profiles", "social_connections", "social_hashtag_groups"}
+    source.select_streams([s for s in source.get_available_streams() if s not in opt_in])
     cache = ab.get_default_cache()
     result = source.read(cache=cache)
 

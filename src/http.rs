@@ -475,11 +475,13 @@ impl<'a> Call<'a> {
         }
     }
 
-    /// A GET succeeds with 200 only (a 202 says the result is not ready yet,
-    /// and is asked again); a POST that creates a job answers 201 or 202.
+    /// A GET succeeds with 200 (a 202 says the result is not ready yet,
+    /// and is asked again), or with the 209 the contract gives as the
+    /// success of listing automations; a POST that creates a job answers 201
+    /// or 202.
     fn succeeded(&self, status: StatusCode) -> bool {
         match self.method {
-            reqwest::Method::GET => status == StatusCode::OK,
+            reqwest::Method::GET => status == StatusCode::OK || status.as_u16() == 209,
             _ => matches!(
                 status,
                 StatusCode::OK | StatusCode::CREATED | StatusCode::ACCEPTED

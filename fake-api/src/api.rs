@@ -2,7 +2,7 @@
 //! and their activities, campaign summaries and the account. Collections go through
 //! `ListQuery::page`; each handler only parses its own filters and picks the record order.
 
-use super::data::{Contact, Data, PRIVILEGES, SMS_PERMISSIONS};
+use super::data::{Contact, Data, SMS_PERMISSIONS};
 use super::error::ApiError;
 use super::paging::{EnumParam, ListQuery, ListSpec, Params};
 use super::render::{self, ACCOUNT_EXTRAS, ACTIVITY_INCLUDES, CONTACT_INCLUDES};
@@ -99,7 +99,7 @@ pub(crate) fn expected_counts(data: &Data) -> Vec<(&'static str, usize)> {
         ("email_campaign_summaries", data.summaries().len()),
         ("account_summary", 1),
         ("account_emails", data.account_emails.len()),
-        ("user_privileges", PRIVILEGES.len()),
+        ("user_privileges", data.privileges().count()),
         ("email_campaign_activities", data.live_activities().count()),
     ]
 }
@@ -480,6 +480,6 @@ async fn account_emails(State(s): St, RawQuery(raw): RawQuery) -> Reply {
     Ok(Json(Value::Array(emails)))
 }
 
-async fn privileges() -> Json<Value> {
-    Json(PRIVILEGES.iter().map(render::privilege).collect())
+async fn privileges(State(s): St) -> Json<Value> {
+    Json(s.data().privileges().map(render::privilege).collect())
 }

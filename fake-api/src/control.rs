@@ -4,6 +4,7 @@
 use super::endpoints;
 use super::error::ApiError;
 use super::generate::MutationRequest;
+use super::generate_engagement::EngagementChange;
 use super::limits::Fault;
 use super::paging::Params;
 use super::reports;
@@ -60,6 +61,15 @@ struct MutateRequest {
     /// Send the newest draft campaign now.
     #[serde(default)]
     send_campaign: bool,
+    /// Automated journeys edited now (a new `update_date`).
+    #[serde(default)]
+    automations: usize,
+    /// SMS campaigns sent now.
+    #[serde(default)]
+    sms_campaigns: usize,
+    /// Registrations added now to the newest active event.
+    #[serde(default)]
+    registrations: usize,
 }
 
 async fn mutate(
@@ -77,10 +87,18 @@ async fn mutate(
         send_campaign: req.send_campaign,
         tracking: req.tracking,
     };
-    let m = s
-        .data_mut()
-        .mutate(now, &request)
-        .map_err(|e| (StatusCode::CONFLICT, e))?;
+    let change = EngagementChange {
+        automations: req.automations,
+        sms_campaigns: req.sms_campaigns,
+        registrations: req.registrations,
+    };
+    let (m, (automations, sms_campaigns, event)) = {
+        let mut data = s.data_mut();
+        let m = data
+            .mutate(now, &request)
+            .map_err(|e| (StatusCode::CONFLICT, e))?;
+        (m, data.engagement.mutate(now + 1, &change))
+    };
     let mut body = json!({
         "contacts": m.contacts,
         "unsubscribed_contacts": m.unsubscribed_contacts,
@@ -88,7 +106,12 @@ async fn mutate(
         "list_changed_contacts": m.list_changed_contacts,
         "deleted_contacts": m.deleted_contacts,
         "campaigns": m.campaigns,
+        "automations": automations,
+        "sms_campaigns": sms_campaigns,
     });
+    if let Some(event) = event {
+        body["registrations_event"] = json!(event);
+    }
     if let Some((campaign, activity)) = m.sent_campaign {
         body["sent_campaign"] = json!({"campaign_id": campaign, "campaign_activity_id": activity});
     }

@@ -2,6 +2,7 @@
 //! them in from the seed; timestamps are offsets from the sandbox start, stored as Unix
 //! milliseconds.
 
+use super::engagement::Engagement;
 use super::tracking::{is_sendable, Link, Stats, Tracking};
 use super::visits::LandingPage;
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -229,6 +230,7 @@ pub(crate) const PRIVILEGES: &[(i64, &str)] = &[
     (41, "contacts:write"),
     (42, "contacts:lists:read"),
     (43, "contacts:lists:write"),
+    (50, "customer-journey:read"),
 ];
 
 /// `sms_consent_permission` values, with the `sms_status` filter value each matches.
@@ -510,6 +512,11 @@ pub(crate) struct Data {
     pub landing_pages: Vec<LandingPage>,
     /// Segments whose `/contacts?segment_id=` result was already prepared (answered 202).
     pub prepared_segments: BTreeSet<i64>,
+    /// Events, automations, SMS campaigns and social accounts.
+    pub engagement: Engagement,
+    /// Privileges the token's user lacks (`--without-privilege`): not listed by
+    /// `/account/user/privileges`, and the endpoints that need one answer 403.
+    pub denied_privileges: BTreeSet<String>,
     pub rng: ChaCha8Rng,
 }
 
@@ -545,6 +552,14 @@ pub(crate) fn between(rng: &mut impl Rng, from: i64, to: i64) -> i64 {
 }
 
 impl Data {
+    /// The privileges of the token's user: every one the sandbox knows but those
+    /// `--without-privilege` took away.
+    pub(crate) fn privileges(&self) -> impl Iterator<Item = &'static (i64, &'static str)> + '_ {
+        PRIVILEGES
+            .iter()
+            .filter(|(_, name)| !self.denied_privileges.contains(*name))
+    }
+
     /// Every activity `GET /emails/activities/{id}` serves (not those of removed campaigns).
     pub(crate) fn live_activities(&self) -> impl Iterator<Item = (&Campaign, &Activity)> + '_ {
         self.campaigns

@@ -4,7 +4,10 @@
 use super::data::Data;
 use super::error::ApiError;
 use super::state::Route;
-use super::{abtests, api, contact_consent, exports, landing_pages, reports};
+use super::{
+    abtests, api, automations, contact_consent, events, exports, landing_pages, reports,
+    sms_reports, social,
+};
 use axum::http::Uri;
 use std::collections::BTreeMap;
 
@@ -39,6 +42,22 @@ const MODULES: &[Endpoints] = &[
     Endpoints {
         routes: exports::routes,
         expected_counts: exports::expected_counts,
+    },
+    Endpoints {
+        routes: events::routes,
+        expected_counts: events::expected_counts,
+    },
+    Endpoints {
+        routes: automations::routes,
+        expected_counts: automations::expected_counts,
+    },
+    Endpoints {
+        routes: sms_reports::routes,
+        expected_counts: sms_reports::expected_counts,
+    },
+    Endpoints {
+        routes: social::routes,
+        expected_counts: social::expected_counts,
     },
 ];
 

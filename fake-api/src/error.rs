@@ -25,6 +25,8 @@ pub(crate) enum ApiError {
     QuotaExceeded,
     /// 429 from a bulk activity endpoint while `QUEUED_ACTIVITIES_LIMIT` activities wait.
     QueueFull,
+    /// 403 for a request whose user lacks the privilege it needs.
+    Forbidden(String),
 }
 
 /// Bulk activities an account may have waiting (initialized or processing); a bulk
@@ -58,6 +60,7 @@ impl IntoResponse for ApiError {
         match self {
             Self::BadParam(m) => list(StatusCode::BAD_REQUEST, "query.param.invalid", m),
             Self::NotFound(m) => list(StatusCode::NOT_FOUND, "resource.not_found", m),
+            Self::Forbidden(m) => list(StatusCode::FORBIDDEN, "forbidden", m),
             Self::Unauthorized => {
                 gateway_error(StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized")
             }

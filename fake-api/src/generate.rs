@@ -8,6 +8,7 @@ use super::data::{
     FIRST_NAMES, GENERATED_TYPES, JOB_TITLES, LAST_NAMES, LIST_NAMES, SEGMENTS, TAG_NAMES,
     TAG_SOURCES, YEAR_MS,
 };
+use super::engagement::Engagement;
 use super::simulation;
 use super::tracking::DEVICES;
 use super::visits::{Event, Kind, LandingPage};
@@ -150,6 +151,8 @@ impl Data {
             account_emails,
             bulk_activities,
             prepared_segments: BTreeSet::new(),
+            engagement: Engagement::generate(seed, now),
+            denied_privileges: BTreeSet::new(),
             rng,
         }
     }

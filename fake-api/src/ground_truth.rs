@@ -9,7 +9,7 @@
 //! key per record.
 
 use super::abtests::{has_ab_test, resends};
-use super::data::{timestamp, Activity, Campaign, CampaignStatus, Data, PRIVILEGES};
+use super::data::{timestamp, Activity, Campaign, CampaignStatus, Data};
 use super::landing_pages;
 use super::reports::REPORTS;
 use super::tracking::{is_sendable, EventKind, View};
@@ -71,7 +71,7 @@ pub(crate) fn ground_truth(
         ),
         "user_privileges" => one(
             "privilege_id",
-            PRIVILEGES.iter().map(|(id, _)| json!(id)).collect(),
+            data.privileges().map(|(id, _)| json!(id)).collect(),
         ),
         "bulk_activities" => one(
             "activity_id",
@@ -127,7 +127,9 @@ pub(crate) fn ground_truth(
         )),
         // One account-wide record, without an id.
         "contact_consent_counts" => Some((Vec::new(), vec![Vec::new()])),
-        _ => landing_page_report(data, stream).or_else(|| tracking_report(data, stream)),
+        _ => landing_page_report(data, stream)
+            .or_else(|| tracking_report(data, stream))
+            .or_else(|| data.engagement.ground_truth(stream)),
     }
 }
 

@@ -2,20 +2,22 @@
 //! rate limits and scripted faults) for tests and demos.
 //!
 //! Modules import downward only. At the bottom: `error`, `paging`, `options`, `clock`,
-//! the records (`tracking`, `visits`, `data`) and `render`; `clients`, `limits` and
-//! `export_jobs` hold the rest of the state, and `state` gathers it all in `Shared` with
-//! the handler types (`St`, `Reply`, `Route`). Above them: `simulation` and `generate`
-//! (data from the seed), then one module per group of endpoints (`api`, `reports`,
-//! `abtests`, ...), each with its `routes` (template, the contract's enum query
-//! parameters, handler) and the `expected_counts` of its streams; the auth side (`auth`,
-//! `oauth_flows`, `middleware`) sits beside them. At the top: `endpoints` lists the
-//! endpoint modules once, and `ground_truth`, `control` and this file use it. To add an
-//! endpoint: write its module, declaring the enum parameters of each route beside it
-//! (the router checks them), then add one line to `endpoints::MODULES`.
+//! the records (`tracking`, `visits`, `engagement`, `data`) and `render`; `clients`, `limits`
+//! and `export_jobs` hold the rest of the state, and `state` gathers it all in `Shared` with
+//! the handler types (`St`, `Reply`, `Route`). Above them: `simulation`, `generate` and
+//! `generate_engagement` (data from the seed), then one module per group of endpoints
+//! (`api`, `reports`, `abtests`, ...), each with its `routes` (template, the contract's enum
+//! query parameters, handler) and the `expected_counts` of its streams; the auth side
+//! (`auth`, `oauth_flows`, `middleware`, and `privileges`, which answers 403 where the user
+//! lacks a route's privilege) sits beside them. At the top: `endpoints` lists the endpoint
+//! modules once, and `ground_truth`, `control` and this file use it. To add an endpoint:
+//! write its module, declaring the enum parameters of each route beside it (the router
+//! checks them), then add one line to `endpoints::MODULES`.
 
 mod abtests;
 mod api;
 mod auth;
+mod automations;
 #[cfg(test)]
 mod change_tests;
 mod clients;
@@ -24,12 +26,17 @@ mod contact_consent;
 mod control;
 mod data;
 mod endpoints;
+mod engagement;
+#[cfg(test)]
+mod engagement_tests;
 mod error;
+mod events;
 mod export_jobs;
 #[cfg(test)]
 mod export_tests;
 mod exports;
 mod generate;
+mod generate_engagement;
 mod ground_truth;
 mod landing_pages;
 #[cfg(test)]
@@ -42,12 +49,15 @@ mod oauth_flows;
 mod oauth_grants;
 mod options;
 mod paging;
+mod privileges;
 mod proxy;
 mod render;
 #[cfg(test)]
 mod report_tests;
 mod reports;
 mod simulation;
+mod sms_reports;
+mod social;
 mod state;
 #[cfg(test)]
 mod tests;
@@ -101,12 +111,13 @@ impl Sandbox {
         let addr = listener.local_addr()?;
         let clock = Clock::default();
         let started = clock.now();
-        let data = Data::generate(
+        let mut data = Data::generate(
             opts.seed,
             opts.contacts,
             opts.campaigns,
             started.timestamp() * 1000,
         );
+        data.denied_privileges = opts.without_privileges.iter().cloned().collect();
         let shared = Arc::new(Shared {
             auth: Mutex::new(AuthState::new(opts.seed, started)),
             opts,
@@ -216,10 +227,16 @@ pub async fn serve_forever(opts: SandboxOptions) -> anyhow::Result<()> {
 
 fn router(shared: Arc<Shared>) -> Router {
     let mut router = Router::new();
-    // The last layer added runs first: the gate, then the enum check, then the handler.
+    // The last layer added runs first: the gate (token, rate, quota), the privilege
+    // guard, the enum check, then the handler.
     let routes = endpoints::routes().into_iter().map(|(path, enums, route)| {
+        let guard = privileges::Guard {
+            shared: shared.clone(),
+            route: path,
+        };
         let route = route
             .route_layer(from_fn_with_state(enums, middleware::check_enums))
+            .route_layer(from_fn_with_state(guard, privileges::guard))
             .route_layer(from_fn_with_state(shared.clone(), middleware::gate));
         (path, route)
     });

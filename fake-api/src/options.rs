@@ -48,6 +48,10 @@ pub struct SandboxOptions {
     /// Lifetime of device codes.
     #[arg(long = "device-code-ttl-secs", default_value_t = 600)]
     pub device_code_ttl_secs: u64,
+    /// A user privilege the token's user lacks (repeatable, e.g. `campaign:read`):
+    /// `/account/user/privileges` leaves it out and the endpoints that need it answer 403.
+    #[arg(long = "without-privilege")]
+    pub without_privileges: Vec<String>,
 }
 
 /// Largest `--contacts`: beyond it generating and holding the data takes minutes and GBs.
@@ -114,6 +118,14 @@ impl SandboxOptions {
                 self.device_interval_secs, self.device_code_ttl_secs
             ));
         }
+        for privilege in &self.without_privileges {
+            if !super::privileges::known(privilege) {
+                return fail(format!(
+                    "--without-privilege takes one of {}, got '{privilege}'",
+                    super::privileges::names().join(", ")
+                ));
+            }
+        }
         for uri in &self.redirect_uris {
             if url::Url::parse(uri).is_err() {
                 return fail(format!(
@@ -150,6 +162,7 @@ impl Default for SandboxOptions {
             redirect_uris: Vec::new(),
             device_interval_secs: 5,
             device_code_ttl_secs: 600,
+            without_privileges: Vec::new(),
         }
     }
 }

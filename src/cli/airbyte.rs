@@ -47,14 +47,24 @@ pub fn check(config_path: &Path) -> i32 {
         setup::runtime()?.block_on(async {
             let output: Arc<dyn Output> = output.clone();
             let api = setup::connect(&config, RetryPolicy::CHECK, &output)?;
+            let mut scopes = Ok(());
             for (path, query, scope) in CHECK_ENDPOINTS {
                 let params: Vec<(&str, String)> =
                     query.iter().map(|(k, v)| (*k, v.to_string())).collect();
-                api.get_json(&api.endpoint(path, &params))
-                    .await
-                    .map_err(|e| e.context(format!("checking scope {scope}")))?;
+                if let Err(e) = api.get_json(&api.endpoint(path, &params)).await {
+                    scopes = Err(e.context(format!("checking scope {scope}")));
+                    break;
+                }
             }
-            Ok(())
+            // Which privileges the streams that declare one will find, also
+            // when a privilege is what the scope check lacked.
+            if scopes.as_ref().err().is_none_or(|e| e.forbidden) {
+                let registry = crate::streams::Registry::built_in();
+                for (level, line) in super::privileges::report(&api, &registry).await {
+                    output.log(level, &line);
+                }
+            }
+            scopes
         })
     });
     output.connection_status(&result);

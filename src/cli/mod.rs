@@ -8,6 +8,7 @@ pub mod authorize;
 mod columns;
 #[cfg(feature = "sandbox")]
 pub mod demo;
+mod privileges;
 pub mod progress;
 pub mod setup;
 pub mod singer;

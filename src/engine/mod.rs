@@ -4,11 +4,15 @@
 //! differs between streams is the [`sync`] strategy: which pages to ask for,
 //! which records of a page to keep, and what state a page leaves behind.
 
+mod cursor_pages;
 mod export;
+mod lift;
 mod optional;
 mod pages;
 mod parents;
+mod privilege;
 mod raw;
+mod shared_read;
 pub mod state;
 mod stats;
 mod sync;
@@ -260,6 +264,9 @@ pub async fn read_stream(
         if let Some(export) = def.export {
             return export::read(ctx, def, export, &mut sink, &mut report).await;
         }
+        if shared_read::applies(ctx, def, stream.incremental) {
+            return shared_read::read(ctx, def, &mut sink, &mut report).await;
+        }
         pages::log_cut_window(ctx, def);
         let (mut strategy, source) =
             sync::plan(ctx, def, stream.incremental, state, &mut report).await?;
@@ -267,6 +274,20 @@ pub async fn read_stream(
     }
     .await;
     report.elapsed = started.elapsed();
+    // A privilege the user lacks empties the stream, with one warning.
+    let result = match result {
+        Err(error) => match privilege::missing_privilege(def, &error) {
+            Some(warning) => {
+                ctx.output.log(Level::Warn, &warning);
+                if sink.last_state.is_none() {
+                    keep_state(ctx, &def.name, state);
+                }
+                Ok(())
+            }
+            None => Err(error),
+        },
+        ok => ok,
+    };
     match result {
         Ok(()) => {
             ctx.output.stream_status(&def.name, StreamStatus::Complete);
@@ -495,7 +516,12 @@ async fn read_pages(
             match (&page.parent, &def.parent) {
                 (Some(value), Some(parent)) => {
                     let record = record.to_value();
-                    sink.record(RecordRef::Value(&with_parent(&record, parent, value)))
+                    let record = with_parent(&record, parent, value);
+                    sink.record(RecordRef::Value(&lift::lifted(def, record)))
+                }
+                // Records with nested keys to copy up (`StreamDef::lift`).
+                _ if !def.lift.is_empty() => {
+                    sink.record(RecordRef::Value(&lift::lifted(def, record.to_value())))
                 }
                 _ => sink.record(record),
             }

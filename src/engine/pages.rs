@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use url::Url;
 
+use super::cursor_pages;
 use super::optional::OptionalValues;
 use super::raw::{self, PageRecords};
 use super::state::format_time;
@@ -198,8 +199,13 @@ impl Fetched {
 /// A page's text → its records and the link after it. Read the fast way
 /// ([`raw::read_page`]) when the page is as expected; otherwise parsed in
 /// full and checked as before, which says what is wrong.
-fn parse_page(def: &StreamDef, text: String) -> std::result::Result<Fetched, BodyError> {
-    let text = match raw::read_page(def, text) {
+fn parse_page(def: &StreamDef, url: &Url, text: String) -> std::result::Result<Fetched, BodyError> {
+    // Pages linked by a cursor field are parsed in full (`cursor_pages`).
+    let fast = match def.next_cursor {
+        Some(_) => Err(text),
+        None => raw::read_page(def, text),
+    };
+    let text = match fast {
         Ok(page) => match next_link_of(page.links.as_ref()) {
             Ok(next) if !(page.missing && next.is_some()) => {
                 return Ok(Fetched {
@@ -213,7 +219,10 @@ fn parse_page(def: &StreamDef, text: String) -> std::result::Result<Fetched, Bod
         Err(text) => text,
     };
     let body: Value = serde_json::from_str(&text).map_err(BodyError::NotJson)?;
-    let next = next_link(&body).map_err(BodyError::Problem)?;
+    let next = match next_link(&body).map_err(BodyError::Problem)? {
+        None => cursor_pages::next_page(def, url, &body).map_err(BodyError::Problem)?,
+        link => link,
+    };
     let records = records_of(def, &body, next.is_some()).map_err(BodyError::Problem)?;
     let count = def
         .count
@@ -341,7 +350,7 @@ async fn get_page(
     def: &StreamDef,
     url: &Url,
 ) -> Result<(Fetched, u32)> {
-    let parse = |text: String| parse_page(def, text);
+    let parse = |text: String| parse_page(def, url, text);
     let parse = &parse;
     optional
         .get(
@@ -426,7 +435,8 @@ mod tests {
         def: &StreamDef,
         text: &str,
     ) -> std::result::Result<(Vec<Value>, Option<String>), String> {
-        match parse_page(def, text.to_string()) {
+        let url = Url::parse("http://api.test/v3/things").unwrap();
+        match parse_page(def, &url, text.to_string()) {
             Ok(page) => {
                 let mut records = Vec::new();
                 for i in 0..page.body.len() {

@@ -132,6 +132,9 @@ pub struct ParentValue {
     /// The parent fields the child carries (`Parent::carry`), for one
     /// parent: (child field, value).
     carried: Vec<(String, Value)>,
+    /// The other placeholders of the child's path and their values
+    /// (`Parent::path_value`), for one parent.
+    path: Vec<(String, String)>,
     /// When the parent last changed, by its stream's cursor field, for one
     /// parent whose stream has one.
     pub changed: Option<DateTime<Utc>>,
@@ -370,6 +373,7 @@ impl Children {
                     .collect::<Vec<_>>()
                     .join(","),
                 carried: Vec::new(),
+                path: Vec::new(),
                 changed: None,
             }),
         }
@@ -377,7 +381,10 @@ impl Children {
 
     /// Asks for the first page of `parent`, queued after those ahead.
     fn ask_first_page(&mut self, ctx: &Context, parent: ParentValue) {
-        let path = self.def.path.replace("{parent}", &parent.key);
+        let mut path = self.def.path.replace("{parent}", &parent.key);
+        for (placeholder, value) in &parent.path {
+            path = path.replace(placeholder.as_str(), value);
+        }
         let first = first_page(ctx, &self.def, &path, None);
         let page = fetch(ctx, &self.def, first.clone());
         let chain = Chain::new(first);
@@ -407,6 +414,7 @@ impl Children {
                     self.values.push_front(ParentValue {
                         key: key.to_string(),
                         carried: Vec::new(),
+                        path: Vec::new(),
                         changed: None,
                     });
                 }
@@ -453,6 +461,7 @@ impl Children {
                 self.values.push_back(ParentValue {
                     key,
                     carried: Vec::new(),
+                    path: Vec::new(),
                     changed: None,
                 });
             }
@@ -522,11 +531,26 @@ fn parent_values(
                 )))
             }
         };
-        if wanted(&key) && !single.iter().any(|v| v.key == key) {
+        // The other values of the child's path; without one there is no child.
+        let path: Option<Vec<(String, String)>> = parent
+            .path_values
+            .iter()
+            .map(|(placeholder, pointer)| match record.pointer(pointer) {
+                Some(Value::String(text)) if !text.is_empty() => {
+                    Some((placeholder.clone(), text.clone()))
+                }
+                Some(Value::Number(number)) => Some((placeholder.clone(), number.to_string())),
+                _ => None,
+            })
+            .collect();
+        let Some(path) = path else {
+            continue;
+        };
+        if wanted(&key) && !single.iter().any(|v| v.key == key && v.path == path) {
             let carried = parent
                 .carry
                 .iter()
-                .filter_map(|(from, to)| record.get(from).map(|v| (to.clone(), v.clone())))
+                .filter_map(|(from, to)| field(record, from).map(|v| (to.clone(), v.clone())))
                 .collect();
             let changed = changed_field
                 .and_then(|field| record.get(field))
@@ -535,11 +559,20 @@ fn parent_values(
             single.push(ParentValue {
                 key,
                 carried,
+                path,
                 changed,
             });
         }
     }
     Ok(single)
+}
+
+/// A record's field by name, or by JSON pointer (`/a/b`).
+fn field<'r>(record: &'r Value, name: &str) -> Option<&'r Value> {
+    match name.starts_with('/') {
+        true => record.pointer(name),
+        false => record.get(name),
+    }
 }
 
 /// The record with what it takes from its parent: the parent value under

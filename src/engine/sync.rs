@@ -126,6 +126,14 @@ pub async fn source(
 /// The pages of a stream's own pass: one chain, or windows of it where the
 /// stream splits large reads.
 fn own_pages(ctx: &Context, def: &Arc<StreamDef>, since: Option<DateTime<Utc>>) -> PassPages {
+    // An endpoint that requires the change parameter gets the start date on
+    // a full read.
+    let since = since.or_else(|| {
+        def.cursor
+            .as_ref()
+            .filter(|cursor| cursor.required)
+            .map(|_| ctx.start_date)
+    });
     if def.split_by_cursor {
         PassPages::Windows(Windows::new(ctx, def, since))
     } else {
@@ -182,6 +190,13 @@ fn legacy_cursor(field: &str, state: Option<&Value>) -> Option<Value> {
 
 /// Every record, no state.
 pub struct FullRefresh;
+
+impl FullRefresh {
+    /// The state a full refresh leaves.
+    pub fn finish_state(&self) -> Value {
+        state::to_value(&NoState {})
+    }
+}
 
 impl Strategy for FullRefresh {
     fn take(&mut self, _: &Page, records: &[Value]) -> Taken {
@@ -247,7 +262,16 @@ impl CursorSync {
             None => saved.cursor.is_none() || reconcile_due,
         };
         let lower_bound = match saved.cursor {
-            Some(at) if !full => before_overlap(at.0).max(ctx.start_date),
+            Some(at) if !full => {
+                let from = before_overlap(at.0);
+                let from = match cursor.lookback {
+                    Some(Lookback::ReportLookbackDays) => {
+                        days_before(from, ctx.report_lookback_days)
+                    }
+                    None => from,
+                };
+                from.max(ctx.start_date)
+            }
             _ => ctx.start_date,
         };
         let mut passes: Vec<(Pass, Url)> =

@@ -39,10 +39,8 @@ pub fn definition(stream: &CustomStream) -> Result<StreamDef> {
     def.params = stream.params.clone().into_iter().collect();
     def.cursor = match (&stream.cursor_field, &stream.cursor_param) {
         (Some(field), Some(param)) => Some(Cursor {
-            field: field.clone(),
-            param: Some(param.clone()),
             end_param: stream.cursor_end_param.clone(),
-            also: Vec::new(),
+            ..Cursor::new(field, param)
         }),
         (None, None) if stream.cursor_end_param.is_none() => None,
         _ => {

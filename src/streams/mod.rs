@@ -8,6 +8,7 @@
 
 mod custom;
 pub mod custom_fields;
+pub mod engagement;
 #[cfg(test)]
 mod spec_coverage;
 mod table;
@@ -48,6 +49,12 @@ pub struct Cursor {
     /// follow (`optout_after`): each is a further pass of an incremental
     /// read, from the last complete run on, merged by primary key.
     pub also: Vec<String>,
+    /// Records keep changing for a while after their cursor moment (the
+    /// counts of a campaign after its send): an incremental read asks from
+    /// this many days before the saved cursor.
+    pub lookback: Option<Lookback>,
+    /// The endpoint requires `param`: a full read sends the start date.
+    pub required: bool,
 }
 
 impl Cursor {
@@ -65,6 +72,8 @@ impl Cursor {
             param: None,
             end_param: None,
             also: Vec::new(),
+            lookback: None,
+            required: false,
         }
     }
 
@@ -78,6 +87,21 @@ impl Cursor {
     pub fn also(mut self, param: &str) -> Cursor {
         self.also.push(param.into());
         self
+    }
+
+    pub fn lookback(self, lookback: Lookback) -> Cursor {
+        Cursor {
+            lookback: Some(lookback),
+            ..self
+        }
+    }
+
+    /// The endpoint answers 400 without `param`.
+    pub fn required(self) -> Cursor {
+        Cursor {
+            required: true,
+            ..self
+        }
     }
 }
 
@@ -119,7 +143,8 @@ impl ConfigList {
     }
 }
 
-/// A config setting in days that bounds which parents are read again.
+/// A config setting in days that bounds which parents (or, for a cursor,
+/// which records) are read again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lookback {
     ReportLookbackDays,
@@ -221,8 +246,14 @@ pub struct Parent {
     pub batch: usize,
     /// Child records get the parent value under this name when they lack it.
     pub inject: Option<String>,
-    /// Child records get these fields of the parent record (`.0`) as `.1`.
+    /// Child records get these fields of the parent record (`.0`, a field
+    /// or a JSON pointer into the record) as `.1`.
     pub carry: Vec<(String, String)>,
+    /// More placeholders of the child's path (`.0`, such as `{track_id}`)
+    /// and the JSON pointer into the parent record that fills each; a
+    /// parent record without one has no child. Such children are read one
+    /// parent a request.
+    pub path_values: Vec<(String, String)>,
     pub sync: ChildSync,
     /// Incrementally, parents are read only when their counts change.
     pub gate: Option<StatsGate>,
@@ -249,6 +280,7 @@ impl Parent {
             batch: 1,
             inject: None,
             carry: Vec::new(),
+            path_values: Vec::new(),
             sync: ChildSync::FullRefresh,
             gate: None,
         }
@@ -261,9 +293,17 @@ impl Parent {
         }
     }
 
-    /// Adds a field the child records get from the parent record.
+    /// Adds a field the child records get from the parent record (`from`
+    /// a field name, or a JSON pointer such as `/default_track/track_id`).
     pub fn carry(mut self, from: &str, to: &str) -> Parent {
         self.carry.push((from.into(), to.into()));
+        self
+    }
+
+    /// Fills `placeholder` of the child's path with the parent record's
+    /// value at `pointer`.
+    pub fn path_value(mut self, placeholder: &str, pointer: &str) -> Parent {
+        self.path_values.push((placeholder.into(), pointer.into()));
         self
     }
 
@@ -395,6 +435,28 @@ pub struct StreamDef {
     /// for a stream that reads incrementally with no cursor of its own (a
     /// snapshot per parent, read again each run).
     pub record_cursor: Option<String>,
+    /// Pages name the next one by a cursor field rather than by
+    /// `_links.next.href` (which is still followed where a page has it).
+    pub next_cursor: Option<NextCursor>,
+    /// The user privilege the endpoint needs (the contract's
+    /// `x-authorization-privileges`): a 403 then leaves the stream empty with
+    /// one warning naming it, rather than failing the run.
+    pub privilege: Option<String>,
+    /// Offered by discover, read only when selected (a request each run
+    /// for little data).
+    pub on_request: bool,
+    /// Fields each record holds nested (a JSON pointer, `.0`) copied to the
+    /// top level as `.1` where the record lacks it: a key needs a top-level
+    /// field (Singer's `key_properties`).
+    pub lift: Vec<(String, String)>,
+}
+
+/// Cursor paging by a field of the page: the next page is the same request
+/// with `param` set to the page's `field`, while the page has one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NextCursor {
+    pub field: String,
+    pub param: String,
 }
 
 impl StreamDef {
@@ -420,6 +482,10 @@ impl StreamDef {
             count: None,
             split_by_cursor: false,
             record_cursor: None,
+            next_cursor: None,
+            privilege: None,
+            on_request: false,
+            lift: Vec::new(),
         }
     }
 
@@ -429,6 +495,38 @@ impl StreamDef {
             record_cursor: Some(field.into()),
             ..self
         }
+    }
+
+    /// Pages carry the next page's cursor in `field`, asked for with `param`.
+    pub fn next_cursor(self, field: &str, param: &str) -> StreamDef {
+        StreamDef {
+            next_cursor: Some(NextCursor {
+                field: field.into(),
+                param: param.into(),
+            }),
+            ..self
+        }
+    }
+
+    pub fn privilege(self, privilege: &str) -> StreamDef {
+        StreamDef {
+            privilege: Some(privilege.into()),
+            ..self
+        }
+    }
+
+    /// Read only when selected: not selected by default.
+    pub fn on_request(self) -> StreamDef {
+        StreamDef {
+            on_request: true,
+            ..self
+        }
+    }
+
+    /// Copies the value at `pointer` to the top-level field `field`.
+    pub fn lift(mut self, pointer: &str, field: &str) -> StreamDef {
+        self.lift.push((pointer.into(), field.into()));
+        self
     }
 
     pub fn split_by_cursor(self) -> StreamDef {
@@ -543,9 +641,10 @@ impl StreamDef {
     }
 
     /// Offered by discover but not selected unless asked for (Singer's
-    /// `selected-by-default`, `demo`): bulk exports.
+    /// `selected-by-default`, `demo`): bulk exports, and streams read on
+    /// request.
     pub fn opt_in(&self) -> bool {
-        self.export.is_some()
+        self.export.is_some() || self.on_request
     }
 
     pub fn hidden(self) -> StreamDef {

@@ -134,7 +134,7 @@ fn contact_report(name: &str, path: &str) -> StreamDef {
 }
 
 pub fn streams() -> Vec<StreamDef> {
-    vec![
+    let mut streams = vec![
         StreamDef::new("contacts", "/contacts")
             .records_key("contacts")
             .primary_key(&["contact_id"])
@@ -473,7 +473,9 @@ pub fn streams() -> Vec<StreamDef> {
             .primary_key(&["contact_id"])
             .export(Export::Contacts)
             .schema(schema!("contacts_export")),
-    ]
+    ];
+    streams.extend(super::engagement::streams());
+    streams
 }
 
 #[cfg(test)]

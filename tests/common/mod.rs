@@ -145,9 +145,15 @@ pub fn catalog(streams: &[&str], incremental: bool) -> Value {
 
 /// Streams discover offers but a sync reads only when asked (Singer's
 /// `selected-by-default: false`): a bulk export starts a job on the account
-/// and adds an activity to `bulk_activities`. `tests/contacts_export.rs`
-/// reads them.
-pub const OPT_IN_STREAMS: &[&str] = &["contacts_export"];
+/// and adds an activity to `bulk_activities` (`tests/contacts_export.rs`
+/// reads it); the social streams cost a request each run for a few records
+/// (`tests/events_and_automations.rs` reads them).
+pub const OPT_IN_STREAMS: &[&str] = &[
+    "contacts_export",
+    "social_profiles",
+    "social_connections",
+    "social_hashtag_groups",
+];
 
 /// Every stream discover offers, opt-in ones aside.
 pub fn all_streams() -> Vec<String> {
