@@ -105,6 +105,10 @@ pub struct Chain {
     /// bits and keys chosen per chain, a false match is out of reach.
     visited: HashSet<u64>,
     visited_hasher: RandomState,
+    /// How many records the read holds, as its first page said.
+    said: Option<u64>,
+    /// Records read so far.
+    read: u64,
 }
 
 /// A page's records and the link after it, as the API gave them.
@@ -162,6 +166,8 @@ impl Chain {
             fallback: None,
             visited: HashSet::new(),
             visited_hasher: RandomState::new(),
+            said: None,
+            read: 0,
         }
     }
 
@@ -231,6 +237,11 @@ impl Chain {
         self.fallback = None;
         report.requests += u64::from(requests);
         report.pages += 1;
+        self.read += fetched.body.len() as u64;
+        self.said = self.said.or(fetched.count);
+        if let Some(said) = self.said {
+            check_runaway(def, url.path(), said, self.read)?;
+        }
         self.visited
             .insert(self.visited_hasher.hash_one(url.as_str()));
         if let Some(href) = &fetched.next {
@@ -249,6 +260,30 @@ impl Chain {
         }
         Ok(Some(fetched))
     }
+}
+
+/// A read stops with an error once it has read more than this many times
+/// what the API said it holds (plus [`RUNAWAY_SLACK_PAGES`] pages): records
+/// may move between pages or windows while they are read, and windows
+/// overlap, but not by that much. More means a server that ignores the
+/// read's filters or paging, which would otherwise spend the API key's daily
+/// quota on copies of the same records.
+pub const RUNAWAY_FACTOR: u64 = 2;
+const RUNAWAY_SLACK_PAGES: u64 = 2;
+
+/// An error once `read` records of a read of `def` at `path` are more than
+/// its count `said` allows ([`RUNAWAY_FACTOR`]).
+pub fn check_runaway(def: &StreamDef, path: &str, said: u64, read: u64) -> Result<()> {
+    let slack = RUNAWAY_SLACK_PAGES * u64::from(def.page_size.unwrap_or(500));
+    if read <= said.saturating_mul(RUNAWAY_FACTOR).saturating_add(slack) {
+        return Ok(());
+    }
+    Err(Error::system(format!(
+        "GET {path}: read {read} records where the API said the read holds {said} (`{}`); \
+         stopping rather than reading on, more than {RUNAWAY_FACTOR} times over: the server \
+         seems to ignore this read's filters or paging",
+        def.count.as_deref().unwrap_or("count")
+    )))
 }
 
 /// Asks for one page of `def`, owning what it needs, so that several can be
@@ -556,5 +591,24 @@ mod tests {
         let page = r#"{"things":[{"id":1,"lists":[{"ids":["a"]}],"address":{"tags":[]}}]}"#;
         let read = parse_page(&typed, page.to_string()).ok().unwrap();
         assert!(matches!(read.body.get(0), RecordRef::Raw(_)));
+    }
+
+    #[test]
+    fn a_read_stops_once_it_reads_far_more_than_the_api_said_it_holds() {
+        let def = StreamDef::new("contacts", "/contacts")
+            .records_key("contacts")
+            .page_size(500)
+            .count("contacts_count");
+        // Twice the count, and two pages for records moving while they are read.
+        assert!(check_runaway(&def, "/v3/contacts", 100_000, 201_000).is_ok());
+        let error = check_runaway(&def, "/v3/contacts", 100_000, 201_001).unwrap_err();
+        let message = error.to_string();
+        assert!(
+            message.contains("GET /v3/contacts: read 201001 records where the API said the read holds 100000 (`contacts_count`)"),
+            "{message}"
+        );
+        // An empty read still has its slack.
+        assert!(check_runaway(&def, "/v3/contacts", 0, 1_000).is_ok());
+        assert!(check_runaway(&def, "/v3/contacts", 0, 1_001).is_err());
     }
 }
