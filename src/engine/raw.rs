@@ -119,6 +119,9 @@ pub struct Shape {
     kinds: u8,
     /// Of an object: its properties whose kind is declared.
     properties: Vec<Property>,
+    /// Bit `n` set when a property's key is `n` bytes long (63: longer),
+    /// so most keys are ruled out without a look at the properties.
+    key_lengths: u64,
     /// Of an array: its items' kind, when declared.
     items: Option<Box<Shape>>,
 }
@@ -130,6 +133,15 @@ struct Property {
     /// canonical record spells it.
     raw: Box<[u8]>,
     shape: Shape,
+}
+
+impl Property {
+    /// Whether `key`, as a canonical record spells it, names this property:
+    /// length and first byte first, which rule out nearly every other key
+    /// without a call to compare the rest.
+    fn is(&self, key: &[u8]) -> bool {
+        self.raw.len() == key.len() && self.raw.first() == key.first() && *self.raw == *key
+    }
 }
 
 /// The JSON kinds a [`Shape`] tells apart.
@@ -165,6 +177,14 @@ impl Kind {
 }
 
 impl Shape {
+    /// Any value: nothing declared.
+    const ANY: Shape = Shape {
+        kinds: 0,
+        properties: Vec::new(),
+        key_lengths: 0,
+        items: None,
+    };
+
     /// The shape `schema` (a JSON Schema of `type`, `properties` and `items`)
     /// declares.
     pub fn of(schema: &Value) -> Shape {
@@ -179,7 +199,8 @@ impl Shape {
                 let declared = Shape::of(property);
                 if declared.kinds != 0 {
                     let quoted = serde_json::to_string(name).expect("a string serializes");
-                    let raw = quoted.as_bytes()[1..quoted.len() - 1].into();
+                    let raw: Box<[u8]> = quoted.as_bytes()[1..quoted.len() - 1].into();
+                    shape.key_lengths |= length_bit(&raw);
                     shape.properties.push(Property {
                         name: name.clone(),
                         raw,
@@ -257,6 +278,11 @@ impl Shape {
         }
         None
     }
+}
+
+/// The bit of [`Shape::key_lengths`] for `key`.
+fn length_bit(key: &[u8]) -> u64 {
+    1 << key.len().min(63)
 }
 
 /// The kinds a schema's `type` allows, when it declares only containers
@@ -610,7 +636,7 @@ impl<'a> Scanner<'a> {
         self.at = 0;
         self.keys.clear();
         self.found.clear();
-        let result = self.value(Some(fields), Some(shape));
+        let result = self.declared(Some(fields), shape);
         match result {
             Some(()) if self.at == self.bytes.len() => Some(self.found.drain(..)),
             _ => None,
@@ -621,21 +647,30 @@ impl<'a> Scanner<'a> {
         self.bytes.get(self.at).copied()
     }
 
-    /// A value; `fields` for the record itself, whose values of them are
-    /// noted; `shape` where the schema declares what kind of value it is.
-    fn value(&mut self, fields: Option<&[&str]>, shape: Option<&Shape>) -> Canonical {
-        let first = self.peek()?;
-        if let Some(shape) = shape {
-            shape.admits(Kind::of_first_byte(first))?;
-        }
-        match first {
-            b'{' => self.object(fields, shape),
-            b'[' => self.array(shape),
+    /// A value the schema declares nothing about; `fields` for the record
+    /// itself, whose values of them are noted.
+    fn value(&mut self, fields: Option<&[&str]>) -> Canonical {
+        match self.peek()? {
+            b'{' => self.object(fields, &Shape::ANY),
+            b'[' => self.array(None),
             b'"' => self.string().map(|_| ()),
             b't' | b'n' => self.skip(4),
             b'f' => self.skip(5),
             b'-' | b'0'..=b'9' => self.number(),
             _ => None,
+        }
+    }
+
+    /// A value of `shape`: of a kind it admits, its properties or items
+    /// checked where declared. (Kept apart from [`Self::value`], so values
+    /// the schema declares nothing about cost what they did before.)
+    fn declared(&mut self, fields: Option<&[&str]>, shape: &Shape) -> Canonical {
+        let first = self.peek()?;
+        shape.admits(Kind::of_first_byte(first))?;
+        match first {
+            b'{' => self.object(fields, shape),
+            b'[' => self.array(shape.items.as_deref()),
+            _ => self.value(fields),
         }
     }
 
@@ -650,9 +685,8 @@ impl<'a> Scanner<'a> {
         Some(())
     }
 
-    fn object(&mut self, fields: Option<&[&str]>, shape: Option<&Shape>) -> Canonical {
-        // Only the properties whose kind is declared are looked up.
-        let properties = shape.map_or(&[][..], |shape| &shape.properties[..]);
+    /// An object of `shape` ([`Shape::ANY`] where nothing is declared).
+    fn object(&mut self, fields: Option<&[&str]>, shape: &Shape) -> Canonical {
         self.at += 1;
         if self.peek()? == b'}' {
             self.at += 1;
@@ -671,11 +705,14 @@ impl<'a> Scanner<'a> {
             self.keys.push(key);
             self.expect(b':')?;
             let start = self.at;
-            let declared = properties
-                .iter()
-                .find(|property| *property.raw == *key)
-                .map(|property| &property.shape);
-            self.value(None, declared)?;
+            let declared = match shape.key_lengths & length_bit(key) {
+                0 => None,
+                _ => shape.properties.iter().find(|property| property.is(key)),
+            };
+            match declared {
+                Some(property) => self.declared(None, &property.shape)?,
+                None => self.value(None)?,
+            }
             if let Some(field) =
                 fields.and_then(|fields| fields.iter().position(|field| field.as_bytes() == key))
             {
@@ -693,15 +730,18 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    fn array(&mut self, shape: Option<&Shape>) -> Canonical {
-        let items = shape.and_then(|shape| shape.items.as_deref());
+    /// An array; `items`, its items' shape where declared.
+    fn array(&mut self, items: Option<&Shape>) -> Canonical {
         self.at += 1;
         if self.peek()? == b']' {
             self.at += 1;
             return Some(());
         }
         loop {
-            self.value(None, items)?;
+            match items {
+                Some(items) => self.declared(None, items)?,
+                None => self.value(None)?,
+            }
             match self.peek()? {
                 b',' => self.at += 1,
                 b']' => {
