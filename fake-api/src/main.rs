@@ -34,7 +34,8 @@ struct ProxyArgs {
     #[arg(long)]
     upstream: String,
     /// KIND[+KIND...][@RATE]: reset, close, truncate, html, stall, drop-records,
-    /// bad-link, cycle-link, storm429, token5xx; the rate defaults to 0.15.
+    /// bad-link, cycle-link, storm429, token5xx, missing-array, wrong-type,
+    /// ignore-filters; the rate defaults to 0.15.
     #[arg(long, default_value = "none")]
     faults: String,
     /// Seed of the draws that pick the faulted answers.

@@ -69,6 +69,16 @@ pub enum FaultKind {
     /// The token endpoint answers 503 or 500 to two requests out of three, without
     /// forwarding them.
     Token5xx,
+    /// A JSON object answer whose top-level arrays are removed, last pages included
+    /// (meant for list answers: on a one-record answer it drops fields of the record).
+    MissingArray,
+    /// A JSON answer in which every array that holds no object (an id list such as
+    /// `contact_list_ids` or `list_memberships`, an empty list), at any depth, is the
+    /// string `"not-a-list"`.
+    WrongType,
+    /// Every API request forwarded without its `updated_after` and `updated_before`
+    /// (a server that ignores the change window), whatever the rate.
+    IgnoreFilters,
 }
 
 impl FaultKind {
@@ -84,10 +94,13 @@ impl FaultKind {
             FaultKind::CycleLink => "cycle-link",
             FaultKind::Storm429 => "storm429",
             FaultKind::Token5xx => "token5xx",
+            FaultKind::MissingArray => "missing-array",
+            FaultKind::WrongType => "wrong-type",
+            FaultKind::IgnoreFilters => "ignore-filters",
         }
     }
 
-    pub const ALL: [FaultKind; 10] = [
+    pub const ALL: [FaultKind; 13] = [
         FaultKind::Reset,
         FaultKind::Close,
         FaultKind::Truncate,
@@ -98,11 +111,17 @@ impl FaultKind {
         FaultKind::CycleLink,
         FaultKind::Storm429,
         FaultKind::Token5xx,
+        FaultKind::MissingArray,
+        FaultKind::WrongType,
+        FaultKind::IgnoreFilters,
     ];
 
     /// Breaks a 200 answer of the API (the kinds drawn per response).
     fn per_response(self) -> bool {
-        !matches!(self, FaultKind::Storm429 | FaultKind::Token5xx)
+        !matches!(
+            self,
+            FaultKind::Storm429 | FaultKind::Token5xx | FaultKind::IgnoreFilters
+        )
     }
 }
 
@@ -506,6 +525,13 @@ async fn serve(mut client: TcpStream, inner: &Inner) -> anyhow::Result<()> {
     if let (true, Some(limit)) = (is_api, faults.page_limit) {
         forwarded.target = lower_limit(&forwarded.target, limit);
     }
+    if is_api && faults.has(FaultKind::IgnoreFilters) {
+        let stripped = without_params(&forwarded.target, &["updated_after", "updated_before"]);
+        if stripped != forwarded.target {
+            inner.count(FaultKind::IgnoreFilters);
+            forwarded.target = stripped;
+        }
+    }
     let upstream = tokio::time::timeout(IO_TIMEOUT, forward(inner.upstream, &forwarded)).await;
     inner.state().stats.forwarded += 1;
     if let Some(sent) = &sent {
@@ -545,6 +571,11 @@ async fn serve(mut client: TcpStream, inner: &Inner) -> anyhow::Result<()> {
                         .is_some_and(|o| o.values().any(Value::is_array))
             }
             FaultKind::BadLink | FaultKind::CycleLink => next.is_some(),
+            FaultKind::MissingArray => page
+                .as_ref()
+                .and_then(Value::as_object)
+                .is_some_and(|o| o.values().any(Value::is_array)),
+            FaultKind::WrongType => page.as_ref().is_some_and(has_list_of_no_objects),
             _ => true,
         })
         .collect();
@@ -590,14 +621,19 @@ async fn serve(mut client: TcpStream, inner: &Inner) -> anyhow::Result<()> {
             let response = Response::new(200, "OK", "text/html; charset=utf-8", body.to_vec());
             write_all(&mut client, &response.bytes()).await
         }
-        FaultKind::DropRecords | FaultKind::BadLink | FaultKind::CycleLink => {
+        FaultKind::DropRecords
+        | FaultKind::MissingArray
+        | FaultKind::WrongType
+        | FaultKind::BadLink
+        | FaultKind::CycleLink => {
             let mut page = page.unwrap_or_default();
             match kind {
-                FaultKind::DropRecords => {
+                FaultKind::DropRecords | FaultKind::MissingArray => {
                     if let Some(o) = page.as_object_mut() {
                         o.retain(|_, v| !v.is_array());
                     }
                 }
+                FaultKind::WrongType => not_a_list(&mut page),
                 FaultKind::BadLink => page["_links"]["next"]["href"] = 12345.into(),
                 _ => {
                     let pages = chain_pages.unwrap_or_default();
@@ -611,7 +647,9 @@ async fn serve(mut client: TcpStream, inner: &Inner) -> anyhow::Result<()> {
             response.body = serde_json::to_vec(&page)?;
             write_all(&mut client, &response.bytes()).await
         }
-        FaultKind::Storm429 | FaultKind::Token5xx => unreachable!("not drawn per response"),
+        FaultKind::Storm429 | FaultKind::Token5xx | FaultKind::IgnoreFilters => {
+            unreachable!("not drawn per response")
+        }
     }
 }
 
@@ -662,6 +700,45 @@ fn lower_limit(target: &str, max: u32) -> String {
         })
         .collect();
     format!("{path}?{}", query.join("&"))
+}
+
+/// `target` without the query parameters named in `names`.
+fn without_params(target: &str, names: &[&str]) -> String {
+    let Some((path, query)) = target.split_once('?') else {
+        return target.to_string();
+    };
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|pair| !names.contains(&pair.split_once('=').map_or(*pair, |(k, _)| k)))
+        .collect();
+    if kept.is_empty() {
+        path.to_string()
+    } else {
+        format!("{path}?{}", kept.join("&"))
+    }
+}
+
+/// Whether `value` holds an array with no object in it (what [`not_a_list`] breaks).
+fn has_list_of_no_objects(value: &Value) -> bool {
+    match value {
+        Value::Array(items) => {
+            !items.iter().any(Value::is_object) || items.iter().any(has_list_of_no_objects)
+        }
+        Value::Object(map) => map.values().any(has_list_of_no_objects),
+        _ => false,
+    }
+}
+
+/// Every array in `value` that holds no object becomes the string `"not-a-list"`.
+fn not_a_list(value: &mut Value) {
+    match value {
+        Value::Array(items) if !items.iter().any(Value::is_object) => {
+            *value = Value::String("not-a-list".into());
+        }
+        Value::Array(items) => items.iter_mut().for_each(not_a_list),
+        Value::Object(map) => map.values_mut().for_each(not_a_list),
+        _ => {}
+    }
 }
 
 /// FNV-1a over the seed, the text and the occurrence, finished by splitmix64.
@@ -876,6 +953,28 @@ mod tests {
         assert_eq!(lower_limit("/v3/a?limit=500&x=1", 50), "/v3/a?limit=50&x=1");
         assert_eq!(lower_limit("/v3/a?limit=10", 50), "/v3/a?limit=10");
         assert_eq!(lower_limit("/v3/a", 50), "/v3/a");
+        assert_eq!(
+            without_params(
+                "/v3/contacts?updated_after=x&limit=5&updated_before=y",
+                &["updated_after", "updated_before"]
+            ),
+            "/v3/contacts?limit=5"
+        );
+        assert_eq!(
+            without_params("/v3/a?updated_after=x", &["updated_after"]),
+            "/v3/a"
+        );
+        let mut page = serde_json::json!({"rows": [{"ids": ["a"], "n": [], "o": [{}]}], "x": [1]});
+        assert!(has_list_of_no_objects(&page));
+        not_a_list(&mut page);
+        assert_eq!(
+            page,
+            serde_json::json!({"rows": [{"ids": "not-a-list", "n": "not-a-list", "o": [{}]}],
+                "x": "not-a-list"})
+        );
+        assert!(!has_list_of_no_objects(
+            &serde_json::json!({"rows": [{"o": [{}]}]})
+        ));
         let hits = (0..10_000)
             .filter(|n| unit(hash(7, "GET /v3/contacts", *n)) < 0.15)
             .count();

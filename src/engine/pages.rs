@@ -11,7 +11,7 @@ use url::Url;
 
 use super::cursor_pages;
 use super::optional::OptionalValues;
-use super::raw::{self, PageRecords};
+use super::raw::{self, PageRecords, Shape};
 use super::state::format_time;
 use super::{Context, StreamReport};
 use crate::error::{Error, Result};
@@ -174,6 +174,10 @@ pub struct Chain {
     /// bits and keys chosen per chain, a false match is out of reach.
     visited: HashSet<u64>,
     visited_hasher: RandomState,
+    /// How many records the read holds, as its first page said.
+    said: Option<u64>,
+    /// Records read so far.
+    read: u64,
 }
 
 /// A page's records and the link after it, as the API gave them.
@@ -207,7 +211,7 @@ fn parse_page(def: &StreamDef, url: &Url, text: String) -> std::result::Result<F
     };
     let text = match fast {
         Ok(page) => match next_link_of(page.links.as_ref()) {
-            Ok(next) if !(page.missing && next.is_some()) => {
+            Ok(next) if !page.missing || says_empty(page.count, next.is_some()) => {
                 return Ok(Fetched {
                     body: page.records,
                     next,
@@ -224,11 +228,7 @@ fn parse_page(def: &StreamDef, url: &Url, text: String) -> std::result::Result<F
         link => link,
     };
     let records = records_of(def, &body, next.is_some()).map_err(BodyError::Problem)?;
-    let count = def
-        .count
-        .as_ref()
-        .and_then(|key| body.get(key))
-        .and_then(Value::as_u64);
+    let count = count_of(def, &body);
     Ok(Fetched {
         body: PageRecords::from_values(def, records.to_vec()),
         next,
@@ -243,6 +243,8 @@ impl Chain {
             fallback: None,
             visited: HashSet::new(),
             visited_hasher: RandomState::new(),
+            said: None,
+            read: 0,
         }
     }
 
@@ -311,6 +313,11 @@ impl Chain {
         self.fallback = None;
         report.requests += u64::from(requests);
         report.pages += 1;
+        self.read += fetched.body.len() as u64;
+        self.said = self.said.or(fetched.count);
+        if let Some(said) = self.said {
+            check_runaway(def, url.path(), said, self.read)?;
+        }
         self.visited
             .insert(self.visited_hasher.hash_one(url.as_str()));
         if let Some(href) = &fetched.next {
@@ -329,6 +336,30 @@ impl Chain {
         }
         Ok(Some(fetched))
     }
+}
+
+/// A read stops with an error once it has read more than this many times
+/// what the API said it holds (plus [`RUNAWAY_SLACK_PAGES`] pages): records
+/// may move between pages or windows while they are read, and windows
+/// overlap, but not by that much. More means a server that ignores the
+/// read's filters or paging, which would otherwise spend the API key's daily
+/// quota on copies of the same records.
+pub const RUNAWAY_FACTOR: u64 = 2;
+const RUNAWAY_SLACK_PAGES: u64 = 2;
+
+/// An error once `read` records of a read of `def` at `path` are more than
+/// its count `said` allows ([`RUNAWAY_FACTOR`]).
+pub fn check_runaway(def: &StreamDef, path: &str, said: u64, read: u64) -> Result<()> {
+    let slack = RUNAWAY_SLACK_PAGES * u64::from(def.page_size.unwrap_or(500));
+    if read <= said.saturating_mul(RUNAWAY_FACTOR).saturating_add(slack) {
+        return Ok(());
+    }
+    Err(Error::system(format!(
+        "GET {path}: read {read} records where the API said the read holds {said} (`{}`); \
+         stopping rather than reading on, more than {RUNAWAY_FACTOR} times over: the server \
+         seems to ignore this read's filters or paging",
+        def.count.as_deref().unwrap_or("count")
+    )))
 }
 
 /// Asks for one page of `def`, owning what it needs, so that several can be
@@ -375,9 +406,22 @@ fn next_link_of(links: Option<&Value>) -> std::result::Result<Option<String>, St
     }
 }
 
-/// The records of a page, as the stream's definition places them. The API
-/// leaves an empty records array out, so a missing key is an empty page,
-/// but only on a last page: a next link says more data follows.
+/// The records of a page, as the stream's definition places them, each an
+/// object of the stream's [`Shape`]; anything else is a malformed page (an
+/// error: retried, then the stream fails), never an empty one.
+///
+/// A page without its records array is malformed, on every endpoint. The live
+/// contract marks the array required on the tracking reports
+/// (`tracking_activities` of `/reports/email_reports/…/tracking/*` and of the
+/// landing-page reports), `/segments` and a contact's `activity_summary`; on
+/// the other list endpoints it declares the array without `required`, as it
+/// declares nearly every field, and no description says an empty array is
+/// left out. So nothing reads that as "may be missing". The one exception is
+/// where the API itself says there is nothing: a page whose count of the read
+/// (`StreamDef::count`, e.g. `contacts_count`) is 0, with no next link, is
+/// empty even without its array. (The stats that gate a report say so too:
+/// an activity whose count of an event is 0 is not asked for that report at
+/// all, see `sync::PerParentSync`.)
 pub fn records_of<'a>(
     def: &StreamDef,
     page: &'a Value,
@@ -388,7 +432,13 @@ pub fn records_of<'a>(
     let records: &[Value] = match &def.records {
         Records::Key(key) => match page.get(key) {
             Some(Value::Array(items)) => items,
-            None if page.is_object() && !has_next => &[],
+            None if page.is_object() && says_empty(count_of(def, page), has_next) => &[],
+            None if page.is_object() => {
+                return Err(format!(
+                    "the page has no `{key}` array (and no count of 0 says the read is empty): {}",
+                    truncate(&page.to_string())
+                ))
+            }
             _ => return Err(shape_error(&format!("an array `{key}`"))),
         },
         Records::Array => page.as_array().ok_or_else(|| shape_error("an array"))?,
@@ -403,7 +453,29 @@ pub fn records_of<'a>(
     if records.iter().any(|record| !record.is_object()) {
         return Err(shape_error("records that are objects"));
     }
+    let shape = Shape::of(&def.schema);
+    for (index, record) in records.iter().enumerate() {
+        if let Some(problem) = shape.mismatch(record) {
+            return Err(format!(
+                "record {index} of the page is malformed: {problem}"
+            ));
+        }
+    }
     Ok(records)
+}
+
+/// The page's count of the read's records, where the stream has one.
+fn count_of(def: &StreamDef, page: &Value) -> Option<u64> {
+    def.count
+        .as_ref()
+        .and_then(|key| page.get(key))
+        .and_then(Value::as_u64)
+}
+
+/// Whether a page without its records array is empty because the API says
+/// so: its count of the read is 0 and no page follows.
+fn says_empty(count: Option<u64>, has_next: bool) -> bool {
+    count == Some(0) && !has_next
 }
 
 fn truncate(text: &str) -> String {
@@ -460,6 +532,31 @@ mod tests {
         }
     }
 
+    /// A schema declaring containers: arrays and objects, nullable or not,
+    /// nested, and a property whose key needs an escape.
+    const TYPED: &str = r#"{
+        "type": "object",
+        "properties": {
+            "id": {"type": "integer"},
+            "name": {"type": ["null", "string"]},
+            "lists": {
+                "type": ["null", "array"],
+                "items": {
+                    "type": ["null", "object"],
+                    "properties": {"ids": {"type": ["null", "array"], "items": {"type": "string"}}}
+                }
+            },
+            "address": {
+                "type": ["null", "object"],
+                "properties": {
+                    "tags": {"type": "array"},
+                    "city": {"type": ["string", "object"]}
+                }
+            },
+            "li\"sts": {"type": "array"}
+        }
+    }"#;
+
     #[test]
     fn a_window_longer_than_the_endpoint_accepts_keeps_its_latest_part() {
         let at = |text: &str| DateTime::parse_from_rfc3339(text).unwrap().to_utc();
@@ -493,6 +590,14 @@ mod tests {
         let array = StreamDef::new("rows", "/rows").records(Records::Array);
         let either = StreamDef::new("rows", "/rows").records(Records::ArrayOrObject);
         let object = StreamDef::new("one", "/one");
+        let counted = StreamDef::new("things", "/things")
+            .records_key("things")
+            .count("things_count");
+        let typed = StreamDef::new("things", "/things")
+            .records_key("things")
+            .primary_key(&["id"])
+            .schema(TYPED);
+        let typed_object = StreamDef::new("one", "/one").schema(TYPED);
         let pages = [
             r#"{"things":[{"id":1,"updated_at":"2025-01-01T00:00:00Z","x":{"id":2}}],"_links":{"next":{"href":"/v3/things?cursor=a"}}}"#,
             r#" {"_links":{"next":{"href":"/a"}},"things":[{"id":"a"},{"id":"b","id":"c"},{"id": "d"},{"s":"\/"}]} "#,
@@ -518,8 +623,43 @@ mod tests {
             r#"null"#,
             r#"5"#,
             "",
+            // A missing array is empty only where the page's count says so.
+            r#"{"things_count":0}"#,
+            r#"{"things_count":0,"_links":{"next":{"href":"/x"}}}"#,
+            r#"{"things_count":3}"#,
+            r#"{"things_count":"0"}"#,
+            r#"{"things_count":0,"things_count":1}"#,
+            r#"{"things_count":1,"things_count":0}"#,
+            r#"{"things":[],"things_count":0}"#,
+            // Declared containers of another type, at any depth.
+            r#"{"things":[{"id":1,"lists":"not-a-list"}]}"#,
+            r#"{"things":[{"id":1,"lists":null,"address":null,"name":[1]}]}"#,
+            r#"{"things":[{"id":1,"lists":[{"ids":["a"]},null,{"ids":null}]}]}"#,
+            r#"{"things":[{"id":1,"lists":[{"ids":"a"}]}]}"#,
+            r#"{"things":[{"id":1,"lists":[5]}]}"#,
+            r#"{"things":[{"id":1,"lists":{}}]}"#,
+            r#"{"things":[{"id":1,"address":{"tags":[]}},{"id":2,"address":{"tags":null}}]}"#,
+            r#"{"things":[{"id":1,"address":{"tags":{}}}]}"#,
+            r#"{"things":[{"id":1,"address":[]}]}"#,
+            r#"{"things":[{"id":1,"address":{"tags":[1],"city":{"x":[]}}}]}"#,
+            r#"{"things":[{"id":1,"address":{"city":["any"],"tags":true}}]}"#,
+            r#"{"things":[{"id":1, "lists":"spaced, so not canonical"}]}"#,
+            r#"{"things":[{"id":1,"lists":"first","lists":[]}]}"#,
+            r#"{"things":[{"id":1,"lists":[],"lists":"last"}]}"#,
+            r#"{"things":[{"id":1,"\u006cists":"escaped key"}]}"#,
+            r#"{"things":[{"id":1,"li\"sts":"an odd key"}]}"#,
+            r#"{"id":1,"lists":"not-a-list"}"#,
+            r#"{"id":1,"lists":["a"],"address":{"tags":[]}}"#,
         ];
-        for def in [&keyed, &array, &either, &object] {
+        for def in [
+            &keyed,
+            &array,
+            &either,
+            &object,
+            &counted,
+            &typed,
+            &typed_object,
+        ] {
             for text in pages {
                 assert_eq!(
                     fast(def, text),
@@ -529,5 +669,71 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// Both ways agree (above); this says what they agree on.
+    #[test]
+    fn a_page_that_breaks_its_shape_is_an_error_never_an_empty_page() {
+        let keyed = StreamDef::new("things", "/things").records_key("things");
+        let counted = keyed.clone().count("things_count");
+        let typed = keyed.clone().schema(TYPED);
+        let empty: std::result::Result<(Vec<Value>, Option<String>), String> =
+            Ok((Vec::new(), None));
+        for (def, page) in [
+            (&keyed, r#"{}"#),
+            (&keyed, r#"{"_links":{}}"#),
+            (&counted, r#"{}"#),
+            (&counted, r#"{"things_count":12}"#),
+            (
+                &counted,
+                r#"{"things_count":0,"_links":{"next":{"href":"/x"}}}"#,
+            ),
+        ] {
+            let error = fast(def, page).unwrap_err();
+            assert!(error.contains("no `things` array"), "{page}: {error}");
+        }
+        assert_eq!(fast(&counted, r#"{"things_count":0}"#), empty);
+        assert_eq!(fast(&keyed, r#"{"things":[]}"#), empty);
+
+        let error = fast(
+            &typed,
+            r#"{"things":[{"lists":[]},{"lists":"not-a-list"}]}"#,
+        );
+        assert_eq!(
+            error.unwrap_err(),
+            "record 1 of the page is malformed: lists is \"not-a-list\" where the schema \
+             declares an array or null"
+        );
+        let error = fast(&typed, r#"{"things":[{"lists":[{"ids":{"a":1}}]}]}"#).unwrap_err();
+        assert!(error.contains("lists[0].ids is {\"a\":1}"), "{error}");
+        let error = fast(&typed, r#"{"things":[{"address":{"tags":null}}]}"#).unwrap_err();
+        assert!(error.ends_with("address.tags is null where the schema declares an array"));
+        // Scalars, and values the schema does not declare, are not checked.
+        let page = r#"{"things":[{"id":"1","name":[],"address":{"city":5},"other":"x"}]}"#;
+        assert_eq!(fast(&typed, page).unwrap().0.len(), 1);
+        // A record of its shape still goes on as the API's text.
+        let page = r#"{"things":[{"id":1,"lists":[{"ids":["a"]}],"address":{"tags":[]}}]}"#;
+        let url = Url::parse("http://api.test/v3/things").unwrap();
+        let read = parse_page(&typed, &url, page.to_string()).ok().unwrap();
+        assert!(matches!(read.body.get(0), RecordRef::Raw(_)));
+    }
+
+    #[test]
+    fn a_read_stops_once_it_reads_far_more_than_the_api_said_it_holds() {
+        let def = StreamDef::new("contacts", "/contacts")
+            .records_key("contacts")
+            .page_size(500)
+            .count("contacts_count");
+        // Twice the count, and two pages for records moving while they are read.
+        assert!(check_runaway(&def, "/v3/contacts", 100_000, 201_000).is_ok());
+        let error = check_runaway(&def, "/v3/contacts", 100_000, 201_001).unwrap_err();
+        let message = error.to_string();
+        assert!(
+            message.contains("GET /v3/contacts: read 201001 records where the API said the read holds 100000 (`contacts_count`)"),
+            "{message}"
+        );
+        // An empty read still has its slack.
+        assert!(check_runaway(&def, "/v3/contacts", 0, 1_000).is_ok());
+        assert!(check_runaway(&def, "/v3/contacts", 0, 1_001).is_err());
     }
 }

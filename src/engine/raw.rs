@@ -5,6 +5,11 @@
 //! ([`fields_read`]) are parsed from it. Anything unusual (a record in another
 //! spelling, a page of an unexpected shape) takes the slow way: the page or
 //! record parsed in full, as before, so output and errors stay the same.
+//!
+//! The same scan checks each record against its stream's [`Shape`]: a value
+//! the schema declares an array or an object (or null) that is some other JSON
+//! type makes the record, and its page, go the slow way, where the check says
+//! what is wrong.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -100,6 +105,223 @@ fn view_of_value(record: &Value, fields: &[&str]) -> Value {
     Value::Object(view)
 }
 
+/// What a stream's schema declares about the kinds of a record's values,
+/// as far as they are checked: where it says a value is an array or an object
+/// (null allowed or not), any other JSON type there makes the record
+/// malformed, and its page with it (an error, retried like a broken body,
+/// never records passed on with a string where a list belongs). Values the
+/// schema declares as scalars, or without a type, are not checked, nor is what
+/// lies below them; an object's properties and an array's items are checked
+/// where the schema declares them, at any depth.
+#[derive(Debug, Default)]
+pub struct Shape {
+    /// The kinds the value may be (bits of [`Kind`]); 0 for any.
+    kinds: u8,
+    /// Of an object: its properties whose kind is declared.
+    properties: Vec<Property>,
+    /// Bit `n` set when a property's key is `n` bytes long (63: longer),
+    /// so most keys are ruled out without a look at the properties.
+    key_lengths: u64,
+    /// Of an array: its items' kind, when declared.
+    items: Option<Box<Shape>>,
+}
+
+#[derive(Debug)]
+struct Property {
+    name: String,
+    /// The key as `serde_json` writes it between its quotes, as a
+    /// canonical record spells it.
+    raw: Box<[u8]>,
+    shape: Shape,
+}
+
+impl Property {
+    /// Whether `key`, as a canonical record spells it, names this property:
+    /// length and first byte first, which rule out nearly every other key
+    /// without a call to compare the rest.
+    fn is(&self, key: &[u8]) -> bool {
+        self.raw.len() == key.len() && self.raw.first() == key.first() && *self.raw == *key
+    }
+}
+
+/// The JSON kinds a [`Shape`] tells apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+enum Kind {
+    Object = 1,
+    Array = 2,
+    Null = 4,
+    /// A string, a number or a boolean.
+    Scalar = 8,
+}
+
+impl Kind {
+    /// The kind of the JSON value that starts with `byte`.
+    fn of_first_byte(byte: u8) -> Kind {
+        match byte {
+            b'{' => Kind::Object,
+            b'[' => Kind::Array,
+            b'n' => Kind::Null,
+            _ => Kind::Scalar,
+        }
+    }
+
+    fn of(value: &Value) -> Kind {
+        match value {
+            Value::Object(_) => Kind::Object,
+            Value::Array(_) => Kind::Array,
+            Value::Null => Kind::Null,
+            _ => Kind::Scalar,
+        }
+    }
+}
+
+impl Shape {
+    /// Any value: nothing declared.
+    const ANY: Shape = Shape {
+        kinds: 0,
+        properties: Vec::new(),
+        key_lengths: 0,
+        items: None,
+    };
+
+    /// The shape `schema` (a JSON Schema of `type`, `properties` and `items`)
+    /// declares.
+    pub fn of(schema: &Value) -> Shape {
+        let kinds = declared_kinds(schema);
+        let mut shape = Shape {
+            kinds,
+            ..Shape::default()
+        };
+        if kinds & Kind::Object as u8 != 0 {
+            let properties = schema.get("properties").and_then(Value::as_object);
+            for (name, property) in properties.into_iter().flatten() {
+                let declared = Shape::of(property);
+                if declared.kinds != 0 {
+                    let quoted = serde_json::to_string(name).expect("a string serializes");
+                    let raw: Box<[u8]> = quoted.as_bytes()[1..quoted.len() - 1].into();
+                    shape.key_lengths |= length_bit(&raw);
+                    shape.properties.push(Property {
+                        name: name.clone(),
+                        raw,
+                        shape: declared,
+                    });
+                }
+            }
+        }
+        if kinds & Kind::Array as u8 != 0 {
+            let items = schema.get("items").map(Shape::of);
+            shape.items = items.filter(|items| items.kinds != 0).map(Box::new);
+        }
+        shape
+    }
+
+    /// `Some` when a value of `kind` is of this shape.
+    fn admits(&self, kind: Kind) -> Option<()> {
+        (self.kinds == 0 || self.kinds & kind as u8 != 0).then_some(())
+    }
+
+    /// Where `value` is not of this shape, the first place: its path and
+    /// what is there; `None` when it is.
+    pub fn mismatch(&self, value: &Value) -> Option<String> {
+        let mut path = String::new();
+        self.find_mismatch(value, &mut path)
+    }
+
+    fn find_mismatch(&self, value: &Value, path: &mut String) -> Option<String> {
+        if self.admits(Kind::of(value)).is_none() {
+            let mut shown = value.to_string();
+            if shown.len() > 60 {
+                let cut = (0..=57)
+                    .rev()
+                    .find(|&i| shown.is_char_boundary(i))
+                    .unwrap_or(0);
+                shown.truncate(cut);
+                shown.push('…');
+            }
+            let at = if path.is_empty() { "the record" } else { path };
+            return Some(format!(
+                "{at} is {shown} where the schema declares {}",
+                describe(self.kinds)
+            ));
+        }
+        let depth = path.len();
+        match value {
+            Value::Object(map) => {
+                for property in &self.properties {
+                    if let Some(inner) = map.get(&property.name) {
+                        if !path.is_empty() {
+                            path.push('.');
+                        }
+                        path.push_str(&property.name);
+                        let found = property.shape.find_mismatch(inner, path);
+                        if found.is_some() {
+                            return found;
+                        }
+                        path.truncate(depth);
+                    }
+                }
+            }
+            Value::Array(items) => {
+                if let Some(shape) = &self.items {
+                    for (index, item) in items.iter().enumerate() {
+                        path.push_str(&format!("[{index}]"));
+                        let found = shape.find_mismatch(item, path);
+                        if found.is_some() {
+                            return found;
+                        }
+                        path.truncate(depth);
+                    }
+                }
+            }
+            _ => {}
+        }
+        None
+    }
+}
+
+/// The bit of [`Shape::key_lengths`] for `key`.
+fn length_bit(key: &[u8]) -> u64 {
+    1 << key.len().min(63)
+}
+
+/// The kinds a schema's `type` allows, when it declares only containers
+/// (and null); 0, nothing checked, when it allows a scalar or has no type.
+fn declared_kinds(schema: &Value) -> u8 {
+    let names: Vec<&str> = match schema.get("type") {
+        Some(Value::String(name)) => vec![name.as_str()],
+        Some(Value::Array(names)) => names.iter().filter_map(Value::as_str).collect(),
+        _ => return 0,
+    };
+    let mut kinds = 0;
+    for name in names {
+        kinds |= match name {
+            "object" => Kind::Object as u8,
+            "array" => Kind::Array as u8,
+            "null" => Kind::Null as u8,
+            _ => return 0,
+        };
+    }
+    if kinds & (Kind::Object as u8 | Kind::Array as u8) == 0 {
+        return 0;
+    }
+    kinds
+}
+
+/// `kinds` in words: "an array", "an object or null".
+fn describe(kinds: u8) -> String {
+    let names: Vec<&str> = [
+        (Kind::Object, "an object"),
+        (Kind::Array, "an array"),
+        (Kind::Null, "null"),
+    ]
+    .into_iter()
+    .filter(|(kind, _)| kinds & *kind as u8 != 0)
+    .map(|(_, name)| name)
+    .collect();
+    names.join(" or ")
+}
+
 /// A page read the fast way: its records, and its `_links` if it is an
 /// object that has them.
 pub struct FastPage {
@@ -107,7 +329,8 @@ pub struct FastPage {
     pub links: Option<Value>,
     /// The page's count of the read's records (`StreamDef::count`).
     pub count: Option<u64>,
-    /// The records key was missing: an empty page, if it is the last.
+    /// The records key was missing: malformed, unless the page's count says
+    /// the read is empty.
     pub missing: bool,
 }
 
@@ -141,12 +364,13 @@ fn read_records(
     ranges: Vec<Range<usize>>,
 ) -> Option<(Vec<Rec>, Vec<Value>)> {
     let fields = fields_read(def);
+    let shape = Shape::of(&def.schema);
     let mut records = Vec::with_capacity(ranges.len());
     let mut views = Vec::with_capacity(ranges.len());
     let mut scan = Scanner::default();
     for range in ranges {
         let record = &text[range.clone()];
-        match scan.canonical(record, &fields) {
+        match scan.canonical(record, &fields, &shape) {
             Some(found) => {
                 let mut view = Map::new();
                 for (field, at) in found {
@@ -156,8 +380,12 @@ fn read_records(
                 views.push(Value::Object(view));
                 records.push(Rec::Raw(range));
             }
+            // Not canonical, or not of its shape: parsed, and checked again.
             None => {
                 let value = serde_json::from_str::<Value>(record).ok()?;
+                if shape.mismatch(&value).is_some() {
+                    return None;
+                }
                 views.push(view_of_value(&value, &fields));
                 records.push(Rec::Value(value));
             }
@@ -396,18 +624,19 @@ struct Scanner<'a> {
 type Canonical = Option<()>;
 
 impl<'a> Scanner<'a> {
-    /// Whether `record` is canonical, and if so where its top-level values of
-    /// `fields` lie.
+    /// Whether `record` is canonical and of its `shape`, and if so where its
+    /// top-level values of `fields` lie.
     fn canonical<'s>(
         &'s mut self,
         record: &'a str,
         fields: &[&str],
+        shape: &Shape,
     ) -> Option<std::vec::Drain<'s, (usize, Range<usize>)>> {
         self.bytes = record.as_bytes();
         self.at = 0;
         self.keys.clear();
         self.found.clear();
-        let result = self.value(Some(fields));
+        let result = self.declared(Some(fields), shape);
         match result {
             Some(()) if self.at == self.bytes.len() => Some(self.found.drain(..)),
             _ => None,
@@ -418,17 +647,30 @@ impl<'a> Scanner<'a> {
         self.bytes.get(self.at).copied()
     }
 
-    /// A value; `fields` for the record itself, whose values of them are
-    /// noted.
+    /// A value the schema declares nothing about; `fields` for the record
+    /// itself, whose values of them are noted.
     fn value(&mut self, fields: Option<&[&str]>) -> Canonical {
         match self.peek()? {
-            b'{' => self.object(fields),
-            b'[' => self.array(),
+            b'{' => self.object(fields, &Shape::ANY),
+            b'[' => self.array(None),
             b'"' => self.string().map(|_| ()),
             b't' | b'n' => self.skip(4),
             b'f' => self.skip(5),
             b'-' | b'0'..=b'9' => self.number(),
             _ => None,
+        }
+    }
+
+    /// A value of `shape`: of a kind it admits, its properties or items
+    /// checked where declared. (Kept apart from [`Self::value`], so values
+    /// the schema declares nothing about cost what they did before.)
+    fn declared(&mut self, fields: Option<&[&str]>, shape: &Shape) -> Canonical {
+        let first = self.peek()?;
+        shape.admits(Kind::of_first_byte(first))?;
+        match first {
+            b'{' => self.object(fields, shape),
+            b'[' => self.array(shape.items.as_deref()),
+            _ => self.value(fields),
         }
     }
 
@@ -443,7 +685,8 @@ impl<'a> Scanner<'a> {
         Some(())
     }
 
-    fn object(&mut self, fields: Option<&[&str]>) -> Canonical {
+    /// An object of `shape` ([`Shape::ANY`] where nothing is declared).
+    fn object(&mut self, fields: Option<&[&str]>, shape: &Shape) -> Canonical {
         self.at += 1;
         if self.peek()? == b'}' {
             self.at += 1;
@@ -462,7 +705,14 @@ impl<'a> Scanner<'a> {
             self.keys.push(key);
             self.expect(b':')?;
             let start = self.at;
-            self.value(None)?;
+            let declared = match shape.key_lengths & length_bit(key) {
+                0 => None,
+                _ => shape.properties.iter().find(|property| property.is(key)),
+            };
+            match declared {
+                Some(property) => self.declared(None, &property.shape)?,
+                None => self.value(None)?,
+            }
             if let Some(field) =
                 fields.and_then(|fields| fields.iter().position(|field| field.as_bytes() == key))
             {
@@ -480,14 +730,18 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    fn array(&mut self) -> Canonical {
+    /// An array; `items`, its items' shape where declared.
+    fn array(&mut self, items: Option<&Shape>) -> Canonical {
         self.at += 1;
         if self.peek()? == b']' {
             self.at += 1;
             return Some(());
         }
         loop {
-            self.value(None)?;
+            match items {
+                Some(items) => self.declared(None, items)?,
+                None => self.value(None)?,
+            }
             match self.peek()? {
                 b',' => self.at += 1,
                 b']' => {
@@ -586,7 +840,9 @@ mod tests {
     use super::*;
 
     fn canonical(text: &str) -> bool {
-        Scanner::default().canonical(text, &[]).is_some()
+        Scanner::default()
+            .canonical(text, &[], &Shape::default())
+            .is_some()
     }
 
     /// Canonical exactly when writing the parsed value gives the text back.
@@ -636,7 +892,7 @@ mod tests {
         let text = r#"{"x":{"id":"inner"},"id":"outer","at":[1,{"at":2}],"n":5}"#;
         let mut scanner = Scanner::default();
         let found: Vec<(usize, Range<usize>)> = scanner
-            .canonical(text, &["id", "at", "missing"])
+            .canonical(text, &["id", "at", "missing"], &Shape::default())
             .unwrap()
             .collect();
         let values: Vec<(usize, &str)> = found.into_iter().map(|(i, r)| (i, &text[r])).collect();

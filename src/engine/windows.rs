@@ -20,6 +20,16 @@
 //! After every page the windows not finished yet, each with its next link,
 //! are what a checkpoint saves ([`WindowState`]); a stopped read resumes
 //! every window where it stood.
+//!
+//! A server that ignores the window filters would make this run away: every
+//! piece's first page would say it holds the whole read, and be cut again.
+//! So a window whose records fall outside its bounds, or a piece whose first
+//! page counts no fewer records than the window it was cut from, ends the
+//! splitting: the stream is read as one chain from there, with one warning.
+//! Independently, the windows together never read more than
+//! [`super::pages::RUNAWAY_FACTOR`] times what the first page said the read
+//! holds (see [`super::pages::check_runaway`]): past that, the read stops
+//! with an error.
 
 use std::sync::Arc;
 
@@ -29,8 +39,8 @@ use futures::stream::FuturesUnordered;
 use futures::StreamExt;
 use url::Url;
 
-use super::pages::{fetch, window_page, Chain, Fetched};
-use super::state::{parse_time, Timestamp, WindowState};
+use super::pages::{check_runaway, fetch, window_page, Chain, Fetched};
+use super::state::{format_time, parse_time, Timestamp, WindowState};
 use super::{Context, StreamReport};
 use crate::error::Result;
 use crate::protocol::Level;
@@ -51,6 +61,9 @@ const MAX_WINDOWS: usize = 32;
 const IN_FLIGHT: usize = 2;
 /// How far each piece reaches back before its cut.
 const OVERLAP: Duration = Duration::seconds(1);
+/// How far outside its window's bounds a record may be before it shows the
+/// filter ignored: the API may compare whole seconds.
+const BOUNDS_SLACK: Duration = Duration::seconds(2);
 
 type Answer = (u64, Result<(Fetched, u32)>);
 
@@ -63,6 +76,8 @@ struct Window {
     fresh: bool,
     /// The records it was cut to hold; `None` for the whole read.
     share: Option<u64>,
+    /// The count of the window it was cut from; `None` for the whole read.
+    cut_from: Option<u64>,
     in_flight: bool,
 }
 
@@ -78,8 +93,23 @@ pub struct Windows {
     total_given: bool,
     /// Where an open window ends, for cutting it.
     end: DateTime<Utc>,
+    /// Records changed after this changed during the run: they may lie past
+    /// their window's end.
+    run_started: DateTime<Utc>,
     /// The read is in windows (cut, or resumed in windows).
     split: bool,
+    /// The bounds of the whole read (of the windows resumed).
+    bounds: (Option<DateTime<Utc>>, Option<DateTime<Utc>>),
+    /// The server ignores the window filters: the read is one chain, never
+    /// cut.
+    one_chain: bool,
+    /// How many records the whole read holds, as its first page said (not
+    /// known for a resumed read).
+    said: Option<u64>,
+    /// Records handed on so far.
+    read: u64,
+    /// The endpoint's path, for messages.
+    path: String,
 }
 
 impl Windows {
@@ -87,6 +117,7 @@ impl Windows {
     /// as one window to start with.
     pub fn new(ctx: &Context, def: &Arc<StreamDef>, after: Option<DateTime<Utc>>) -> Windows {
         let mut windows = Windows::empty(ctx, def);
+        windows.bounds = (after, None);
         windows.push(ctx, after, None, None, None);
         windows
     }
@@ -102,6 +133,15 @@ impl Windows {
             let (after, before) = (window.after.map(|t| t.0), window.before.map(|t| t.0));
             windows.push(ctx, after, before, link, None);
         }
+        // The span of the windows resumed (an open end when any is open).
+        let afters: Option<Vec<DateTime<Utc>>> =
+            saved.iter().map(|w| w.after.map(|t| t.0)).collect();
+        let befores: Option<Vec<DateTime<Utc>>> =
+            saved.iter().map(|w| w.before.map(|t| t.0)).collect();
+        windows.bounds = (
+            afters.and_then(|a| a.into_iter().min()),
+            befores.and_then(|b| b.into_iter().max()),
+        );
         ctx.output.log(
             Level::Info,
             &format!(
@@ -125,7 +165,13 @@ impl Windows {
             total: None,
             total_given: false,
             end: ctx.end_date.unwrap_or(ctx.run_started),
+            run_started: ctx.run_started,
             split: false,
+            bounds: (None, None),
+            one_chain: false,
+            said: None,
+            read: 0,
+            path: ctx.api.endpoint(&def.path, &[]).path().to_string(),
         }
     }
 
@@ -136,20 +182,21 @@ impl Windows {
         after: Option<DateTime<Utc>>,
         before: Option<DateTime<Utc>>,
         resume_at: Option<Url>,
-        share: Option<u64>,
+        share: Option<(u64, u64)>,
     ) {
         let window = self.window(ctx, after, before, resume_at, share);
         self.windows.push(window);
     }
 
-    /// A new window, with the next id.
+    /// A new window, with the next id; `share` is, for a piece, the records
+    /// it was cut to hold and the count of the window it was cut from.
     fn window(
         &mut self,
         ctx: &Context,
         after: Option<DateTime<Utc>>,
         before: Option<DateTime<Utc>>,
         resume_at: Option<Url>,
-        share: Option<u64>,
+        share: Option<(u64, u64)>,
     ) -> Window {
         let first = window_page(ctx, &self.def, after, before);
         let fresh = resume_at.is_none();
@@ -164,7 +211,8 @@ impl Windows {
             before,
             chain,
             fresh,
-            share,
+            share: share.map(|(share, _)| share),
+            cut_from: share.map(|(_, count)| count),
             in_flight: false,
         }
     }
@@ -182,21 +230,31 @@ impl Windows {
             let Some((id, answer)) = self.in_flight.next().await else {
                 return Ok(None);
             };
-            let index = self
-                .windows
-                .iter()
-                .position(|w| w.id == id)
-                .expect("answers come for windows in flight");
+            // An answer for a window given up (see `one_chain`) is dropped.
+            let Some(index) = self.windows.iter().position(|w| w.id == id) else {
+                continue;
+            };
             let window = &mut self.windows[index];
             window.in_flight = false;
             let Some(fetched) = window.chain.accept(ctx, &self.def, answer, report)? else {
                 continue;
             };
-            if window.fresh {
-                window.fresh = false;
-                if self.total.is_none() {
-                    self.total = fetched.count;
+            let fresh = std::mem::replace(&mut window.fresh, false);
+            if fresh && self.total.is_none() {
+                self.total = fetched.count;
+            }
+            // The first page of the whole read (a resumed read has none).
+            if fresh && !self.split {
+                self.said = fetched.count;
+            }
+            if !self.one_chain {
+                if let Some(sign) = self.filter_ignored(index, &fetched, fresh) {
+                    if self.one_chain(ctx, index, &sign) {
+                        continue;
+                    }
                 }
+            }
+            if fresh && !self.one_chain {
                 if let Some(pieces) = self.cut(index, &fetched) {
                     self.split(ctx, index, pieces, fetched.count.unwrap_or_default());
                     continue;
@@ -204,6 +262,10 @@ impl Windows {
             }
             if self.windows[index].chain.pending().is_none() {
                 self.windows.remove(index);
+            }
+            self.read += fetched.body.len() as u64;
+            if let Some(said) = self.said {
+                check_runaway(&self.def, &self.path, said, self.read)?;
             }
             let count = if self.total_given {
                 None
@@ -214,6 +276,90 @@ impl Windows {
             let positions = self.split.then(|| self.positions());
             return Ok(Some((Fetched { count, ..fetched }, positions)));
         }
+    }
+
+    /// What shows that the server ignored the filters of window `index`,
+    /// whose page is `page` (`first`: its first page): a record outside the
+    /// window's bounds, or, on the first page of a piece, a count no smaller
+    /// than that of the window it was cut from. Every record of a first page
+    /// is looked at, the first and last of a later one (a page that ignores
+    /// the filter has records from the whole read: both are unlikely to fall
+    /// inside a window; looking at them all would cost a few percent of the
+    /// CPU of a read).
+    fn filter_ignored(&self, index: usize, page: &Fetched, first: bool) -> Option<String> {
+        let window = &self.windows[index];
+        if let (true, Some(whole), Some(count)) = (first, window.cut_from, page.count) {
+            if count >= whole {
+                return Some(format!(
+                    "a window cut from one of {whole} records says it holds {count}"
+                ));
+            }
+        }
+        let field = &self.def.cursor.as_ref()?.field;
+        let after = window.after;
+        let before = window.before.unwrap_or(self.end);
+        let views = &page.body.views;
+        let last = views.len().saturating_sub(1);
+        let looked_at = views
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| first || *i == 0 || *i == last);
+        looked_at.map(|(_, view)| view).find_map(|view| {
+            let at = view.get(field)?.as_str().and_then(parse_time)?;
+            let early = after
+                .and_then(|after| after.checked_sub_signed(BOUNDS_SLACK))
+                .is_some_and(|after| at < after);
+            // Later than the run's start, it changed during the run.
+            let late = before
+                .checked_add_signed(BOUNDS_SLACK)
+                .is_some_and(|before| at > before && at <= self.run_started);
+            (early || late).then(|| {
+                let bound = |t: Option<DateTime<Utc>>| t.map_or("…".into(), format_time);
+                format!(
+                    "a record whose {field} is {} came back for the window {} to {}",
+                    format_time(at),
+                    bound(after),
+                    bound(Some(before))
+                )
+            })
+        })
+    }
+
+    /// Gives up the windows (`sign` says why): the read goes on as one
+    /// chain, never cut, with one warning. A read still in its first window
+    /// goes on as it is; otherwise the windows are dropped (answers in flight
+    /// for them are too) and one chain reads the whole read again, which
+    /// may repeat records already handed on, never loses one. Returns whether
+    /// window `index`'s page is dropped.
+    fn one_chain(&mut self, ctx: &Context, index: usize, sign: &str) -> bool {
+        self.one_chain = true;
+        let filters: Vec<&str> = self
+            .def
+            .cursor
+            .iter()
+            .flat_map(|c| c.param.iter().chain(c.end_param.iter()))
+            .map(String::as_str)
+            .collect();
+        ctx.output.log(
+            Level::Warn,
+            &format!(
+                "{}: {sign}: the server seems to ignore `{}`; reading the stream as one chain \
+                 instead of windows side by side",
+                self.def.name,
+                filters.join("`/`")
+            ),
+        );
+        let whole = (self.windows[index].after, self.windows[index].before) == self.bounds;
+        if !self.split && whole {
+            return false;
+        }
+        let (after, before) = self.bounds;
+        self.windows.clear();
+        self.push(ctx, after, before, None, None);
+        // Never cut, so nothing to save but the chain's next link.
+        self.windows[0].fresh = false;
+        self.split = false;
+        true
     }
 
     /// Asks for the pending page of windows not in flight, in cursor order,
@@ -281,14 +427,14 @@ impl Windows {
     /// Replaces window `index` by the pieces between its bounds and `cuts`.
     fn split(&mut self, ctx: &Context, index: usize, cuts: Vec<DateTime<Utc>>, count: u64) {
         let window = self.windows.remove(index);
-        let share = count / (cuts.len() as u64 + 1);
+        let share = Some((count / (cuts.len() as u64 + 1), count));
         let mut pieces = Vec::with_capacity(cuts.len() + 1);
         let mut after = window.after;
         for cut in &cuts {
-            pieces.push(self.window(ctx, after, Some(*cut), None, Some(share)));
+            pieces.push(self.window(ctx, after, Some(*cut), None, share));
             after = Some(*cut - OVERLAP);
         }
-        pieces.push(self.window(ctx, after, window.before, None, Some(share)));
+        pieces.push(self.window(ctx, after, window.before, None, share));
         ctx.output.log(
             Level::Info,
             &format!(
