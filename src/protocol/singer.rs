@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 use super::catalog::Selected;
+use super::deletions::{self, Deletions};
 use super::{to_stderr, written, Level, Output, RecordRef, StreamStatus};
 use crate::engine::state::{self, CursorState};
 use crate::engine::StreamStates;
@@ -30,6 +31,8 @@ pub struct SingerWriter<W: Write + Send> {
     streams: BTreeMap<String, StreamOut>,
     bookmarks: Mutex<Map<String, Value>>,
     config_path: PathBuf,
+    /// The selected streams whose deleted records get `_sdc_deleted_at`.
+    deletions: Deletions,
 }
 
 impl<W: Write + Send> SingerWriter<W> {
@@ -59,6 +62,7 @@ impl<W: Write + Send> SingerWriter<W> {
             streams,
             bookmarks: Mutex::new(bookmarks),
             config_path: config_path.to_path_buf(),
+            deletions: Deletions::new(deletions::SINGER, selected.iter().map(|s| &*s.def)),
         }
     }
 
@@ -80,6 +84,8 @@ impl<W: Write + Send> SingerWriter<W> {
         ) {
             props.retain(|name, _| keep.contains(name));
         }
+        // After the selection: a deletion is never left out.
+        deletions::declare(&stream.def, &mut schema, deletions::SINGER);
         let mut message = json!({
             "type": "SCHEMA",
             "stream": stream.def.name,
@@ -116,7 +122,13 @@ impl<W: Write + Send> Output for SingerWriter<W> {
             None => record,
         };
         let mut out = self.out.lock().unwrap_or_else(|p| p.into_inner());
-        written(write_record(&mut *out, stream, record, &time_extracted));
+        written(write_record(
+            &mut *out,
+            stream,
+            record,
+            &time_extracted,
+            &self.deletions,
+        ));
     }
 
     fn state(&self, stream: &str, state: &Value, _records: u64) {
@@ -186,11 +198,12 @@ fn write_record<W: Write + ?Sized>(
     stream: &str,
     record: RecordRef<'_>,
     time_extracted: &str,
+    deletions: &Deletions,
 ) -> std::io::Result<()> {
     out.write_all(br#"{"type":"RECORD","stream":"#)?;
     serde_json::to_writer(&mut *out, stream)?;
     out.write_all(br#","record":"#)?;
-    record.write_json(out)?;
+    deletions.write_json(out, stream, record)?;
     out.write_all(br#","time_extracted":"#)?;
     serde_json::to_writer(&mut *out, time_extracted)?;
     out.write_all(b"}\n")
@@ -456,11 +469,19 @@ mod tests {
             "contacts",
             RecordRef::Raw(text),
             "2025-01-01T00:00:00.000000Z",
+            &deletions::NONE,
         )
         .unwrap();
         let mut parsed = Vec::new();
         let at = "2025-01-01T00:00:00.000000Z";
-        write_record(&mut parsed, "contacts", RecordRef::Value(&value), at).unwrap();
+        write_record(
+            &mut parsed,
+            "contacts",
+            RecordRef::Value(&value),
+            at,
+            &deletions::NONE,
+        )
+        .unwrap();
         assert_eq!(raw, parsed);
         let expected = serde_json::to_string(&json!({"type": "RECORD", "stream": "contacts",
             "record": value, "time_extracted": at}))

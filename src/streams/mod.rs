@@ -395,6 +395,11 @@ pub struct StreamDef {
     /// for a stream that reads incrementally with no cursor of its own (a
     /// snapshot per parent, read again each run).
     pub record_cursor: Option<String>,
+    /// The top-level field the API sets on a record it reports deleted (a
+    /// deleted contact keeps its row, with the date in `deleted_at`): the
+    /// protocol writers mark such records as deletions
+    /// (`protocol::deletions`).
+    pub deleted_when: Option<String>,
 }
 
 impl StreamDef {
@@ -420,6 +425,15 @@ impl StreamDef {
             count: None,
             split_by_cursor: false,
             record_cursor: None,
+            deleted_when: None,
+        }
+    }
+
+    /// See [`StreamDef::deleted_when`].
+    pub fn deleted_when(self, field: &str) -> StreamDef {
+        StreamDef {
+            deleted_when: Some(field.into()),
+            ..self
         }
     }
 
