@@ -178,7 +178,7 @@ def tap_into_postgres(tap_config: Path, catalog: Path, target_config: Path, tap_
     return validate_singer_stdout(Run(["tap"], 0, text, "", body.split("\n") if body else []))
 
 
-def test_deleted_contact_leaves_postgres(sandbox, database, tmp_path: Path):
+def test_deleted_contact_is_no_longer_live_in_postgres(sandbox, database, tmp_path: Path):
     """A contact deleted in the fake arrives as a deletion: its RECORD carries
     `_sdc_deleted_at` (declared in the SCHEMA), and target-postgres, told to
     delete hard, takes it out of the live table. MeltanoLabs target-postgres
@@ -229,14 +229,15 @@ def test_deleted_contact_leaves_postgres(sandbox, database, tmp_path: Path):
 
     with psycopg.connect(dbname=database, **params) as conn:
         rows = conn.execute(
-            f'SELECT _sdc_deleted_at FROM "{SCHEMA}".contacts WHERE contact_id = %s', (gone,)
+            f'SELECT _sdc_deleted_at FROM "{SCHEMA}".contacts WHERE contact_id::text = %s', (gone,)
         ).fetchall()
         if rows:
             stored = rows[0][0]
             assert stored is not None and parse_ts(str(stored)) == parse_ts(marked[0]["_sdc_deleted_at"]), (
                 f"the deleted contact {gone} is still a live row in PostgreSQL: _sdc_deleted_at={stored!r}"
             )
-        live = {row[0] for row in conn.execute(
+        # contact_id is a uuid column: compared as text.
+        live = {str(row[0]) for row in conn.execute(
             f'SELECT contact_id FROM "{SCHEMA}".contacts WHERE _sdc_deleted_at IS NULL')}
     assert gone not in live, f"the deleted contact {gone} is still live in PostgreSQL"
     assert live == live_before - {gone}, "every other live contact is still live"
