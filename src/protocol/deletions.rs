@@ -87,8 +87,7 @@ impl Deletions {
             return record.write_json(out);
         };
         let deleted_at = match record {
-            // Canonical compact text: the key, if anywhere, reads `"field":`.
-            RecordRef::Raw(text) if !text.contains(key.as_str()) => None,
+            RecordRef::Raw(text) if !may_be_set(text, key) => None,
             _ => marker_value(record.to_value().get(field.as_str())),
         };
         let Some(deleted_at) = deleted_at else {
@@ -117,6 +116,15 @@ impl Deletions {
             }
         }
     }
+}
+
+/// Whether the field whose key (`"field":`) is `key` may hold a value in
+/// the canonical compact text of a record: only then is the record parsed.
+/// Absent, or `null` wherever the key appears (at the top or nested), it
+/// holds none.
+fn may_be_set(text: &str, key: &str) -> bool {
+    text.match_indices(key)
+        .any(|(at, _)| !text[at + key.len()..].starts_with("null"))
 }
 
 /// The marker's value for a record whose deletion field holds `value`:
@@ -156,6 +164,9 @@ mod tests {
             r#"{"contact_id":"a","deleted_at":"2025-03-01","updated_at":"2025-01-01T00:00:00Z"}"#;
         let live = r#"{"contact_id":"b","updated_at":"2025-01-01T00:00:00Z"}"#;
         let live_null = r#"{"contact_id":"c","deleted_at":null}"#;
+        assert!(!may_be_set(live_null, r#""deleted_at":"#));
+        assert!(!may_be_set(r#"{"a":1}"#, r#""deleted_at":"#));
+        assert!(may_be_set(deleted, r#""deleted_at":"#));
         let nested = r#"{"contact_id":"d","notes":[{"deleted_at":"2025-03-01"}]}"#;
         for (text, marked) in [
             (deleted, Some("2025-03-01T00:00:00Z")),
