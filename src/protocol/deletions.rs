@@ -9,9 +9,12 @@
 //! parsed only when its text holds the field's key: live contacts, nearly
 //! all of them, go out as they came, at the cost of one substring search.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::fmt;
 use std::io::{self, Write};
 
+use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::{json, Value};
 
 use super::RecordRef;
@@ -88,7 +91,15 @@ impl Deletions {
         };
         let deleted_at = match record {
             RecordRef::Raw(text) if !may_be_set(text, key) => None,
-            _ => marker_value(record.to_value().get(field.as_str())),
+            // The few that may be deleted: their top-level field read, the
+            // rest skipped, nothing built.
+            RecordRef::Raw(text) => top_level_string(text, field)
+                .as_deref()
+                .and_then(marker_value),
+            RecordRef::Value(value) => value
+                .get(field.as_str())
+                .and_then(Value::as_str)
+                .and_then(marker_value),
         };
         let Some(deleted_at) = deleted_at else {
             return record.write_json(out);
@@ -123,16 +134,44 @@ impl Deletions {
 /// Absent, or `null` wherever the key appears (at the top or nested), it
 /// holds none.
 fn may_be_set(text: &str, key: &str) -> bool {
-    text.match_indices(key)
-        .any(|(at, _)| !text[at + key.len()..].starts_with("null"))
+    // `contains` first: the quick search, for the many records without it.
+    text.contains(key)
+        && text
+            .match_indices(key)
+            .any(|(at, _)| !text[at + key.len()..].starts_with("null"))
 }
 
-/// The marker's value for a record whose deletion field holds `value`:
-/// `None` for a live record (no field, or `null`); a date (the API gives
+/// The string value of top-level `field` of the JSON object `text`, if it
+/// has one; other values are skipped unparsed into values.
+fn top_level_string(text: &str, field: &str) -> Option<String> {
+    struct Seek<'f>(&'f str);
+    impl<'de> Visitor<'de> for Seek<'_> {
+        type Value = Option<String>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a JSON object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut found = None;
+            while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+                if key == self.0 {
+                    found = map.next_value::<Option<Value>>()?;
+                } else {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+            Ok(found.and_then(|v| v.as_str().map(str::to_string)))
+        }
+    }
+    let mut de = serde_json::Deserializer::from_str(text);
+    de.deserialize_map(Seek(field)).ok().flatten()
+}
+
+/// The marker's value for a record whose deletion field holds the string
+/// `text` (a live record has none, or `null`): `None` when it is empty; a
+/// date (the API gives
 /// `deleted_at` as one) as midnight UTC, the `date-time` the marker is
 /// declared as; any other string as it is.
-fn marker_value(value: Option<&Value>) -> Option<String> {
-    let text = value?.as_str()?;
+fn marker_value(text: &str) -> Option<String> {
     if text.is_empty() {
         return None;
     }
