@@ -188,8 +188,11 @@ class Sandbox:
         assert len(ids) == n, f"asked the sandbox for {n} contacts, got {ids}"
         return ids
 
-    def mutate(self, contacts: int = 0, campaigns: int = 0, delete_contacts: int = 0) -> dict[str, list[str]]:
-        return self._call("POST", "/__sandbox/mutate", {"contacts": contacts, "campaigns": campaigns, "delete_contacts": delete_contacts})
+    def mutate(self, contacts: int = 0, campaigns: int = 0, delete_contacts: int = 0, **more: int) -> dict[str, list[str]]:
+        """`POST /__sandbox/mutate`; `more` takes the other kinds of change by
+        their names there (`resubscribe_contacts`, `list_membership_changes`, …)."""
+        body = {"contacts": contacts, "campaigns": campaigns, "delete_contacts": delete_contacts, **more}
+        return self._call("POST", "/__sandbox/mutate", body)
 
     def close(self) -> None:
         if self.proc.poll() is None:

@@ -2,13 +2,17 @@
 (plugin definition from the repository's meltano.yml, `executable` pointed at
 the built binary) into `target-jsonl` twice; between the runs the sandbox
 changes some records, and the second run starts from the state Meltano stored
-and brings only the changed records (plus the documented boundary overlap)."""
+and brings only the changed records (plus the documented boundary overlap).
+A third run, once the stored bookmark says `contacts` last reconciled more
+than `contacts_reconcile_days` ago, reads every contact again and brings the
+changes no change filter shows: re-subscriptions, list moves, deletions."""
 
 from __future__ import annotations
 
 import copy
 import json
 import os
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -167,6 +171,34 @@ def test_meltano_run_twice_resumes_from_stored_state(sandbox, tmp_path: Path):
         after = state2["singer_state"]["bookmarks"][name]["replication_key_value"]
         newest = max(parse_ts(r[cursor]) for r in got2[name])
         assert parse_ts(after) >= max(parse_ts(before), newest), f"{name}: bookmark {before} -> {after}, newest record {newest}"
+
+    # --- a week later: the run that reconciles brings what no change filter shows
+    contacts_bookmark = state2["singer_state"]["bookmarks"]["contacts"]
+    assert contacts_bookmark.get("reconciled_at"), f"the contacts bookmark keeps when it last reconciled: {contacts_bookmark}"
+    each = 2
+    later = sandbox.mutate(resubscribe_contacts=each, list_membership_changes=each, delete_contacts=each)
+    state3 = copy.deepcopy(state2)
+    week_ago = (datetime.now(timezone.utc) - timedelta(days=8)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    state3["singer_state"]["bookmarks"]["contacts"]["reconciled_at"] = week_ago
+    project("state", "set", "--force", STATE_ID, json.dumps(state3))
+    out3 = root / "out3"
+    out3.mkdir()
+    project("run", TAP, "target-jsonl", TARGET_JSONL_DESTINATION_PATH=str(out3))
+    got3 = read_jsonl_dir(out3)
+    assert len(got3["contacts"]) == sandbox.read_counts()["contacts"], "the reconciling run reads every contact"
+    before = {c["contact_id"]: c for c in got1["contacts"] + got2["contacts"]}
+    now = {c["contact_id"]: c for c in got3["contacts"]}
+    for kind, field in (("resubscribed_contacts", "email_address"), ("list_changed_contacts", "list_memberships"),
+                        ("deleted_contacts", "deleted_at")):
+        ids = later[kind]
+        assert len(ids) == each, f"{kind}: {ids}"
+        for cid in ids:
+            assert now[cid].get(field) != before[cid].get(field), f"{kind} {cid}: {field} still {before[cid].get(field)!r}"
+    for cid in later["deleted_contacts"]:
+        assert now[cid].get("_sdc_deleted_at"), f"deleted contact {cid} arrived without _sdc_deleted_at: {now[cid]}"
+    state4 = json.loads(project("state", "get", STATE_ID).stdout.strip())
+    reconciled = state4["singer_state"]["bookmarks"]["contacts"]["reconciled_at"]
+    assert parse_ts(reconciled) > parse_ts(week_ago) + timedelta(days=7), f"the reconcile clock restarted: {reconciled}"
 
     assert sandbox.state()["token_requests"] == token_requests, "the tap refreshed its token although the config held a valid access token"
 

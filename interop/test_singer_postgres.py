@@ -27,6 +27,7 @@ from support import (
     tool_env,
     validate_singer_stdout,
     Run,
+    SingerRead,
     write_json,
 )
 
@@ -161,3 +162,82 @@ def test_tap_pipe_target_postgres(sandbox, database, tmp_path: Path):
         assert row[0] == c["email_address"], f"email_address: {row[0]!r} != {c['email_address']!r}"
         assert row[1] == c["custom_fields"], f"custom_fields: {row[1]!r} != {c['custom_fields']!r}"
     assert not problems, f"{len(problems)} difference(s) between the tap's records and PostgreSQL:\n" + "\n".join(problems[:30])
+
+
+def tap_into_postgres(tap_config: Path, catalog: Path, target_config: Path, tap_out: Path, target: Path) -> SingerRead:
+    """One `tap | tee | target-postgres` run; the tap's messages, validated."""
+    pipeline = (
+        f"set -o pipefail; {shlex.quote(str(binary()))} --config {shlex.quote(str(tap_config))} "
+        f"--catalog {shlex.quote(str(catalog))} | tee {shlex.quote(str(tap_out))} | "
+        f"{shlex.quote(str(target))} --config {shlex.quote(str(target_config))}"
+    )
+    r = run(["bash", "-c", pipeline], env=tool_env(), timeout=900, check=False)
+    assert r.returncode == 0, f"tap | target-postgres failed\n{r.describe(8000)}"
+    text = tap_out.read_text()
+    body = text[:-1] if text.endswith("\n") else text
+    return validate_singer_stdout(Run(["tap"], 0, text, "", body.split("\n") if body else []))
+
+
+def test_deleted_contact_is_no_longer_live_in_postgres(sandbox, database, tmp_path: Path):
+    """A contact deleted in the fake arrives as a deletion: its RECORD carries
+    `_sdc_deleted_at` (declared in the SCHEMA), and target-postgres, told to
+    delete hard, takes it out of the live table. MeltanoLabs target-postgres
+    applies `hard_delete` to ACTIVATE_VERSION only; for a record that carries
+    `_sdc_deleted_at` it keeps the row with that column set (its soft
+    delete), which is what a target without per-record hard deletes does:
+    the test accepts the row gone, or there with exactly the tap's
+    `_sdc_deleted_at`, and in both cases absent from the live rows
+    (`_sdc_deleted_at IS NULL`), every other contact untouched."""
+    import psycopg
+
+    target = require_executable(require_env("INTEROP_TARGET_POSTGRES", "the target-postgres executable"), "target-postgres")
+    params = pg_params()
+    tap_config = write_json(tmp_path / "tap-config.json", sandbox.config)
+    catalog = select_streams(singer_discover(tap_config), ["contacts"])
+    for stream in catalog["streams"]:
+        for entry in stream["metadata"]:
+            if entry.get("breadcrumb") == []:
+                # Every contact each run: the deleted one is read again.
+                entry["metadata"]["replication-method"] = "FULL_TABLE"
+    catalog_path = write_json(tmp_path / "catalog.json", catalog)
+    target_config = write_json(
+        tmp_path / "target-config.json",
+        {
+            **params,
+            "database": database,
+            "default_target_schema": SCHEMA,
+            "load_method": "upsert",
+            "hard_delete": True,
+            "add_record_metadata": True,
+            "validate_records": True,
+        },
+    )
+
+    first = tap_into_postgres(tap_config, catalog_path, target_config, tmp_path / "tap-1.jsonl", target)
+    assert first.schemas["contacts"]["properties"]["_sdc_deleted_at"]["format"] == "date-time"
+    live_before = {c["contact_id"] for c in first.records["contacts"] if not c.get("deleted_at")}
+    # Deleted before the first run (the sandbox starts with some): already marked.
+    for c in first.records["contacts"]:
+        assert (c.get("_sdc_deleted_at") is not None) == bool(c.get("deleted_at")), c
+
+    deleted = sandbox.mutate(delete_contacts=1)["deleted_contacts"]
+    assert len(deleted) == 1 and deleted[0] in live_before, deleted
+    gone = deleted[0]
+    second = tap_into_postgres(tap_config, catalog_path, target_config, tmp_path / "tap-2.jsonl", target)
+    marked = [c for c in second.records["contacts"] if c["contact_id"] == gone]
+    assert len(marked) == 1 and marked[0].get("_sdc_deleted_at"), f"the deleted contact's record: {marked}"
+
+    with psycopg.connect(dbname=database, **params) as conn:
+        rows = conn.execute(
+            f'SELECT _sdc_deleted_at FROM "{SCHEMA}".contacts WHERE contact_id::text = %s', (gone,)
+        ).fetchall()
+        if rows:
+            stored = rows[0][0]
+            assert stored is not None and parse_ts(str(stored)) == parse_ts(marked[0]["_sdc_deleted_at"]), (
+                f"the deleted contact {gone} is still a live row in PostgreSQL: _sdc_deleted_at={stored!r}"
+            )
+        # contact_id is a uuid column: compared as text.
+        live = {str(row[0]) for row in conn.execute(
+            f'SELECT contact_id FROM "{SCHEMA}".contacts WHERE _sdc_deleted_at IS NULL')}
+    assert gone not in live, f"the deleted contact {gone} is still live in PostgreSQL"
+    assert live == live_before - {gone}, "every other live contact is still live"

@@ -83,9 +83,10 @@ def test_discover_catalog_shape(sandbox, tmp_path: Path):
             if m is None:
                 problems.append(f"{sid}: no metadata for property {p}")
                 continue
-            must = p in (kp or []) or p == rk
+            # A deletion (`_sdc_deleted_at`) is never deselected either.
+            must = p in (kp or []) or p == rk or p == "_sdc_deleted_at"
             if m.get("inclusion") != ("automatic" if must else "available"):
-                problems.append(f"{sid}.{p}: inclusion {m.get('inclusion')!r} (key or replication key: {must})")
+                problems.append(f"{sid}.{p}: inclusion {m.get('inclusion')!r} (key, replication key or deletion: {must})")
         stray = [b for b in by_prop if len(b) != 2 or b[0] != "properties" or b[1] not in props]
         if stray:
             problems.append(f"{sid}: metadata for unknown breadcrumbs {stray}")

@@ -320,3 +320,273 @@ fn odd_states_are_named_on_stderr() {
     );
     assert!(third.messages.is_empty());
 }
+
+/// A Singer sync of `contacts` alone from files in `dir`: the discovered
+/// catalog with only `contacts` selected (incrementally, or as FULL_TABLE),
+/// and the config file the tap rewrites when the refresh token rotates.
+struct ContactsTap {
+    dir: tempfile::TempDir,
+    config: std::path::PathBuf,
+    incremental: std::path::PathBuf,
+    full_table: std::path::PathBuf,
+}
+
+impl ContactsTap {
+    fn new(config: &Value) -> ContactsTap {
+        let dir = tempfile::tempdir().unwrap();
+        let mut catalog = discover(dir.path(), config);
+        for stream in catalog["streams"].as_array_mut().unwrap() {
+            let name = stream["tap_stream_id"].as_str().unwrap().to_string();
+            stream["metadata"][0]["metadata"]["selected"] = json!(name == "contacts");
+        }
+        let incremental = write_json(dir.path(), "catalog.json", &catalog);
+        for stream in catalog["streams"].as_array_mut().unwrap() {
+            stream["metadata"][0]["metadata"]["replication-method"] = json!("FULL_TABLE");
+        }
+        let full_table = write_json(dir.path(), "full-table.json", &catalog);
+        let config = write_json(dir.path(), "config.json", config);
+        ContactsTap {
+            dir,
+            config,
+            incremental,
+            full_table,
+        }
+    }
+
+    fn args<'a>(&'a self, catalog: &'a std::path::Path) -> Vec<&'a str> {
+        vec![
+            "--config",
+            self.config.to_str().unwrap(),
+            "--catalog",
+            catalog.to_str().unwrap(),
+        ]
+    }
+
+    /// An incremental sync from `state` (what Meltano hands back: the last
+    /// STATE message's value).
+    fn sync(&self, state: Option<&Value>) -> Run {
+        let state_path = state.map(|s| write_json(self.dir.path(), "state.json", s));
+        let mut args = self.args(&self.incremental);
+        if let Some(path) = &state_path {
+            args.extend(["--state", path.to_str().unwrap()]);
+        }
+        let run = singer(&args);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        run
+    }
+
+    /// Every contact as the API holds it now.
+    fn truth(&self) -> std::collections::BTreeMap<String, Value> {
+        let run = singer(&self.args(&self.full_table));
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        delivered(&[&run])
+    }
+}
+
+/// The value of the last STATE message of a Singer run: what Meltano
+/// stores and hands to the next run.
+fn last_singer_state(run: &Run) -> Value {
+    run.messages
+        .iter()
+        .rev()
+        .find(|m| m["type"] == "STATE")
+        .map(|m| m["value"].clone())
+        .expect("a STATE message")
+}
+
+/// The last record of each contact over `runs`, by `contact_id`.
+fn delivered(runs: &[&Run]) -> std::collections::BTreeMap<String, Value> {
+    let mut latest = std::collections::BTreeMap::new();
+    for run in runs {
+        for message in run.singer_records("contacts") {
+            let record = &message["record"];
+            latest.insert(record["contact_id"].to_string(), record.clone());
+        }
+    }
+    latest
+}
+
+/// Under Meltano, every kind of change to a contact arrives as it does
+/// under Airbyte: personal details and unsubscribes with the next
+/// incremental sync; re-subscribes, list-membership changes and deletions
+/// (which leave `updated_at` alone) with the sync that reconciles once
+/// `contacts_reconcile_days` have passed since the last full read, which the
+/// Singer bookmark keeps beside `replication_key_value`, as the Airbyte
+/// state does.
+#[test]
+fn singer_state_reconciles_and_every_kind_of_change_arrives() {
+    const EACH: usize = 3;
+    const RECONCILE_DAYS: i64 = 7;
+    let sandbox = Sandbox::start(&["--contacts", "300", "--rps", "20"]);
+    let mut config = sandbox.config.clone();
+    config["requests_per_second"] = json!(20);
+    config["contacts_reconcile_days"] = json!(RECONCILE_DAYS);
+    let tap = ContactsTap::new(&config);
+    let first = tap.sync(None);
+    assert_eq!(
+        first.singer_records("contacts").len(),
+        sandbox.expected_counts()["contacts"]
+    );
+    let state = last_singer_state(&first);
+    let bookmark = &state["bookmarks"]["contacts"];
+
+    // The bookmark holds what the Airbyte state of the same read holds,
+    // its cursor as the standard replication_key_value.
+    let dir = tempfile::tempdir().unwrap();
+    let mut airbyte_config = sandbox.live_config();
+    airbyte_config["requests_per_second"] = json!(20);
+    let airbyte = common::read(
+        dir.path(),
+        &airbyte_config,
+        &common::catalog(&["contacts"], true),
+        None,
+    );
+    airbyte.assert_ok();
+    let airbyte_state = airbyte.last_state("contacts");
+    let mut airbyte_keys: BTreeSet<String> =
+        airbyte_state.as_object().unwrap().keys().cloned().collect();
+    assert!(airbyte_keys.remove("cursor"));
+    airbyte_keys.extend(["replication_key".into(), "replication_key_value".into()]);
+    let singer_keys: BTreeSet<String> = bookmark.as_object().unwrap().keys().cloned().collect();
+    assert_eq!(singer_keys, airbyte_keys, "{bookmark} vs {airbyte_state}");
+    assert_eq!(bookmark["replication_key"], "updated_at");
+    assert!(bookmark["replication_key_value"].is_string(), "{bookmark}");
+    assert!(bookmark["reconciled_at"].is_string(), "{bookmark}");
+    assert!(bookmark["last_run_started"].is_string(), "{bookmark}");
+    std::fs::write(
+        &tap.config,
+        serde_json::to_string(&{
+            let mut c = sandbox.live_config();
+            c["requests_per_second"] = json!(20);
+            c["contacts_reconcile_days"] = json!(RECONCILE_DAYS);
+            c
+        })
+        .unwrap(),
+    )
+    .unwrap();
+
+    let response = sandbox.control(
+        "mutate",
+        json!({"contacts": EACH, "unsubscribe_contacts": EACH, "resubscribe_contacts": EACH,
+               "list_membership_changes": EACH, "delete_contacts": EACH}),
+    );
+    let ids = |field: &str| -> Vec<String> {
+        let ids: Vec<String> = response[field]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(Value::to_string)
+            .collect();
+        assert_eq!(ids.len(), EACH, "{field}: the sandbox made each change");
+        ids
+    };
+    let (details, unsubscribed) = (ids("contacts"), ids("unsubscribed_contacts"));
+    let (resubscribed, moved, deleted) = (
+        ids("resubscribed_contacts"),
+        ids("list_changed_contacts"),
+        ids("deleted_contacts"),
+    );
+    let truth = tap.truth();
+    for id in &deleted {
+        assert!(truth[id]["deleted_at"].is_string(), "{id} is deleted");
+    }
+
+    // The next sync is incremental: personal details and unsubscribes.
+    let second = tap.sync(Some(&state));
+    let after_second = delivered(&[&first, &second]);
+    for id in details.iter().chain(&unsubscribed) {
+        assert_eq!(after_second[id], truth[id], "{id}");
+    }
+    assert!(
+        second.singer_records("contacts").len() < EACH * 5,
+        "incremental: {}",
+        second.singer_records("contacts").len()
+    );
+    let state = last_singer_state(&second);
+    assert_eq!(
+        state["bookmarks"]["contacts"]["reconciled_at"], bookmark["reconciled_at"],
+        "an incremental sync leaves the reconcile time alone"
+    );
+
+    // A week later (the bookmark's reconcile time moved back), the sync
+    // reconciles: every kind of change has arrived.
+    let mut week_later = state.clone();
+    let long_ago = chrono::Utc::now() - chrono::Duration::days(RECONCILE_DAYS + 1);
+    week_later["bookmarks"]["contacts"]["reconciled_at"] = json!(long_ago.to_rfc3339());
+    let third = tap.sync(Some(&week_later));
+    assert!(third.stderr.contains("reconcile"), "{}", third.stderr);
+    assert_eq!(
+        third.singer_records("contacts").len(),
+        sandbox.expected_counts()["contacts"],
+        "the reconciling sync read every contact"
+    );
+    let after_third = delivered(&[&first, &second, &third]);
+    for (kind, changed) in [
+        ("details", &details),
+        ("unsubscribed", &unsubscribed),
+        ("re-subscribed", &resubscribed),
+        ("moved between lists", &moved),
+        ("deleted", &deleted),
+    ] {
+        for id in changed {
+            assert_eq!(after_third[id], truth[id], "{kind}: {id}");
+        }
+    }
+    // The changes only the reconciling sync can see were not in the second.
+    for id in resubscribed.iter().chain(&moved).chain(&deleted) {
+        assert_ne!(
+            after_second[id], truth[id],
+            "{id} changed before the reconcile"
+        );
+    }
+    // It restarted the clock: the next sync is incremental again.
+    let state = last_singer_state(&third);
+    let reconciled = common::time(&state["bookmarks"]["contacts"]["reconciled_at"]);
+    assert!(reconciled > long_ago + chrono::Duration::days(RECONCILE_DAYS));
+    let fourth = tap.sync(Some(&state));
+    assert!(
+        fourth.singer_records("contacts").len() < EACH * 5,
+        "{}",
+        fourth.singer_records("contacts").len()
+    );
+}
+
+/// A Singer sync killed in the middle of a read split into windows resumes
+/// from its last STATE (the bookmark keeps the unfinished windows) and
+/// delivers every contact, without reading again the pages it checkpointed.
+#[test]
+fn killed_singer_sync_resumes_its_windows_without_loss() {
+    // 6000 contacts: twelve pages, enough to split into windows; 100 ms a
+    // request, slow enough to kill the sync between checkpoints.
+    let sandbox = Sandbox::start(&["--contacts", "6000", "--latency-ms", "100"]);
+    let tap = ContactsTap::new(&sandbox.config);
+    let mut states = 0;
+    let cache = tap.dir.path().join("tokens.json");
+    let killed = common::run_until(&tap.args(&tap.incremental), &cache, |line| {
+        states += usize::from(line.starts_with("{\"type\":\"STATE\""));
+        states == 3
+    });
+    let state = last_singer_state(&killed);
+    let bookmark = &state["bookmarks"]["contacts"];
+    assert!(
+        bookmark["resume"]["windows"].is_array(),
+        "the bookmark keeps the unfinished windows: {bookmark}"
+    );
+    std::fs::write(&tap.config, sandbox.live_config().to_string()).unwrap();
+    let resumed = tap.sync(Some(&state));
+    assert!(
+        resumed.stderr.contains("resum"),
+        "the sync said it resumes: {}",
+        resumed.stderr
+    );
+    let all = delivered(&[&killed, &resumed]);
+    let total = sandbox.expected_counts()["contacts"];
+    assert_eq!(all.len(), total, "nothing lost");
+    assert!(
+        resumed.singer_records("contacts").len() < total,
+        "the resumed sync did not start over"
+    );
+    assert!(last_singer_state(&resumed)["bookmarks"]["contacts"]
+        .get("resume")
+        .is_none());
+}

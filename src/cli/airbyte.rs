@@ -102,6 +102,7 @@ pub fn read(config_path: &Path, catalog_path: &Path, state_path: Option<&Path>) 
         Ok(loaded) => loaded,
         Err(error) => return fail(&output, &error),
     };
+    output.mark_deletions(&selected);
     for note in &notes {
         output.log(Level::Info, note);
     }

@@ -114,20 +114,6 @@ async fn demo(options: DemoOptions) -> Result<()> {
         options.contacts,
         options.requests_per_second
     );
-    let writer: Box<dyn Output> = if options.stdout {
-        Box::new(AirbyteWriter::new(BufWriter::new(std::io::stdout())))
-    } else {
-        let file = File::create(&options.output).map_err(|e| {
-            Error::config(format!("cannot create {}: {e}", options.output.display()))
-        })?;
-        Box::new(AirbyteWriter::new(BufWriter::new(file)))
-    };
-    let recorder = Arc::new(Recorder {
-        writer,
-        states: Mutex::new(StreamStates::new()),
-        config: Mutex::new(None),
-        contact_ids: Mutex::new(Vec::new()),
-    });
     let every_stream: Vec<Selected> = Registry::built_in()
         .visible()
         .filter(|def| !def.opt_in())
@@ -137,6 +123,23 @@ async fn demo(options: DemoOptions) -> Result<()> {
             properties: None,
         })
         .collect();
+    let writer = if options.stdout {
+        AirbyteWriter::new(Box::new(BufWriter::new(std::io::stdout())) as Box<dyn Write + Send>)
+    } else {
+        let file = File::create(&options.output).map_err(|e| {
+            Error::config(format!("cannot create {}: {e}", options.output.display()))
+        })?;
+        AirbyteWriter::new(Box::new(BufWriter::new(file)) as Box<dyn Write + Send>)
+    };
+    // Deleted contacts carry `_ab_cdc_deleted_at`, as in `read`.
+    writer.mark_deletions(&every_stream);
+    let writer: Box<dyn Output> = Box::new(writer);
+    let recorder = Arc::new(Recorder {
+        writer,
+        states: Mutex::new(StreamStates::new()),
+        config: Mutex::new(None),
+        contact_ids: Mutex::new(Vec::new()),
+    });
 
     // The sandbox's tokens must not land in the user's real token cache.
     let cache = std::env::temp_dir().join(format!(

@@ -1,11 +1,13 @@
 //! Airbyte protocol messages (v0), one JSON object per line.
 
 use std::io::Write;
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 
 use serde::Serialize;
 use serde_json::{json, Value};
 
+use super::catalog::Selected;
+use super::deletions::{self, Deletions};
 use super::{written, Level, Output, RecordRef, StreamStatus};
 use crate::error::Error;
 
@@ -16,13 +18,26 @@ fn now_millis() -> i64 {
 /// Writes Airbyte messages to any writer (stdout for the CLI, a file for the demo).
 pub struct AirbyteWriter<W: Write + Send> {
     out: Mutex<W>,
+    /// The streams whose deleted records get `_ab_cdc_deleted_at`, once the
+    /// read knows them ([`AirbyteWriter::mark_deletions`]).
+    deletions: OnceLock<Deletions>,
 }
 
 impl<W: Write + Send> AirbyteWriter<W> {
     pub fn new(out: W) -> Self {
         AirbyteWriter {
             out: Mutex::new(out),
+            deletions: OnceLock::new(),
         }
+    }
+
+    /// From now on, the deleted records of `streams` carry
+    /// `_ab_cdc_deleted_at` (as their discovered schema declares).
+    pub fn mark_deletions(&self, streams: &[Selected]) {
+        let _ = self.deletions.set(Deletions::new(
+            deletions::AIRBYTE,
+            streams.iter().map(|s| &*s.def),
+        ));
     }
 
     /// Writes one message; `flush` for messages a reader must see at once.
@@ -70,19 +85,23 @@ fn write_record<W: Write + ?Sized>(
     stream: &str,
     record: RecordRef<'_>,
     emitted_at: i64,
+    deletions: &Deletions,
 ) -> std::io::Result<()> {
     out.write_all(br#"{"type":"RECORD","record":{"stream":"#)?;
     serde_json::to_writer(&mut *out, stream)?;
     out.write_all(br#","data":"#)?;
-    record.write_json(out)?;
+    deletions.write_json(out, stream, record)?;
     writeln!(out, r#","emitted_at":{emitted_at}}}}}"#)
 }
 
 impl<W: Write + Send> Output for AirbyteWriter<W> {
     fn record(&self, stream: &str, record: RecordRef<'_>) {
         let emitted_at = now_millis();
+        let deletions = self.deletions.get().unwrap_or(&deletions::NONE);
         let mut out = self.out.lock().unwrap_or_else(|poison| poison.into_inner());
-        written(write_record(&mut *out, stream, record, emitted_at));
+        written(write_record(
+            &mut *out, stream, record, emitted_at, deletions,
+        ));
     }
 
     fn state(&self, stream: &str, state: &Value, records: u64) {
@@ -148,9 +167,23 @@ mod tests {
         let text = r#"{"b":1,"a":"x\u0001é","n":null,"f":1.5,"l":[true,{}]}"#;
         let value: Value = serde_json::from_str(text).unwrap();
         let mut raw = Vec::new();
-        write_record(&mut raw, "con\"tacts", RecordRef::Raw(text), 7).unwrap();
+        write_record(
+            &mut raw,
+            "con\"tacts",
+            RecordRef::Raw(text),
+            7,
+            &deletions::NONE,
+        )
+        .unwrap();
         let mut parsed = Vec::new();
-        write_record(&mut parsed, "con\"tacts", RecordRef::Value(&value), 7).unwrap();
+        write_record(
+            &mut parsed,
+            "con\"tacts",
+            RecordRef::Value(&value),
+            7,
+            &deletions::NONE,
+        )
+        .unwrap();
         assert_eq!(raw, parsed);
         let expected = serde_json::to_string(&json!({"type": "RECORD", "record": {
             "stream": "con\"tacts", "data": value, "emitted_at": 7}}))

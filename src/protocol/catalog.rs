@@ -6,6 +6,7 @@ use std::path::Path;
 
 use serde_json::{json, Value};
 
+use super::deletions;
 use crate::error::{Error, Result};
 use std::sync::Arc;
 
@@ -15,7 +16,7 @@ use crate::streams::{Registry, StreamDef};
 pub fn airbyte_stream(def: &StreamDef) -> Value {
     let mut stream = json!({
         "name": def.name,
-        "json_schema": def.schema,
+        "json_schema": deletions::schema(def, deletions::AIRBYTE),
         "supported_sync_modes": ["full_refresh"],
         "source_defined_primary_key": def.primary_key.iter().map(|k| vec![k]).collect::<Vec<_>>(),
         "is_resumable": def.cursor.is_some(),
@@ -138,12 +139,14 @@ pub fn read_json_file(what: &str, path: &Path) -> Result<Value> {
 /// The Singer catalog entry of a stream, with the standard metadata: the
 /// stream breadcrumb `[]` and one breadcrumb per top-level property.
 pub fn singer_stream(def: &StreamDef) -> Value {
-    let schema = &def.schema;
+    let schema = &deletions::schema(def, deletions::SINGER);
+    // A record's deletion is always sent, whatever the selection.
     let automatic: Vec<&str> = def
         .primary_key
         .iter()
         .map(String::as_str)
         .chain(def.cursor_field())
+        .chain(def.deleted_when.as_ref().map(|_| deletions::SINGER))
         .collect();
     let mut stream_metadata = json!({
         "inclusion": "available",

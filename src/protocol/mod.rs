@@ -5,6 +5,7 @@
 pub mod airbyte;
 pub mod airbyte_state;
 pub mod catalog;
+pub mod deletions;
 pub mod singer;
 pub mod spec;
 

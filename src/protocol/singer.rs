@@ -8,9 +8,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use chrono::{SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 use super::catalog::Selected;
+use super::deletions::{self, Deletions};
 use super::{to_stderr, written, Level, Output, RecordRef, StreamStatus};
 use crate::engine::state::{self, CursorState};
 use crate::engine::StreamStates;
@@ -29,6 +31,8 @@ pub struct SingerWriter<W: Write + Send> {
     streams: BTreeMap<String, StreamOut>,
     bookmarks: Mutex<Map<String, Value>>,
     config_path: PathBuf,
+    /// The selected streams whose deleted records get `_sdc_deleted_at`.
+    deletions: Deletions,
 }
 
 impl<W: Write + Send> SingerWriter<W> {
@@ -58,6 +62,7 @@ impl<W: Write + Send> SingerWriter<W> {
             streams,
             bookmarks: Mutex::new(bookmarks),
             config_path: config_path.to_path_buf(),
+            deletions: Deletions::new(deletions::SINGER, selected.iter().map(|s| &*s.def)),
         }
     }
 
@@ -79,6 +84,8 @@ impl<W: Write + Send> SingerWriter<W> {
         ) {
             props.retain(|name, _| keep.contains(name));
         }
+        // After the selection: a deletion is never left out.
+        deletions::declare(&stream.def, &mut schema, deletions::SINGER);
         let mut message = json!({
             "type": "SCHEMA",
             "stream": stream.def.name,
@@ -115,7 +122,13 @@ impl<W: Write + Send> Output for SingerWriter<W> {
             None => record,
         };
         let mut out = self.out.lock().unwrap_or_else(|p| p.into_inner());
-        written(write_record(&mut *out, stream, record, &time_extracted));
+        written(write_record(
+            &mut *out,
+            stream,
+            record,
+            &time_extracted,
+            &self.deletions,
+        ));
     }
 
     fn state(&self, stream: &str, state: &Value, _records: u64) {
@@ -185,39 +198,93 @@ fn write_record<W: Write + ?Sized>(
     stream: &str,
     record: RecordRef<'_>,
     time_extracted: &str,
+    deletions: &Deletions,
 ) -> std::io::Result<()> {
     out.write_all(br#"{"type":"RECORD","stream":"#)?;
     serde_json::to_writer(&mut *out, stream)?;
     out.write_all(br#","record":"#)?;
-    record.write_json(out)?;
+    deletions.write_json(out, stream, record)?;
     out.write_all(br#","time_extracted":"#)?;
     serde_json::to_writer(&mut *out, time_extracted)?;
     out.write_all(b"}\n")
 }
 
+/// A stream's Singer bookmark: the standard `replication_key` and
+/// `replication_key_value`, then the rest of the stream's typed engine state
+/// (the very state the Airbyte per-stream STATE carries: reconcile time,
+/// unfinished windows, per-parent bookmarks, …), so that a Singer state fed
+/// back resumes exactly as an Airbyte one does.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Bookmark {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    replication_key: Option<String>,
+    /// A stream with its own cursor: the engine state's `cursor`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    replication_key_value: Option<Value>,
+    /// The rest of the engine state, parsed by the engine's own typed parser
+    /// (`engine::state`) when the stream starts.
+    #[serde(flatten)]
+    state: Map<String, Value>,
+}
+
 /// Engine state → Singer bookmark. A stream with its own cursor gets the
-/// standard `replication_key_value`; other incremental streams (children)
-/// keep their engine state in the bookmark as is.
+/// standard `replication_key_value` (its `cursor`) beside the rest of its
+/// [`CursorState`]; other incremental streams (children) keep their engine
+/// state in the bookmark as is.
 fn to_bookmark(def: &StreamDef, state: &Value) -> Option<Value> {
     if !def.supports_incremental() {
         return None;
     }
-    let Some(cursor) = &def.cursor else {
-        let mut bookmark = state.clone();
-        if let (Some(field), Value::Object(map)) = (def.cursor_field(), &mut bookmark) {
-            map.insert("replication_key".into(), Value::from(field));
+    let bookmark = match &def.cursor {
+        Some(cursor) => {
+            let position: CursorState = state::parse(&def.name, Some(state)).ok()?;
+            let replication_key_value = position.cursor.map(|at| state::to_value(&at));
+            let rest = CursorState {
+                cursor: None,
+                ..position
+            };
+            Bookmark {
+                replication_key: Some(cursor.field.clone()),
+                replication_key_value,
+                state: object(state::to_value(&rest)),
+            }
         }
-        return Some(bookmark);
+        None => Bookmark {
+            replication_key: def.cursor_field().map(str::to_string),
+            replication_key_value: None,
+            state: object(state.clone()),
+        },
     };
-    let position: CursorState = state::parse(&def.name, Some(state)).ok()?;
-    let mut bookmark = json!({"replication_key": cursor.field});
-    if let Some(at) = position.cursor {
-        bookmark["replication_key_value"] = state::to_value(&at);
+    Some(state::to_value(&bookmark))
+}
+
+/// Singer bookmark → engine state: the standard keys taken off, the
+/// `replication_key_value` of a stream with its own cursor as its `cursor`.
+fn from_bookmark(def: &StreamDef, bookmark: Value) -> Result<Value> {
+    let Bookmark {
+        replication_key_value,
+        mut state,
+        ..
+    } = serde_json::from_value(bookmark).map_err(|e| {
+        Error::config(format!(
+            "state: the bookmark of {} is not a bookmark: {e}",
+            def.name
+        ))
+    })?;
+    if let Some(value) = replication_key_value.filter(|v| !v.is_null()) {
+        if def.cursor.is_some() {
+            state.insert("cursor".into(), value);
+        }
     }
-    if let Some(resume) = position.resume {
-        bookmark["resume"] = state::to_value(&resume);
+    Ok(Value::Object(state))
+}
+
+/// The fields of a state that is a JSON object (as every engine state is).
+fn object(state: Value) -> Map<String, Value> {
+    match state {
+        Value::Object(fields) => fields,
+        _ => Map::new(),
     }
-    Some(bookmark)
 }
 
 /// Singer state (`{"bookmarks": …}`, possibly wrapped as a STATE message or
@@ -253,19 +320,12 @@ pub fn parse_state(
         let Some(def) = registry.find(stream).filter(|d| d.supports_incremental()) else {
             continue;
         };
-        let Value::Object(fields) = bookmark else {
+        if !bookmark.is_object() {
             return Err(Error::config(format!(
                 "state: the bookmark of {stream} must be an object, not {bookmark}"
             )));
-        };
-        let mut blob = fields.clone();
-        blob.remove("replication_key");
-        if let Some(value) = blob.remove("replication_key_value") {
-            if def.cursor.is_some() && !value.is_null() {
-                blob.insert("cursor".into(), value);
-            }
         }
-        states.insert(stream.clone(), Value::Object(blob));
+        states.insert(stream.clone(), from_bookmark(def, bookmark.clone())?);
     }
     Ok((states, bookmarks))
 }
@@ -347,6 +407,56 @@ mod tests {
         assert!(notes[0].contains("\"retired_stream\""), "{notes:?}");
     }
 
+    /// Whatever an engine state holds (the Airbyte per-stream state), the
+    /// Singer bookmark carries it all and gives it back unchanged: a stream
+    /// with its own cursor (reconcile time, unfinished windows), a child
+    /// with per-parent bookmarks, and one that follows its parent.
+    #[test]
+    fn every_engine_state_survives_its_bookmark() {
+        let registry = Registry::built_in();
+        let cursor = json!({"cursor": "2025-01-02T00:00:00.000Z",
+            "last_run_started": "2025-01-03T00:00:00.000Z",
+            "reconciled_at": "2024-12-20T00:00:00.000Z",
+            "resume": {"windows": [{"after": "2025-01-01T00:00:00.000Z",
+                "before": "2025-01-02T00:00:00.000Z", "next_page": "/v3/contacts?cursor=w"},
+                {"after": "2025-01-02T00:00:00.000Z"}],
+                "max_cursor": "2025-01-02T00:00:00.000Z", "full": true}});
+        let per_parent = json!({"parents": {"a": "2025-01-01T00:00:00.000Z", "b": null},
+            "unfinished_since": "2025-01-01T00:00:00.000Z", "unfinished_read": ["a"],
+            "counts": {"a": [1, 2]}, "parent_cursor": "2025-01-01T00:00:00.000Z",
+            "at_bookmark": {"a": ["k1"], "b": 40}, "changed": {"a": "2025-01-01T00:00:00.000Z"}});
+        let mut checked = BTreeSet::new();
+        for def in registry.visible().filter(|d| d.supports_incremental()) {
+            let state = if def.cursor.is_some() {
+                cursor.clone()
+            } else if matches!(
+                def.parent.as_ref().map(|p| &p.sync),
+                Some(crate::streams::ChildSync::ThroughParent(_))
+            ) {
+                json!({"parent_cursor": "2025-01-01T00:00:00.000Z", "unfinished_read": ["p"],
+                    "boundary": {"p": "2025-01-01T00:00:00.000Z"}})
+            } else {
+                per_parent.clone()
+            };
+            let bookmark = to_bookmark(def, &state).unwrap();
+            assert_eq!(
+                bookmark["replication_key"].as_str(),
+                def.cursor_field(),
+                "{}",
+                def.name
+            );
+            if def.cursor.is_some() {
+                assert_eq!(bookmark["replication_key_value"], state["cursor"]);
+                assert!(bookmark.get("cursor").is_none(), "{bookmark}");
+            }
+            let singer = json!({"bookmarks": {def.name.clone(): bookmark}});
+            let (states, _) = parse_state(&registry, &singer).unwrap();
+            assert_eq!(states[&def.name], state, "{}", def.name);
+            checked.insert(state.to_string());
+        }
+        assert_eq!(checked.len(), 3, "every kind of state was checked");
+    }
+
     /// Raw and parsed records give the same message, the one `json!` wrote
     /// before.
     #[test]
@@ -359,11 +469,19 @@ mod tests {
             "contacts",
             RecordRef::Raw(text),
             "2025-01-01T00:00:00.000000Z",
+            &deletions::NONE,
         )
         .unwrap();
         let mut parsed = Vec::new();
         let at = "2025-01-01T00:00:00.000000Z";
-        write_record(&mut parsed, "contacts", RecordRef::Value(&value), at).unwrap();
+        write_record(
+            &mut parsed,
+            "contacts",
+            RecordRef::Value(&value),
+            at,
+            &deletions::NONE,
+        )
+        .unwrap();
         assert_eq!(raw, parsed);
         let expected = serde_json::to_string(&json!({"type": "RECORD", "stream": "contacts",
             "record": value, "time_extracted": at}))

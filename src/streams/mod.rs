@@ -449,6 +449,11 @@ pub struct StreamDef {
     /// top level as `.1` where the record lacks it: a key needs a top-level
     /// field (Singer's `key_properties`).
     pub lift: Vec<(String, String)>,
+    /// The top-level field the API sets on a record it reports deleted (a
+    /// deleted contact keeps its row, with the date in `deleted_at`): the
+    /// protocol writers mark such records as deletions
+    /// (`protocol::deletions`).
+    pub deleted_when: Option<String>,
 }
 
 /// Cursor paging by a field of the page: the next page is the same request
@@ -486,6 +491,15 @@ impl StreamDef {
             privilege: None,
             on_request: false,
             lift: Vec::new(),
+            deleted_when: None,
+        }
+    }
+
+    /// See [`StreamDef::deleted_when`].
+    pub fn deleted_when(self, field: &str) -> StreamDef {
+        StreamDef {
+            deleted_when: Some(field.into()),
+            ..self
         }
     }
 

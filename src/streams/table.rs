@@ -147,6 +147,8 @@ pub fn streams() -> Vec<StreamDef> {
                     .also("optout_after"),
             )
             .reconcile(Reconcile::ContactsReconcileDays)
+            // `status=all` brings deleted contacts too, with `deleted_at`.
+            .deleted_when("deleted_at")
             .page_size(500)
             .params(&[
                 ("status", "all"),
