@@ -40,20 +40,12 @@ becomes the numeric form. Any other keyword fails the script, so a new
 Swagger-ism cannot slip through unconverted.
 """
 
-import argparse
-import hashlib
 import json
 import re
 import sys
-from pathlib import Path
 
-try:
-    import yaml
-except ImportError:  # pragma: no cover - depends on the machine
-    sys.exit("contract.py needs PyYAML: pip install pyyaml")
+from swagger import ROOT, load, run_cli, unescape
 
-ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_SPEC = ROOT.parent / "shared" / "reference" / "constant-contact-v3.swagger.yaml"
 DEFAULT_OUTPUT = ROOT / "tests" / "fixtures" / "contract.json"
 REGENERATE = "python3 scripts/contract.py"
 
@@ -121,31 +113,6 @@ DROPPED = {
 }
 
 
-class Loader(yaml.SafeLoader):
-    """YAML 1.2 booleans only: PyYAML's 1.1 rules would turn a property
-    named `on`, `off`, `yes`, `no`, `y` or `n` into a boolean."""
-
-
-Loader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:bool",
-    re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
-    list("tTfF"),
-)
-
-
-def string_keys(node):
-    """Map keys as strings: response codes such as `200:` load as ints."""
-    if isinstance(node, dict):
-        return {str(k): string_keys(v) for k, v in node.items()}
-    if isinstance(node, list):
-        return [string_keys(v) for v in node]
-    return node
-
-
 DEFINITION_REF = re.compile(r"^#/definitions/([^/]+)$")
 
 
@@ -160,7 +127,7 @@ class Converter:
         match = DEFINITION_REF.match(ref)
         if not match:
             raise SystemExit(f"{where}: only #/definitions/NAME references are supported, not {ref!r}")
-        name = match.group(1).replace("~1", "/").replace("~0", "~")
+        name = unescape(match.group(1))
         if name not in self.definitions:
             source = (self.spec.get("definitions") or {}).get(name)
             if source is None:
@@ -273,8 +240,7 @@ def operation(converter, spec, method, template, item):
 
 
 def fixture(spec_path):
-    raw = spec_path.read_bytes()
-    spec = string_keys(yaml.load(raw, Loader=Loader))
+    spec, source = load(spec_path)
     base = (spec.get("basePath") or "").rstrip("/")
     converter = Converter(spec)
     operations, others = {}, []
@@ -293,11 +259,7 @@ def fixture(spec_path):
         missing = ", ".join(f"{m.upper()} {t}" for m, t in sorted(called))
         raise SystemExit(f"the contract has no {missing} (scripts/contract.py CALLED)")
     return {
-        "source": {
-            "file": spec_path.name,
-            "info_version": str(spec.get("info", {}).get("version")),
-            "sha256": hashlib.sha256(raw).hexdigest(),
-        },
+        "source": source,
         "base_path": base,
         "operations": dict(sorted(operations.items())),
         "other_operations": sorted(others),
@@ -310,10 +272,9 @@ def render(data):
 
 
 def drift(old, new):
-    """Readable lines saying how the checked-in fixture differs."""
+    """Readable lines saying how the checked-in fixture differs, beyond its
+    `source`."""
     lines = []
-    if old.get("source") != new.get("source"):
-        lines.append(f"source: checked in {old.get('source')}, contract now {new.get('source')}")
     for section in ("operations", "definitions"):
         before, after = old.get(section) or {}, new.get(section) or {}
         for key in sorted(set(after) - set(before)):
@@ -331,52 +292,14 @@ def drift(old, new):
     return lines
 
 
+def summary(data):
+    return f"{len(data['operations'])} operations, {len(data['definitions'])} definitions"
+
+
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("spec", nargs="?", type=Path, default=DEFAULT_SPEC)
-    parser.add_argument("output", nargs="?", type=Path, default=None)
-    parser.add_argument("--output", dest="output_option", type=Path, default=None)
-    parser.add_argument(
-        "--check",
-        action="store_true",
-        help="compare with the checked-in fixture instead of writing it; exit 1 on drift",
+    return run_cli(
+        __doc__.split("\n\n")[0], DEFAULT_OUTPUT, REGENERATE, fixture, render, drift, summary, argv
     )
-    args = parser.parse_args(argv)
-    output = args.output_option or args.output or DEFAULT_OUTPUT
-
-    if not args.spec.is_file():
-        sys.exit(f"no Swagger contract at {args.spec}")
-    new = fixture(args.spec)
-    text = render(new)
-
-    if not args.check:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(text, encoding="utf-8")
-        print(
-            f"wrote {output}: {len(new['operations'])} operations, "
-            f"{len(new['definitions'])} definitions"
-        )
-        return 0
-
-    shown = output.relative_to(ROOT) if output.is_relative_to(ROOT) else output
-    if not output.is_file():
-        print(f"{output} is missing; generate it with: {REGENERATE} && git add {shown}", file=sys.stderr)
-        return 1
-    current = output.read_text(encoding="utf-8")
-    if current == text:
-        print(f"{output} matches {args.spec}")
-        return 0
-    try:
-        lines = drift(json.loads(current), new)
-    except ValueError as error:
-        lines = [f"the checked-in fixture is not valid JSON: {error}"]
-    if not lines:
-        lines = ["same facts, different formatting"]
-    print(f"{output} has drifted from {args.spec}:", file=sys.stderr)
-    for line in lines:
-        print(f"  {line}", file=sys.stderr)
-    print(f"regenerate it with: {REGENERATE} && git add {shown}", file=sys.stderr)
-    return 1
 
 
 if __name__ == "__main__":

@@ -24,26 +24,16 @@ import json
 import sys
 from pathlib import Path
 
-try:
-    import yaml
-except ImportError:  # pragma: no cover - depends on the machine
-    sys.exit("schema_from_contract.py needs PyYAML: pip install pyyaml")
+import swagger
 
-ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_SPEC = ROOT.parent / "shared" / "reference" / "constant-contact-v3.swagger.yaml"
 STRING_FORMATS = {"date", "date-time", "email", "uuid"}
 
 
 def resolve(spec, node, seen):
-    """The node with its `$ref` followed, and the refs now on the path."""
-    while "$ref" in node:
-        ref = node["$ref"]
-        if ref in seen:
-            return None, seen
-        seen = seen | {ref}
-        name = ref.split("/")[-1]
-        node = spec["definitions"][name]
-    if "allOf" in node:
+    """The node with its `$ref` followed and `allOf` merged, and the refs now
+    on the path; None for the node when a `$ref` repeats (a cycle)."""
+    node, seen = swagger.resolve(spec, node, seen)
+    if node is not None and "allOf" in node:
         merged = {"type": "object", "properties": {}, "required": []}
         for part in node["allOf"]:
             part, seen = resolve(spec, part, seen)
@@ -92,10 +82,9 @@ def main(argv=None):
     parser.add_argument("--description", required=True)
     parser.add_argument("--key", action="append", default=[])
     parser.add_argument("--add", action="append", default=[])
-    parser.add_argument("--spec", default=str(DEFAULT_SPEC))
+    parser.add_argument("--spec", default=str(swagger.DEFAULT_SPEC))
     args = parser.parse_args(argv)
-    with open(args.spec, encoding="utf-8") as f:
-        spec = yaml.safe_load(f)
+    spec, _ = swagger.load(args.spec)
     body = convert(spec, {"$ref": f"#/definitions/{args.definition}"}, frozenset())
     properties = body.get("properties", {})
     for added in args.add:

@@ -27,70 +27,14 @@ path is not followed again, so cycles end. A type the contract leaves out is
 `object` for a schema with properties, `array` for one with items.
 """
 
-import argparse
-import hashlib
 import json
-import re
 import sys
-from pathlib import Path
 
-try:
-    import yaml
-except ImportError:  # pragma: no cover - depends on the machine
-    sys.exit("spec_properties.py needs PyYAML: pip install pyyaml")
+from swagger import ROOT, load, resolve, run_cli
 
-ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_SPEC = ROOT.parent / "shared" / "reference" / "constant-contact-v3.swagger.yaml"
 DEFAULT_OUTPUT = ROOT / "tests" / "fixtures" / "spec_response_properties.json"
 REGENERATE = "python3 scripts/spec_properties.py"
 JSON = "application/json"
-
-
-class Loader(yaml.SafeLoader):
-    """YAML 1.2 booleans only: PyYAML's 1.1 rules would turn a property
-    named `on`, `off`, `yes`, `no`, `y` or `n` into a boolean."""
-
-
-Loader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:bool",
-    re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
-    list("tTfF"),
-)
-
-
-def string_keys(node):
-    """Map keys as strings: response codes such as `200:` load as ints."""
-    if isinstance(node, dict):
-        return {str(k): string_keys(v) for k, v in node.items()}
-    if isinstance(node, list):
-        return [string_keys(v) for v in node]
-    return node
-
-
-def pointer(spec, ref):
-    """The node a local `$ref` (`#/definitions/X`) names."""
-    if not ref.startswith("#/"):
-        raise ValueError(f"only local $ref are supported, not {ref!r}")
-    node = spec
-    for part in ref[2:].split("/"):
-        node = node[part.replace("~1", "/").replace("~0", "~")]
-    return node
-
-
-def resolve(spec, node, seen):
-    """`node` with its `$ref` chain followed: (node, seen), node None when a
-    `$ref` repeats one in `seen` (a cycle)."""
-    while isinstance(node, dict) and "$ref" in node:
-        ref = node["$ref"]
-        if ref in seen:
-            return None, seen
-        seen = seen | {ref}
-        node = pointer(spec, ref)
-    return node, seen
 
 
 def flatten(spec, schema, seen):
@@ -164,17 +108,10 @@ def response_schema(spec, operation):
 
 
 def fixture(spec_path):
-    raw = spec_path.read_bytes()
-    spec = string_keys(yaml.load(raw, Loader=Loader))
+    spec, source = load(spec_path)
     if not isinstance(spec, dict) or str(spec.get("swagger")) != "2.0":
         sys.exit(f"{spec_path} is not a Swagger 2.0 file (no `swagger: \"2.0\"`)")
-    out = {
-        "source": {
-            "file": spec_path.name,
-            "info_version": str(spec.get("info", {}).get("version")),
-            "sha256": hashlib.sha256(raw).hexdigest(),
-        }
-    }
+    out = {"source": source}
     for template, item in (spec.get("paths") or {}).items():
         operation = (item or {}).get("get")
         if operation is None:
@@ -211,10 +148,9 @@ def render(data):
 
 
 def drift(old, new):
-    """Readable lines saying how the checked-in fixture differs."""
+    """Readable lines saying how the checked-in fixture differs, beyond its
+    `source`."""
     lines = []
-    if old.get("source") != new.get("source"):
-        lines.append(f"source: checked in {old.get('source')}, contract now {new.get('source')}")
     endpoints = lambda d: {k for k in d if k != "source"}  # noqa: E731
     for key in sorted(endpoints(new) - endpoints(old)):
         lines.append(f"new endpoint in the contract: {key}")
@@ -240,50 +176,14 @@ def drift(old, new):
     return lines
 
 
+def summary(data):
+    return f"{sum(1 for k in data if k.startswith('/'))} GET endpoints"
+
+
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("spec", nargs="?", type=Path, default=DEFAULT_SPEC)
-    parser.add_argument("output", nargs="?", type=Path, default=None)
-    parser.add_argument("--output", dest="output_option", type=Path, default=None)
-    parser.add_argument(
-        "--check",
-        action="store_true",
-        help="compare with the checked-in fixture instead of writing it; exit 1 on drift",
+    return run_cli(
+        __doc__.split("\n\n")[0], DEFAULT_OUTPUT, REGENERATE, fixture, render, drift, summary, argv
     )
-    args = parser.parse_args(argv)
-    output = args.output_option or args.output or DEFAULT_OUTPUT
-
-    if not args.spec.is_file():
-        sys.exit(f"no Swagger contract at {args.spec}")
-    new = fixture(args.spec)
-    text = render(new)
-
-    if not args.check:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(text, encoding="utf-8")
-        endpoints = sum(1 for k in new if k.startswith("/"))
-        print(f"wrote {output}: {endpoints} GET endpoints")
-        return 0
-
-    if not output.is_file():
-        print(f"{output} is missing; generate it with: {REGENERATE}", file=sys.stderr)
-        return 1
-    current = output.read_text(encoding="utf-8")
-    if current == text:
-        print(f"{output} matches {args.spec}")
-        return 0
-    try:
-        lines = drift(json.loads(current), new)
-    except ValueError as error:
-        lines = [f"the checked-in fixture is not valid JSON: {error}"]
-    if not lines:
-        lines = ["same facts, different formatting"]
-    print(f"{output} has drifted from {args.spec}:", file=sys.stderr)
-    for line in lines:
-        print(f"  {line}", file=sys.stderr)
-    shown = output.relative_to(ROOT) if output.is_relative_to(ROOT) else output
-    print(f"regenerate it with: {REGENERATE} && git add {shown}", file=sys.stderr)
-    return 1
 
 
 if __name__ == "__main__":
