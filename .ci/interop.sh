@@ -152,7 +152,7 @@ if [ -n "${INTEROP_BINARY:-}" ]; then
     echo "using INTEROP_BINARY=$BINARY (no build)"
 else
     cargo build --release --locked
-    BINARY="$ROOT/target/release/source-constant-contact"
+    BINARY="${CARGO_TARGET_DIR:-$ROOT/target}/release/source-constant-contact"
     echo "release build: ${BINARY} in $((SECONDS - t))s"
 fi
 [ -x "$BINARY" ] || { echo "no connector binary at $BINARY"; exit 1; }
