@@ -32,14 +32,10 @@ impl StatsCache {
         keys: &[String],
         report: &mut StreamReport,
     ) -> Result<HashMap<String, Counts>> {
-        let def = ctx.registry.find_any(&gate.stream).ok_or_else(|| {
-            Error::system(format!("the stats stream {} does not exist", gate.stream))
-        })?;
-        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
-        let records = self.records(ctx, def, &keys, report).await?;
-        Ok(keys
-            .iter()
-            .zip(records)
+        Ok(self
+            .gate_records(ctx, gate, keys, report)
+            .await?
+            .into_iter()
             .filter_map(|(key, record)| {
                 let record = record?;
                 let counts = gate
@@ -64,16 +60,28 @@ impl StatsCache {
         let Some((pointer, _)) = &gate.stamp else {
             return Ok(HashMap::new());
         };
+        Ok(self
+            .gate_records(ctx, gate, keys, report)
+            .await?
+            .into_iter()
+            .filter_map(|(key, record)| Some((key.to_string(), record?.pointer(pointer)?.clone())))
+            .collect())
+    }
+
+    /// Each of `keys` with its record in `gate`'s stats stream, if any.
+    async fn gate_records<'k>(
+        &self,
+        ctx: &Context,
+        gate: &StatsGate,
+        keys: &'k [String],
+        report: &mut StreamReport,
+    ) -> Result<Vec<(&'k str, Option<Value>)>> {
         let def = ctx.registry.find_any(&gate.stream).ok_or_else(|| {
             Error::system(format!("the stats stream {} does not exist", gate.stream))
         })?;
         let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
         let records = self.records(ctx, def, &keys, report).await?;
-        Ok(keys
-            .iter()
-            .zip(records)
-            .filter_map(|(key, record)| Some((key.to_string(), record?.pointer(pointer)?.clone())))
-            .collect())
+        Ok(keys.into_iter().zip(records).collect())
     }
 
     /// The stats records of `keys` from the stats stream `def`, in order
