@@ -79,6 +79,12 @@ pub enum FaultKind {
     /// Every API request forwarded without its `updated_after` and `updated_before`
     /// (a server that ignores the change window), whatever the rate.
     IgnoreFilters,
+    /// A last page (no next link) whose top-level arrays each lose their last record: a
+    /// well-formed answer with rows missing, which only a count can reveal.
+    ShortLastPage,
+    /// As `ShortLastPage`, only the first time a request is answered: its retry or a
+    /// second read of the chain gets the whole page.
+    ShortLastPageOnce,
 }
 
 impl FaultKind {
@@ -97,10 +103,12 @@ impl FaultKind {
             FaultKind::MissingArray => "missing-array",
             FaultKind::WrongType => "wrong-type",
             FaultKind::IgnoreFilters => "ignore-filters",
+            FaultKind::ShortLastPage => "short-last-page",
+            FaultKind::ShortLastPageOnce => "short-last-page-once",
         }
     }
 
-    pub const ALL: [FaultKind; 13] = [
+    pub const ALL: [FaultKind; 15] = [
         FaultKind::Reset,
         FaultKind::Close,
         FaultKind::Truncate,
@@ -114,6 +122,8 @@ impl FaultKind {
         FaultKind::MissingArray,
         FaultKind::WrongType,
         FaultKind::IgnoreFilters,
+        FaultKind::ShortLastPage,
+        FaultKind::ShortLastPageOnce,
     ];
 
     /// Breaks a 200 answer of the API (the kinds drawn per response).
@@ -141,6 +151,8 @@ pub struct Faults {
     /// When set, a request's `limit` query parameter is lowered to this, so small data
     /// still spans many pages (and many next links to break).
     pub page_limit: Option<u32>,
+    /// When set, only answers to paths containing one of these are faulted.
+    pub only_paths: Option<Vec<String>>,
 }
 
 impl Faults {
@@ -153,6 +165,7 @@ impl Faults {
             storm_after: Duration::from_secs(1),
             storm_for: Duration::from_secs(10),
             page_limit: None,
+            only_paths: None,
         }
     }
 
@@ -476,12 +489,12 @@ async fn serve(mut client: TcpStream, inner: &Inner) -> anyhow::Result<()> {
     let is_api = path.starts_with("/v3/");
     let is_token = path == TOKEN_PATH;
     let faults = &inner.faults;
-    let draw = {
+    let (draw, first_time) = {
         let mut state = inner.state();
         let line = format!("{} {}", request.method, request.target);
         let seen = state.seen.entry(line.clone()).or_default();
         *seen += 1;
-        hash(inner.seed, &line, *seen)
+        (hash(inner.seed, &line, *seen), *seen == 1)
     };
 
     if is_token && faults.has(FaultKind::Token5xx) {
@@ -556,7 +569,11 @@ async fn serve(mut client: TcpStream, inner: &Inner) -> anyhow::Result<()> {
         .map(str::to_string);
     let chain_pages = is_api.then(|| remember_page(inner, &asked, next.as_deref()));
 
-    let faulted = is_api && response.status == 200 && unit(draw) < faults.rate;
+    let chosen = faults
+        .only_paths
+        .as_ref()
+        .is_none_or(|only| only.iter().any(|p| path.contains(p.as_str())));
+    let faulted = is_api && chosen && response.status == 200 && unit(draw) < faults.rate;
     let applicable: Vec<FaultKind> = faults
         .kinds
         .iter()
@@ -576,6 +593,14 @@ async fn serve(mut client: TcpStream, inner: &Inner) -> anyhow::Result<()> {
                 .and_then(Value::as_object)
                 .is_some_and(|o| o.values().any(Value::is_array)),
             FaultKind::WrongType => page.as_ref().is_some_and(has_list_of_no_objects),
+            FaultKind::ShortLastPage | FaultKind::ShortLastPageOnce => {
+                next.is_none()
+                    && (first_time || *k == FaultKind::ShortLastPage)
+                    && page
+                        .as_ref()
+                        .and_then(Value::as_object)
+                        .is_some_and(|o| o.values().any(has_objects))
+            }
             _ => true,
         })
         .collect();
@@ -625,9 +650,20 @@ async fn serve(mut client: TcpStream, inner: &Inner) -> anyhow::Result<()> {
         | FaultKind::MissingArray
         | FaultKind::WrongType
         | FaultKind::BadLink
-        | FaultKind::CycleLink => {
+        | FaultKind::CycleLink
+        | FaultKind::ShortLastPage
+        | FaultKind::ShortLastPageOnce => {
             let mut page = page.unwrap_or_default();
             match kind {
+                FaultKind::ShortLastPage | FaultKind::ShortLastPageOnce => {
+                    if let Some(o) = page.as_object_mut() {
+                        for value in o.values_mut() {
+                            if has_objects(value) {
+                                value.as_array_mut().map(Vec::pop);
+                            }
+                        }
+                    }
+                }
                 FaultKind::DropRecords | FaultKind::MissingArray => {
                     if let Some(o) = page.as_object_mut() {
                         o.retain(|_, v| !v.is_array());
@@ -651,6 +687,13 @@ async fn serve(mut client: TcpStream, inner: &Inner) -> anyhow::Result<()> {
             unreachable!("not drawn per response")
         }
     }
+}
+
+/// Whether `value` is an array of records (objects).
+fn has_objects(value: &Value) -> bool {
+    value
+        .as_array()
+        .is_some_and(|items| items.first().is_some_and(Value::is_object))
 }
 
 /// Whether the 429 storm is on now (it is timed from the first API request).

@@ -4,6 +4,7 @@
 //! differs between streams is the [`sync`] strategy: which pages to ask for,
 //! which records of a page to keep, and what state a page leaves behind.
 
+pub mod audit;
 mod cursor_pages;
 mod export;
 mod lift;
@@ -189,6 +190,8 @@ pub struct StreamReport {
     pub pages: u64,
     pub requests: u64,
     pub elapsed: Duration,
+    /// The read held to the API's counts, where it states them.
+    pub audit: audit::Audit,
 }
 
 /// Reads the selected streams concurrently; one stream failing does not stop
@@ -274,6 +277,23 @@ pub async fn read_stream(
     }
     .await;
     report.elapsed = started.elapsed();
+    // A read short of the API's count fails the stream. Short parents of a
+    // finished read kept their saved position in its last state; a chain
+    // short twice stopped the read mid-way, so the stream's saved state is
+    // repeated: nothing read since counts as read.
+    let rewind = result.is_err() && !report.audit.short.is_empty();
+    let result = result.and_then(|()| report.audit.error().map_or(Ok(()), Err));
+    if def.audited() {
+        let level = if report.audit.short.is_empty() {
+            Level::Info
+        } else {
+            Level::Warn
+        };
+        ctx.output.log(level, &report.audit.summary(&def.name));
+    }
+    if rewind {
+        keep_state(ctx, &def.name, state);
+    }
     // A privilege the user lacks empties the stream, with one warning.
     let result = match result {
         Err(error) => match privilege::missing_privilege(def, &error) {
@@ -433,6 +453,12 @@ impl PageSource {
             children.skip_rest_of_parent();
         }
     }
+
+    fn reread_parent(&mut self, parent: ParentValue) {
+        if let PageSource::Children(children) = self {
+            children.reread(parent);
+        }
+    }
 }
 
 /// Where the records and checkpoints of a read go.
@@ -531,9 +557,14 @@ async fn read_pages(
         if taken.rest_of_parent_is_older {
             source.skip_rest_of_parent();
         }
+        if let (Some(why), Some(parent)) = (&taken.reread_parent, &page.parent) {
+            ctx.output.log(Level::Warn, &format!("{}: {why}", def.name));
+            source.reread_parent(parent.clone());
+        }
         sink.state(strategy.checkpoint(&page), count);
     }
     let last = strategy.finish(ctx);
     sink.finish(last);
+    report.audit.merge(strategy.audit());
     Ok(())
 }

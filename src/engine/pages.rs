@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use url::Url;
 
+use super::audit::Shortfall;
 use super::cursor_pages;
 use super::optional::OptionalValues;
 use super::raw::{self, PageRecords, Shape};
@@ -178,6 +179,14 @@ pub struct Chain {
     said: Option<u64>,
     /// Records read so far.
     read: u64,
+    /// Its first page, where a read short of its count starts again.
+    first: Url,
+    /// The chain is read from its first page, so its records can be held
+    /// to its count (a resumed chain's earlier records came in an earlier
+    /// run).
+    from_first: bool,
+    /// It is being read a second time, after falling short of its count.
+    reread: bool,
 }
 
 /// A page's records and the link after it, as the API gave them.
@@ -239,12 +248,15 @@ fn parse_page(def: &StreamDef, url: &Url, text: String) -> std::result::Result<F
 impl Chain {
     pub fn new(first: Url) -> Self {
         Chain {
-            next: Some(first),
+            next: Some(first.clone()),
             fallback: None,
             visited: HashSet::new(),
             visited_hasher: RandomState::new(),
             said: None,
             read: 0,
+            first,
+            from_first: true,
+            reread: false,
         }
     }
 
@@ -252,7 +264,9 @@ impl Chain {
     /// longer works (page links may expire).
     pub fn resume(saved: Url, fallback: Url) -> Self {
         Chain {
-            fallback: Some(fallback),
+            fallback: Some(fallback.clone()),
+            first: fallback,
+            from_first: false,
             ..Chain::new(saved)
         }
     }
@@ -305,6 +319,7 @@ impl Chain {
                         ),
                     );
                     self.next = Some(fallback);
+                    self.from_first = true;
                     return Ok(None);
                 }
                 None => return Err(error),
@@ -333,8 +348,74 @@ impl Chain {
                 )));
             }
             self.next = Some(link);
+        } else {
+            self.audit(ctx, def, &url, report)?;
         }
         Ok(Some(fetched))
+    }
+
+    /// At the chain's end, holds the records read to the count its first
+    /// page stated ([`super::audit`]): short once, the chain is read again
+    /// from its first page; short twice, the read fails.
+    fn audit(
+        &mut self,
+        ctx: &Context,
+        def: &StreamDef,
+        url: &Url,
+        report: &mut StreamReport,
+    ) -> Result<()> {
+        let Some(said) = self.said else {
+            return Ok(());
+        };
+        if !self.from_first {
+            report.audit.unchecked += 1;
+            return Ok(());
+        }
+        if self.read >= said {
+            report.audit.passed(said, self.read);
+            return Ok(());
+        }
+        let read = describe_read(url);
+        let count = def.count.clone().unwrap_or_else(|| "count".into());
+        if self.reread {
+            report.audit.failed(Shortfall {
+                read: format!("GET {read}"),
+                count,
+                expected: said,
+                delivered: self.read,
+            });
+            return Err(report.audit.error().expect("a shortfall was just recorded"));
+        }
+        ctx.output.log(
+            Level::Warn,
+            &format!(
+                "{}: GET {read} delivered {} records where `{count}` on its first page said {said}; \
+                 reading it once more from its first page",
+                def.name, self.read
+            ),
+        );
+        report.audit.reread += 1;
+        self.reread = true;
+        self.next = Some(self.first.clone());
+        self.visited.clear();
+        self.said = None;
+        self.read = 0;
+        Ok(())
+    }
+}
+
+/// A read's path with the query parameters that bound it (its window), for
+/// messages.
+fn describe_read(url: &Url) -> String {
+    let bounds: Vec<String> = url
+        .query_pairs()
+        .filter(|(k, _)| !matches!(k.as_ref(), "limit" | "include" | "include_count" | "cursor"))
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    if bounds.is_empty() {
+        url.path().to_string()
+    } else {
+        format!("{}?{}", url.path(), bounds.join("&"))
     }
 }
 

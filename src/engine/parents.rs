@@ -494,6 +494,11 @@ impl Children {
         self.values.retain(|v| keep(v));
     }
 
+    /// Reads `parent` once more, next after the parents already asked for.
+    pub fn reread(&mut self, parent: ParentValue) {
+        self.values.push_front(parent);
+    }
+
     /// Leaves the current parent's remaining pages unread.
     pub fn skip_rest_of_parent(&mut self) {
         self.current = None;

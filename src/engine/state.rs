@@ -144,6 +144,10 @@ pub struct PerParentState {
     /// they are not emitted twice.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub at_bookmark: BTreeMap<String, RowsAt>,
+    /// For a report held to a count of its rows: the rows delivered for
+    /// each parent over the runs that read it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub rows: BTreeMap<String, u64>,
     /// For a stream with a lookback: when each parent's record last changed.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub changed: BTreeMap<String, Timestamp>,

@@ -17,6 +17,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde_json::Value;
 use url::Url;
 
+use super::audit::{Audit, Shortfall};
 use super::pages::{first_page, first_page_of_pass, Chain};
 use super::parents::{parent_stream, root_with_cursor, Children};
 use super::state::{
@@ -43,6 +44,9 @@ pub struct Taken {
     pub keep: Vec<usize>,
     /// The rest of the current parent's rows are older than its bookmark.
     pub rest_of_parent_is_older: bool,
+    /// The parent just read fell short of its count ([`super::audit`]):
+    /// why, to be said as its rows are read once more.
+    pub reread_parent: Option<String>,
 }
 
 impl Taken {
@@ -50,6 +54,7 @@ impl Taken {
         Taken {
             keep: (0..records.len()).collect(),
             rest_of_parent_is_older: false,
+            reread_parent: None,
         }
     }
 }
@@ -60,6 +65,11 @@ pub trait Strategy {
     fn checkpoint(&mut self, page: &Page) -> Value;
     /// The state once every page is read.
     fn finish(&mut self, ctx: &Context) -> Value;
+    /// What holding the rows to the API's counts found, once every page is
+    /// read.
+    fn audit(&mut self) -> Audit {
+        Audit::default()
+    }
 }
 
 /// The strategy for a stream read (incrementally or not) from `state`, and
@@ -436,6 +446,7 @@ impl Strategy for CursorSync {
         Taken {
             keep,
             rest_of_parent_is_older: false,
+            reread_parent: None,
         }
     }
 
@@ -599,8 +610,8 @@ struct PerParentSync {
     /// Counts of the parents to read this run, and of those read in full.
     counts: HashMap<String, Counts>,
     done_counts: BTreeMap<String, Counts>,
-    /// The parent being read, its newest row so far and the rows at it.
-    current: Option<(String, Option<Timestamp>, Vec<String>)>,
+    /// The parent being read.
+    current: Option<Reading>,
     /// Rows delivered at each parent's bookmark, saved and read now.
     saved_at: BTreeMap<String, RowsAt>,
     done_at: BTreeMap<String, RowsAt>,
@@ -611,6 +622,37 @@ struct PerParentSync {
     /// where it starts next run.
     saved_parent_cursor: Option<Timestamp>,
     parent_cursor: Option<Timestamp>,
+    /// With a gate that counts the rows ([`StatsGate::rows`]): where in
+    /// `counts` the count is, and its pointer, for messages.
+    rows_count: Option<(usize, String)>,
+    /// The parent's key field, for messages.
+    parent_key: String,
+    /// Rows delivered for each parent over the runs, saved and read now.
+    saved_rows: BTreeMap<String, u64>,
+    done_rows: BTreeMap<String, u64>,
+    /// Parents read once more after falling short of their count.
+    reread: BTreeSet<String>,
+    audit: Audit,
+}
+
+/// The parent a per-parent read is reading.
+struct Reading {
+    key: String,
+    /// Its newest row so far, and the keys of the rows at that moment.
+    newest: Option<Timestamp>,
+    at_newest: Vec<String>,
+    /// Rows kept (delivered) so far.
+    delivered: u64,
+}
+
+/// How a parent's read ended.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ParentEnd {
+    /// At its last page, or where its rows reached its bookmark: all of its
+    /// new rows were read, so they can be held to its count.
+    Read,
+    /// Otherwise (its pages stopped: the parent vanished mid-read).
+    Stopped,
 }
 
 impl PerParentSync {
@@ -716,16 +758,39 @@ impl PerParentSync {
             read,
             saved_parent_cursor: saved.parent_cursor,
             parent_cursor,
+            rows_count: parent.gate.as_ref().and_then(|gate| {
+                let index = gate.rows?;
+                Some((index, gate.counts.get(index)?.clone()))
+            }),
+            parent_key: parent.key.clone(),
+            saved_rows: saved.rows,
+            done_rows: BTreeMap::new(),
+            reread: BTreeSet::new(),
+            audit: Audit::default(),
         };
         Ok((Box::new(strategy), source))
     }
 
     /// Records the current parent's bookmark (its newest row, or the old
-    /// one) and the counts it was read at.
-    fn finish_parent(&mut self) {
-        let Some((batch, newest, at_newest)) = self.current.take() else {
-            return;
-        };
+    /// one) and the counts it was read at, unless its rows fall short of its
+    /// count: then says why it is to be read once more, or, read twice
+    /// already, leaves its position where it was.
+    fn finish_parent(&mut self, end: ParentEnd) -> Option<String> {
+        let Reading {
+            key: batch,
+            newest,
+            at_newest,
+            delivered,
+        } = self.current.take()?;
+        if end == ParentEnd::Read {
+            match self.audit_parent(&batch, delivered) {
+                Ok(Some(total)) => {
+                    self.done_rows.insert(batch.clone(), total);
+                }
+                Ok(None) => {}
+                Err(reread) => return reread,
+            }
+        }
         // A batch of parent values is read in full together.
         for key in batch.split(',') {
             let old = self.saved.get(key).copied().flatten();
@@ -752,6 +817,61 @@ impl PerParentSync {
             self.read.insert(key.to_string());
             self.done.insert(key.to_string(), old.max(newest));
         }
+        None
+    }
+
+    /// Holds a parent's rows, those delivered by earlier runs and the
+    /// `delivered` now, to its count: `Ok` with the rows delivered in all
+    /// when they reach it (or `None` when there is no count to hold them
+    /// to); otherwise `Err` with why it is read once more, or `Err(None)`
+    /// when it was read twice.
+    fn audit_parent(
+        &mut self,
+        key: &str,
+        delivered: u64,
+    ) -> std::result::Result<Option<u64>, Option<String>> {
+        let Some((index, pointer)) = &self.rows_count else {
+            return Ok(None);
+        };
+        // No stats for the parent: read as changed, with nothing to hold to.
+        let Some(expected) = self.counts.get(key).and_then(|c| c.get(*index)).copied() else {
+            self.audit.unchecked += 1;
+            return Ok(None);
+        };
+        // Rows newer than a bookmark come on top of those delivered before;
+        // state from before the audit kept only the count they were read at.
+        let before = match self.saved.get(key) {
+            Some(Some(_)) if self.field.is_some() => self
+                .saved_rows
+                .get(key)
+                .copied()
+                .or_else(|| self.saved_counts.get(key)?.get(*index).copied()),
+            _ => Some(0),
+        };
+        let Some(before) = before else {
+            self.audit.unchecked += 1;
+            return Ok(None);
+        };
+        let total = before + delivered;
+        if total >= expected {
+            self.audit.passed(expected, total);
+            return Ok(Some(total));
+        }
+        if self.reread.insert(key.to_string()) {
+            self.audit.reread += 1;
+            return Err(Some(format!(
+                "{} {key}: {total} rows delivered where `{pointer}` says {expected}; reading \
+                 it once more",
+                self.parent_key
+            )));
+        }
+        self.audit.failed(Shortfall {
+            read: format!("{} {key}", self.parent_key),
+            count: pointer.clone(),
+            expected,
+            delivered: total,
+        });
+        Err(None)
     }
 
     /// A short, stable fingerprint of a row's primary key.
@@ -772,6 +892,8 @@ impl PerParentSync {
         counts.extend(self.done_counts.clone());
         let mut at_bookmark = self.saved_at.clone();
         at_bookmark.extend(self.done_at.clone());
+        let mut rows = self.saved_rows.clone();
+        rows.extend(self.done_rows.clone());
         state::to_value(&PerParentState {
             parents,
             unfinished_since: unfinished.then_some(Timestamp(self.since)),
@@ -782,6 +904,7 @@ impl PerParentSync {
             },
             counts,
             at_bookmark,
+            rows,
             changed: self.changed.clone(),
             // Listing resumes from the saved cursor until the run completes.
             parent_cursor: if unfinished {
@@ -834,8 +957,8 @@ impl Strategy for PerParentSync {
             .as_ref()
             .map(|p| p.key.clone())
             .unwrap_or_default();
-        if self.current.as_ref().is_some_and(|(k, _, _)| *k != key) {
-            self.finish_parent();
+        if self.current.as_ref().is_some_and(|r| r.key != key) {
+            self.finish_parent(ParentEnd::Stopped);
         }
         let bookmark = match &self.field {
             Some(_) => self.saved.get(&key).copied().flatten(),
@@ -845,7 +968,12 @@ impl Strategy for PerParentSync {
             Some(RowsAt::Keys(keys)) => Some(keys),
             _ => None,
         };
-        let mut current = self.current.take().unwrap_or((key, None, Vec::new()));
+        let mut current = self.current.take().unwrap_or(Reading {
+            key,
+            newest: None,
+            at_newest: Vec::new(),
+            delivered: 0,
+        });
         let mut keep = Vec::with_capacity(records.len());
         let mut older = false;
         for (index, row) in records.iter().enumerate() {
@@ -857,9 +985,9 @@ impl Strategy for PerParentSync {
                 .and_then(parse_time)
                 .map(Timestamp);
             if self.field.is_some() && at.is_some() {
-                if at > current.1 {
-                    current.1 = at;
-                    current.2.clear();
+                if at > current.newest {
+                    current.newest = at;
+                    current.at_newest.clear();
                 }
                 if matches!((at, bookmark), (Some(at), Some(mark)) if at < mark) {
                     older = true;
@@ -868,12 +996,12 @@ impl Strategy for PerParentSync {
                 // Keys are hashed only for rows at the newest or the
                 // bookmark moment: the others need none.
                 let at_bookmark = at.is_some() && at == bookmark;
-                if at == current.1 || at_bookmark {
+                if at == current.newest || at_bookmark {
                     let row_key = self.row_key(row);
                     let delivered_before =
                         at_bookmark && delivered.is_some_and(|d| d.contains(&row_key));
-                    if at == current.1 {
-                        current.2.push(row_key);
+                    if at == current.newest {
+                        current.at_newest.push(row_key);
                     }
                     if delivered_before {
                         continue;
@@ -882,15 +1010,19 @@ impl Strategy for PerParentSync {
             }
             keep.push(index);
         }
+        current.delivered += keep.len() as u64;
         self.current = Some(current);
         // A parent is read in full at its last page, or where its rows
         // reach its bookmark.
-        if older || page.next.is_none() {
-            self.finish_parent();
-        }
+        let reread_parent = if older || page.next.is_none() {
+            self.finish_parent(ParentEnd::Read)
+        } else {
+            None
+        };
         Taken {
             keep,
             rest_of_parent_is_older: older,
+            reread_parent,
         }
     }
 
@@ -899,7 +1031,13 @@ impl Strategy for PerParentSync {
     }
 
     fn finish(&mut self, _: &Context) -> Value {
-        self.finish_parent();
-        self.position(false)
+        self.finish_parent(ParentEnd::Stopped);
+        // Parents short of their count are not read: the run is left
+        // unfinished, so the next one lists them again.
+        self.position(!self.audit.short.is_empty())
+    }
+
+    fn audit(&mut self) -> Audit {
+        std::mem::take(&mut self.audit)
     }
 }

@@ -199,6 +199,9 @@ pub struct StatsGate {
     /// which orders the reads of a parent that its changed counts cause,
     /// so it is the child's cursor.
     pub stamp: Option<(String, String)>,
+    /// Which of `counts` is how many rows the child holds for the parent:
+    /// each parent's rows are held to it (the engine's audit).
+    pub rows: Option<usize>,
 }
 
 impl StatsGate {
@@ -207,6 +210,16 @@ impl StatsGate {
             stream: stream.into(),
             counts: strings(counts),
             stamp: None,
+            rows: None,
+        }
+    }
+
+    /// The first of the counts is how many rows the child holds for the
+    /// parent.
+    pub fn counts_rows(self) -> StatsGate {
+        StatsGate {
+            rows: Some(0),
+            ..self
         }
     }
 
@@ -465,6 +478,17 @@ pub struct NextCursor {
 }
 
 impl StreamDef {
+    /// Whether its reads are held to a count the API states: the read's own
+    /// (`count`) or its parents' stats (`StatsGate::rows`).
+    pub fn audited(&self) -> bool {
+        self.count.is_some()
+            || self
+                .parent
+                .as_ref()
+                .and_then(|p| p.gate.as_ref())
+                .is_some_and(|gate| gate.rows.is_some())
+    }
+
     /// A stream whose body is one record, no key, full refresh; the
     /// builder methods below set what differs.
     pub fn new(name: &str, path: &str) -> StreamDef {

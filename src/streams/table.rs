@@ -85,9 +85,10 @@ fn landing_page_report(name: &str, path: &str, primary_key: &[&str], schema: &st
 const ACTIVITY_STATS: &str = "email_campaign_activity_stats";
 
 /// A report of sent activities, read incrementally only for activities whose
-/// `counts` in their stats changed since the last read.
-fn counted(sync: ChildSync, counts: &[&str]) -> Parent {
-    sent_activity_child(sync).gate(StatsGate::new(ACTIVITY_STATS, counts))
+/// `count` of its rows in their stats changed since the last read; each
+/// activity's rows are held to that count.
+fn counted(sync: ChildSync, count: &str) -> Parent {
+    sent_activity_child(sync).gate(StatsGate::new(ACTIVITY_STATS, &[count]).counts_rows())
 }
 
 /// Where the stats' `last_refresh_time` goes in the records of a report
@@ -117,7 +118,7 @@ fn tracking(name: &str, path: &str, primary_key: &[&str], count: &str, schema: &
                 field: "created_time".into(),
                 lookback: None,
             },
-            &[count],
+            count,
         ))
 }
 
