@@ -89,7 +89,7 @@ fn singer_without_a_terminal_logs_as_before() {
         assert!(lines.contains(&format!("INFO {stream}: complete").as_str()));
         assert!(lines
             .iter()
-            .any(|l| l.starts_with(&format!("INFO {stream}: ")) && l.contains(" requests, ")));
+            .any(|l| l.starts_with(&format!("INFO {stream}: ")) && l.contains(" request")));
     }
     assert_eq!(run.singer_records("contacts").len(), 1200);
 }

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
 
-use super::progress::{Messages, Protocol, Watch};
+use super::progress::{counted, Messages, Protocol, Watch};
 use super::setup;
 use crate::config::LoadedConfig;
 use crate::engine::{self, Context, StreamReport, StreamStates};
@@ -197,8 +197,9 @@ async fn read_fields(
     output.log(
         Level::Info,
         &format!(
-            "custom_fields_as_columns: the account has {} custom fields ({requests} requests)",
-            fields.len()
+            "custom_fields_as_columns: the account has {} ({})",
+            counted(fields.len() as u64, "custom field"),
+            counted(requests, "request")
         ),
     );
     Ok(fields)
