@@ -284,7 +284,10 @@ impl Children {
             .filter(|v| !stamped(v))
             .map(|v| v.key.clone())
             .collect();
-        let stamps = ctx.stats.stamps(ctx, gate, &keys, report).await?;
+        let stamps = ctx
+            .stats
+            .stamps(ctx, &self.def.name, gate, &keys, report)
+            .await?;
         for value in &mut self.values {
             if let (Some(field), Some(stamp)) = (field, stamps.get(&value.key)) {
                 if !stamped(value) {
@@ -341,11 +344,13 @@ impl Children {
                     .split(',')
                     .chain(self.values.iter().map(|v| v.key.as_str()))
                     .collect();
-                ctx.stats.records(ctx, &self.def, &left, report).await?;
+                ctx.stats
+                    .records(ctx, &self.def.name, &self.def, &left, report)
+                    .await?;
                 let keys: Vec<&str> = parent.key.split(',').collect();
                 let records: Vec<Value> = ctx
                     .stats
-                    .records(ctx, &self.def, &keys, report)
+                    .records(ctx, &self.def.name, &self.def, &keys, report)
                     .await?
                     .into_iter()
                     .flatten()
