@@ -149,7 +149,10 @@ impl Misfit {
             return Misfit::Missing(format!("{prefix}{parent}{field}"));
         }
         let given = pointer(error.path()).and_then(|p| root.pointer(&p));
-        let problem = match (message.rsplit_once(", expected "), given) {
+        // serde's "invalid type: string \"x\", expected u32" (or "invalid
+        // value"); other messages (an unknown variant) name no value.
+        let misfit = message.starts_with("invalid type: ") || message.starts_with("invalid value: ");
+        let problem = match (message.rsplit_once(", expected ").filter(|_| misfit), given) {
             (Some((_, expected)), Some(given)) => {
                 let given = match shown {
                     Shown::Value => value_text(given),
@@ -158,7 +161,7 @@ impl Misfit {
                 format!("expected {}, got {given}", readable_type(expected))
             }
             // serde's own message shows the value.
-            _ if shown == Shown::Secret => "it has the wrong type".to_string(),
+            _ if misfit && shown == Shown::Secret => "it has the wrong type".to_string(),
             _ => message,
         };
         let path = format!("{prefix}{at}");
@@ -300,6 +303,24 @@ mod tests {
             panic!("a wrong type")
         };
         assert!(problem.starts_with("expected a list, got \"xxx") && problem.ends_with('…'));
+    }
+
+    #[test]
+    fn other_serde_messages_are_kept() {
+        #[derive(Debug, Deserialize)]
+        #[allow(dead_code)]
+        enum Kind {
+            Oauth,
+        }
+        let value = json!("password");
+        let error = serde_path_to_error::deserialize::<_, Kind>(&value).unwrap_err();
+        assert_eq!(
+            Misfit::of("", &error, &value, Shown::Secret),
+            Misfit::Wrong {
+                path: String::new(),
+                problem: "unknown variant `password`, expected `Oauth`".into()
+            }
+        );
     }
 
     #[test]
