@@ -217,7 +217,7 @@ fn a_read_in_a_terminal_shows_progress_on_stderr_only() {
             m["log"]["message"]
                 .as_str()
                 .unwrap()
-                .contains(" requests, ")
+                .contains(" request")
         })
         .count();
     assert_eq!(summaries, STREAMS.len());

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use serde_json::json;
 
 use super::columns::{self, Prepared};
-use super::progress::{counted, Protocol};
+use super::progress::{plural, Protocol};
 use super::setup;
 use crate::config::LoadedConfig;
 use crate::engine::StreamReport;
@@ -151,10 +151,13 @@ pub fn read(config_path: &Path, catalog_path: &Path, state_path: Option<&Path>) 
 
 pub fn summary(name: &str, report: &StreamReport) -> String {
     format!(
-        "{name}: {}, {}, {}, {:.1}s",
-        counted(report.records, "record"),
-        counted(report.pages, "page"),
-        counted(report.requests, "request"),
+        "{name}: {} {}, {} {}, {} {}, {:.1}s",
+        report.records,
+        plural(report.records, "record"),
+        report.pages,
+        plural(report.pages, "page"),
+        report.requests,
+        plural(report.requests, "request"),
         report.elapsed.as_secs_f64()
     )
 }
@@ -171,14 +174,14 @@ mod tests {
     #[test]
     fn a_summary_counts_one_page_as_one_page() {
         let report = StreamReport {
-            records: 1,
+            records: 1200,
             pages: 1,
             requests: 2,
             elapsed: std::time::Duration::from_millis(1500),
         };
         assert_eq!(
             summary("contact_lists", &report),
-            "contact_lists: 1 record, 1 page, 2 requests, 1.5s"
+            "contact_lists: 1200 records, 1 page, 2 requests, 1.5s"
         );
     }
 }

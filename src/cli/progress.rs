@@ -468,11 +468,16 @@ impl Snapshot {
     }
 }
 
-/// `n` `noun`s, singular for one: `1 page`, `1,200 records`. Every noun
-/// counted here takes a plain `s`.
+/// `n` `noun`s for the display, singular for one: `1 page`, `1,200 records`.
 pub fn counted(n: u64, noun: &str) -> String {
-    let plural = if n == 1 { "" } else { "s" };
-    format!("{} {noun}{plural}", thousands(n))
+    format!("{} {}", thousands(n), plural(n, noun))
+}
+
+/// `noun` as `n` of it reads: `page` for one, `pages` otherwise. Every noun
+/// counted here takes a plain `s`.
+pub fn plural(n: u64, noun: &str) -> String {
+    let s = if n == 1 { "" } else { "s" };
+    format!("{noun}{s}")
 }
 
 /// 1234567 as `1,234,567`.
@@ -1060,6 +1065,8 @@ mod tests {
         assert_eq!(counted(1, "page"), "1 page");
         assert_eq!(counted(0, "page"), "0 pages");
         assert_eq!(counted(1200, "record"), "1,200 records");
+        assert_eq!(plural(1, "request"), "request");
+        assert_eq!(plural(2, "request"), "requests");
     }
 
     #[test]
