@@ -373,17 +373,16 @@ impl LoadedConfig {
         if !raw.is_object() {
             return Err(Error::config("the config must be a JSON object"));
         }
-        let config: Config = serde_path_to_error::deserialize(&raw)
-            .map_err(|e| {
-                credentials_error(&raw).unwrap_or_else(|| {
-                    let shown = if e.path().to_string().starts_with("credentials") {
-                        Shown::Secret
-                    } else {
-                        Shown::Value
-                    };
-                    field_error("", e, &raw, shown)
-                })
-            })?;
+        let config: Config = serde_path_to_error::deserialize(&raw).map_err(|e| {
+            credentials_error(&raw).unwrap_or_else(|| {
+                let shown = if e.path().to_string().starts_with("credentials") {
+                    Shown::Secret
+                } else {
+                    Shown::Value
+                };
+                field_error("", e, &raw, shown)
+            })
+        })?;
         config.validate_credentials()?;
         // The spec's bounds, checked before any date arithmetic.
         for (field, days, min) in [
@@ -745,7 +744,8 @@ mod tests {
         );
         let err = LoadedConfig::from_value(json!({"start_date": "2024-01-01"})).unwrap_err();
         assert!(
-            err.message.starts_with("invalid config: `credentials` is missing; run"),
+            err.message
+                .starts_with("invalid config: `credentials` is missing; run"),
             "{err}"
         );
         // Credentials are secret: their values never reach a message.

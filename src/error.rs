@@ -151,7 +151,8 @@ impl Misfit {
         let given = pointer(error.path()).and_then(|p| root.pointer(&p));
         // serde's "invalid type: string \"x\", expected u32" (or "invalid
         // value"); other messages (an unknown variant) name no value.
-        let misfit = message.starts_with("invalid type: ") || message.starts_with("invalid value: ");
+        let misfit =
+            message.starts_with("invalid type: ") || message.starts_with("invalid value: ");
         let problem = match (message.rsplit_once(", expected ").filter(|_| misfit), given) {
             (Some((_, expected)), Some(given)) => {
                 let given = match shown {
@@ -298,7 +299,8 @@ mod tests {
                 problem: "expected a string, got 7".into()
             }
         );
-        let Misfit::Wrong { problem, .. } = misfit("", json!({"count": 1, "inner": "x".repeat(99)}))
+        let Misfit::Wrong { problem, .. } =
+            misfit("", json!({"count": 1, "inner": "x".repeat(99)}))
         else {
             panic!("a wrong type")
         };

@@ -271,7 +271,10 @@ fn integration_fixtures_work_against_the_sandbox() {
     let copies = tempfile::tempdir().unwrap();
     for name in ["sample_config.json", "invalid_config.json"] {
         let text = std::fs::read_to_string(format!("{fixtures}/{name}")).unwrap();
-        assert!(text.contains(FIXTURE_ORIGIN), "{name} names {FIXTURE_ORIGIN}");
+        assert!(
+            text.contains(FIXTURE_ORIGIN),
+            "{name} names {FIXTURE_ORIGIN}"
+        );
     }
     let sample = fixture_at(&sandbox, copies.path(), "sample_config.json");
     let invalid = fixture_at(&sandbox, copies.path(), "invalid_config.json");

@@ -213,12 +213,7 @@ fn a_read_in_a_terminal_shows_progress_on_stderr_only() {
     let summaries = run
         .of_type("LOG")
         .iter()
-        .filter(|m| {
-            m["log"]["message"]
-                .as_str()
-                .unwrap()
-                .contains(" request")
-        })
+        .filter(|m| m["log"]["message"].as_str().unwrap().contains(" request"))
         .count();
     assert_eq!(summaries, STREAMS.len());
 

@@ -516,8 +516,14 @@ fn the_stats_stream_counts_the_requests_it_shares_with_its_gates() {
         .sum();
     assert!(stats_requests > 0);
     let (pages, requests) = summary_counts(&run, "email_campaign_activity_stats");
-    assert_eq!(requests, stats_requests, "every stats request is the stats stream's");
-    assert_eq!(pages, stats_requests, "one page a request (no retries here)");
+    assert_eq!(
+        requests, stats_requests,
+        "every stats request is the stats stream's"
+    );
+    assert_eq!(
+        pages, stats_requests,
+        "one page a request (no retries here)"
+    );
     // The gated report counts the stats it used besides its own pages.
     let (_, links_requests) = summary_counts(&run, "email_links");
     let links_own: u64 = spent
@@ -525,5 +531,8 @@ fn the_stats_stream_counts_the_requests_it_shares_with_its_gates() {
         .filter(|(route, _)| route.contains("/links"))
         .map(|(_, n)| *n as u64)
         .sum();
-    assert!(links_requests > links_own, "{links_requests} vs {links_own}");
+    assert!(
+        links_requests > links_own,
+        "{links_requests} vs {links_own}"
+    );
 }

@@ -4,8 +4,8 @@
 //! each run cost per stream.
 
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::fmt::Write as _;
+use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};

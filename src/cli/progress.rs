@@ -1057,7 +1057,10 @@ mod tests {
         }
         let warning = unknown_setting(Some("bogus")).unwrap();
         assert!(warning.contains("\"bogus\""), "{warning}");
-        assert!(warning.contains("`off`") && warning.contains("`lines`"), "{warning}");
+        assert!(
+            warning.contains("`off`") && warning.contains("`lines`"),
+            "{warning}"
+        );
     }
 
     #[test]

@@ -365,8 +365,15 @@ mod tests {
         let airbyte = json!({"streams": [{"stream": {"name": "contacts"},
             "sync_mode": "full_refresh", "destination_sync_mode": "overwrite"}]});
         let err = parse_singer(&registry, &airbyte).unwrap_err();
-        assert!(err.message.contains("looks like an Airbyte configured catalog"), "{err}");
-        assert!(err.message.contains("source-constant-contact read"), "{err}");
+        assert!(
+            err.message
+                .contains("looks like an Airbyte configured catalog"),
+            "{err}"
+        );
+        assert!(
+            err.message.contains("source-constant-contact read"),
+            "{err}"
+        );
         // Neither: say what the expected shape names.
         let err = parse_configured(&registry, &json!({"streams": [{}]}), &mut vec![]).unwrap_err();
         assert!(err.message.contains("stream.name"), "{err}");
