@@ -415,32 +415,35 @@ fn a_busy_sandbox_port_is_named_with_the_way_out() {
 fn config_and_catalog_mistakes_say_what_to_do() {
     let sandbox = Sandbox::start(&["--contacts", "10"]);
     let dir = tempfile::tempdir().unwrap();
-    let mut config = sandbox.config.clone();
-    config["credentials"]
+    let mut no_refresh_token = sandbox.config.clone();
+    no_refresh_token["credentials"]
         .as_object_mut()
         .unwrap()
         .remove("refresh_token");
-    let path = common::write_json(dir.path(), "config.json", &config);
-    let check = common::run(&["check", "--config", path.to_str().unwrap()]);
-    let status = &check.of_type("CONNECTION_STATUS")[0]["connectionStatus"];
-    let message = status["message"].as_str().unwrap();
-    assert!(
-        message.contains("`credentials.refresh_token` is missing")
-            && message.contains("source-constant-contact auth"),
-        "{message}"
-    );
-
-    let mut config = sandbox.config.clone();
-    config["requests_per_second"] = json!("fast");
-    let path = common::write_json(dir.path(), "config.json", &config);
-    let check = common::run(&["check", "--config", path.to_str().unwrap()]);
-    let status = &check.of_type("CONNECTION_STATUS")[0]["connectionStatus"];
-    let message = status["message"].as_str().unwrap();
-    assert!(
-        message.contains("`requests_per_second`: expected a whole number")
-            && message.contains("got \"fast\""),
-        "{message}"
-    );
+    let mut slow = sandbox.config.clone();
+    slow["requests_per_second"] = json!("fast");
+    for (config, needles) in [
+        (
+            no_refresh_token,
+            [
+                "`credentials.refresh_token` is missing",
+                "source-constant-contact auth",
+            ],
+        ),
+        (
+            slow,
+            [
+                "`requests_per_second`: expected a whole number",
+                "got \"fast\"",
+            ],
+        ),
+    ] {
+        let path = common::write_json(dir.path(), "config.json", &config);
+        let check = common::run(&["check", "--config", path.to_str().unwrap()]);
+        let status = &check.of_type("CONNECTION_STATUS")[0]["connectionStatus"];
+        let message = status["message"].as_str().unwrap();
+        assert!(needles.iter().all(|n| message.contains(n)), "{message}");
+    }
 
     // A Singer catalog handed to Airbyte `read`.
     let config = common::write_json(dir.path(), "config.json", &sandbox.config);
