@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use url::Url;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Misfit, Result, Shown};
 
 pub const DEFAULT_API_BASE_URL: &str = "https://api.cc.email/v3";
 pub const DEFAULT_TOKEN_URL: &str = "https://authz.constantcontact.com/oauth2/default/v1/token";
@@ -373,8 +373,16 @@ impl LoadedConfig {
         if !raw.is_object() {
             return Err(Error::config("the config must be a JSON object"));
         }
-        let config: Config = serde_path_to_error::deserialize(&raw)
-            .map_err(|e| credentials_error(&raw).unwrap_or_else(|| field_error("", e)))?;
+        let config: Config = serde_path_to_error::deserialize(&raw).map_err(|e| {
+            credentials_error(&raw).unwrap_or_else(|| {
+                let shown = if e.path().to_string().starts_with("credentials") {
+                    Shown::Secret
+                } else {
+                    Shown::Value
+                };
+                field_error("", e, &raw, shown)
+            })
+        })?;
         config.validate_credentials()?;
         // The spec's bounds, checked before any date arithmetic.
         for (field, days, min) in [
@@ -575,13 +583,40 @@ fn is_uuid(text: &str) -> bool {
             .all(|(group, len)| group.len() == len && group.chars().all(|c| c.is_ascii_hexdigit()))
 }
 
-fn field_error(prefix: &str, error: serde_path_to_error::Error<serde_json::Error>) -> Error {
-    let path = error.path().to_string();
-    let inner = error.into_inner();
-    if path == "." {
-        Error::config(format!("invalid config{prefix}: {inner}"))
-    } else {
-        Error::config(format!("invalid config field `{prefix}{path}`: {inner}"))
+fn field_error(
+    prefix: &str,
+    error: serde_path_to_error::Error<serde_json::Error>,
+    root: &Value,
+    shown: Shown,
+) -> Error {
+    match Misfit::of(prefix, &error, root, shown) {
+        Misfit::Missing(path) => Error::config(format!(
+            "invalid config: `{path}` is missing{}",
+            how_to_fill(&path)
+        )),
+        Misfit::Wrong { path, problem } if path.is_empty() => {
+            Error::config(format!("invalid config: {problem}"))
+        }
+        Misfit::Wrong { path, problem } => {
+            Error::config(format!("invalid config field `{path}`: {problem}"))
+        }
+    }
+}
+
+/// Where a new user gets a required field that cannot be guessed.
+fn how_to_fill(path: &str) -> &'static str {
+    match path {
+        "credentials" | "credentials.refresh_token" | "credentials.access_token" => {
+            "; run `source-constant-contact auth` to authorize with Constant Contact and write \
+             the credentials into the config (see `source-constant-contact auth --help`)"
+        }
+        "credentials.client_id" => {
+            "; it is the API key of your application in Constant Contact's developer portal"
+        }
+        "credentials.auth_type" => {
+            "; set it to \"oauth2.0\" (with a refresh token) or \"access_token\""
+        }
+        _ => "",
     }
 }
 
@@ -596,7 +631,7 @@ fn credentials_error(raw: &Value) -> Option<Error> {
         }
         _ => None,
     };
-    result.map(|e| field_error("credentials.", e))
+    result.map(|e| field_error("credentials.", e, credentials, Shown::Secret))
 }
 
 /// Parses `YYYY-MM-DD` (midnight UTC) or an RFC 3339 date-time; a date-time
@@ -692,10 +727,35 @@ mod tests {
         let err =
             LoadedConfig::from_value(oauth(json!({"requests_per_second": "fast"}))).unwrap_err();
         assert!(err.message.contains("requests_per_second"), "{err}");
+        assert_eq!(
+            err.message,
+            "invalid config field `requests_per_second`: expected a whole number from 0 to \
+             4294967295, got \"fast\""
+        );
         let err = LoadedConfig::from_value(json!({"credentials": {"auth_type": "oauth2.0",
             "client_id": "id", "client_secret": "s"}}))
         .unwrap_err();
-        assert!(err.message.contains("refresh_token"), "{err}");
+        assert!(
+            err.message.starts_with(
+                "invalid config: `credentials.refresh_token` is missing; run \
+                 `source-constant-contact auth`"
+            ),
+            "{err}"
+        );
+        let err = LoadedConfig::from_value(json!({"start_date": "2024-01-01"})).unwrap_err();
+        assert!(
+            err.message
+                .starts_with("invalid config: `credentials` is missing; run"),
+            "{err}"
+        );
+        // Credentials are secret: their values never reach a message.
+        let err = LoadedConfig::from_value(json!({"credentials": {"auth_type": "oauth2.0",
+            "client_id": "id", "refresh_token": 12345}}))
+        .unwrap_err();
+        assert_eq!(
+            err.message,
+            "invalid config field `credentials.refresh_token`: expected a string, got a number"
+        );
     }
 
     #[test]

@@ -114,7 +114,8 @@ pub struct RequestLimits {
 /// The run's requests at one moment, for progress displays.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RequestsSpent {
-    /// Every attempt counts.
+    /// Attempts that have passed the rate limiter and gone out: never more
+    /// than the limiter allows, whatever number of requests waits in it.
     pub sent: u64,
     /// `max_requests_per_run`, if set.
     pub budget: Option<u64>,
@@ -126,6 +127,10 @@ pub struct RequestsSpent {
 struct Spending {
     /// `max_requests_per_run`, if set.
     budget: Option<u64>,
+    /// Attempts counted against the budget, from before they wait in the
+    /// rate limiter (so that requests waiting together cannot overrun it).
+    reserved: AtomicU64,
+    /// Attempts that have passed the rate limiter.
     sent: AtomicU64,
     /// Set once the API says the daily quota is spent, with the error to repeat.
     stopped: Mutex<Option<Error>>,
@@ -142,10 +147,10 @@ impl Spending {
         {
             return Err(error);
         }
-        let sent = self.sent.fetch_add(1, Ordering::SeqCst);
+        let reserved = self.reserved.fetch_add(1, Ordering::SeqCst);
         match self.budget {
-            Some(budget) if sent >= budget => {
-                self.sent.fetch_sub(1, Ordering::SeqCst);
+            Some(budget) if reserved >= budget => {
+                self.reserved.fetch_sub(1, Ordering::SeqCst);
                 Err(Error::system(format!(
                     "the run spent its budget of {budget} requests (max_requests_per_run); \
                      the next run continues from the saved state"
@@ -212,6 +217,7 @@ impl ApiClient {
             diagnostics,
             spending: Spending {
                 budget: limits.per_run,
+                reserved: AtomicU64::new(0),
                 sent: AtomicU64::new(0),
                 stopped: Mutex::new(None),
             },
@@ -349,6 +355,7 @@ impl ApiClient {
             self.wait_out_pause().await;
             self.spending.spend()?;
             self.limiter.until_ready().await;
+            self.spending.sent.fetch_add(1, Ordering::Relaxed);
             requests += 1;
             let mut request = self
                 .http
@@ -725,6 +732,11 @@ mod tests {
 
     /// A client of `server` with a fixed access token.
     fn client(server: &ScriptedServer) -> ApiClient {
+        client_at(server, 100)
+    }
+
+    /// [`client`] sending at most `per_second` requests a second.
+    fn client_at(server: &ScriptedServer, per_second: u32) -> ApiClient {
         let config = LoadedConfig::from_value(serde_json::json!({
             "credentials": {"auth_type": "access_token", "access_token": "token"},
             "api_base_url": server.url.as_str(),
@@ -733,7 +745,7 @@ mod tests {
         let quiet = Diagnostics::new(|_, _| {});
         let auth = Auth::new(&config, quiet.clone(), Arc::new(|_| {})).unwrap();
         let limits = RequestLimits {
-            per_second: 100,
+            per_second,
             per_run: None,
         };
         ApiClient::new(
@@ -834,6 +846,37 @@ mod tests {
         assert!(policy.backoff(0) <= Duration::from_millis(500));
         assert!(policy.backoff(3) >= Duration::from_secs(2));
         assert!(policy.backoff(30) <= Duration::from_secs(60));
+    }
+
+    /// Requests waiting in the rate limiter are not sent yet: progress shows
+    /// what has gone out, never more than the limiter lets through.
+    #[tokio::test]
+    async fn requests_count_as_sent_once_past_the_rate_limiter() {
+        const WAITING: usize = 12;
+        let server =
+            ScriptedServer::start((0..WAITING).map(|_| Answer::json(200, "{}")).collect()).await;
+        let api = client_at(&server, 4);
+        let urls: Vec<Url> = (0..WAITING)
+            .map(|i| api.endpoint(&format!("/{i}"), &[]))
+            .collect();
+        let started = Instant::now();
+        let all = futures::future::join_all(urls.iter().map(|url| api.get_json(url)));
+        let watch = async {
+            let mut most = 0;
+            while started.elapsed() < Duration::from_millis(1600) {
+                let sent = api.requests_spent().sent;
+                // One at once, then one every quarter second.
+                let allowed = 1 + (started.elapsed().as_secs_f64() * 4.0) as u64;
+                assert!(sent <= allowed, "{sent} sent after {:?}", started.elapsed());
+                most = most.max(sent);
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            most
+        };
+        let (answers, most) = tokio::join!(all, watch);
+        assert!(answers.into_iter().all(|a| a.is_ok()));
+        assert!(most >= 4, "requests went out meanwhile: {most}");
+        assert_eq!(api.requests_spent().sent, WAITING as u64);
     }
 
     #[tokio::test]

@@ -17,7 +17,8 @@ fn fast(sandbox: &Sandbox) -> Value {
     config
 }
 
-/// The activity ids of the run's "`stream`: `id` no longer exists" warnings.
+/// The activity ids of the run's "`stream`: the … record with … "`id`" no
+/// longer exists" warnings.
 fn gone(run: &common::Run, stream: &str) -> BTreeSet<String> {
     let prefix = format!("{stream}: ");
     run.of_type("LOG")
@@ -26,7 +27,8 @@ fn gone(run: &common::Run, stream: &str) -> BTreeSet<String> {
         .filter_map(|m| {
             let message = m["log"]["message"].as_str()?;
             let rest = message.strip_prefix(&prefix)?;
-            let (id, _) = rest.split_once(" no longer exists")?;
+            let (named, _) = rest.split_once("\" no longer exists")?;
+            let (_, id) = named.rsplit_once('"')?;
             Some(id.to_string())
         })
         .collect()

@@ -368,3 +368,97 @@ fn an_unreachable_token_url_fails_within_seconds_and_once() {
         assert!(took < Duration::from_secs(15), "read took {took:?}");
     }
 }
+
+/// A contact the config names but the account does not have: the warning
+/// says which config list named it and what to do.
+#[test]
+fn a_configured_id_that_is_gone_names_its_config_list() {
+    let sandbox = Sandbox::start(&["--contacts", "10"]);
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = sandbox.config.clone();
+    let gone = "00000000-0000-4000-8000-000000000000";
+    config["contact_ids"] = json!([gone]);
+    let run = read(
+        dir.path(),
+        &config,
+        &catalog(&["contact_activity_summary"], false),
+        None,
+    );
+    run.assert_ok();
+    let said = logs_with(&run, "WARN", &[gone, "`contact_ids`", "remove it"]);
+    assert_eq!(said.len(), 1, "{:?}", run.of_type("LOG"));
+}
+
+/// `sandbox --port` on a port already taken says so and names the way out.
+#[test]
+fn a_busy_sandbox_port_is_named_with_the_way_out() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let output = std::process::Command::new(common::BIN)
+        .args(["sandbox", "--port", &port])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!("port {port} on 127.0.0.1 is already in use"))
+            && stderr.contains("--port 0"),
+        "{stderr}"
+    );
+    assert!(output.stdout.is_empty());
+}
+
+/// The first lines a new user meets for a config or catalog of the wrong
+/// shape name the problem and what to do.
+#[test]
+fn config_and_catalog_mistakes_say_what_to_do() {
+    let sandbox = Sandbox::start(&["--contacts", "10"]);
+    let dir = tempfile::tempdir().unwrap();
+    let mut no_refresh_token = sandbox.config.clone();
+    no_refresh_token["credentials"]
+        .as_object_mut()
+        .unwrap()
+        .remove("refresh_token");
+    let mut slow = sandbox.config.clone();
+    slow["requests_per_second"] = json!("fast");
+    for (config, needles) in [
+        (
+            no_refresh_token,
+            [
+                "`credentials.refresh_token` is missing",
+                "source-constant-contact auth",
+            ],
+        ),
+        (
+            slow,
+            [
+                "`requests_per_second`: expected a whole number",
+                "got \"fast\"",
+            ],
+        ),
+    ] {
+        let path = common::write_json(dir.path(), "config.json", &config);
+        let check = common::run(&["check", "--config", path.to_str().unwrap()]);
+        let status = &check.of_type("CONNECTION_STATUS")[0]["connectionStatus"];
+        let message = status["message"].as_str().unwrap();
+        assert!(needles.iter().all(|n| message.contains(n)), "{message}");
+    }
+
+    // A Singer catalog handed to Airbyte `read`.
+    let config = common::write_json(dir.path(), "config.json", &sandbox.config);
+    let singer = std::process::Command::new(common::BIN)
+        .args(["--config", config.to_str().unwrap(), "--discover"])
+        .env(common::TOKEN_CACHE_ENV, dir.path().join("tokens.json"))
+        .output()
+        .unwrap();
+    assert!(singer.status.success());
+    let catalog: Value = serde_json::from_slice(&singer.stdout).unwrap();
+    let run = read(dir.path(), &sandbox.config, &catalog, None);
+    assert_eq!(run.code, 1);
+    let message = run.errors()[0]["message"].as_str().unwrap().to_string();
+    assert!(
+        message.contains("looks like a Singer catalog") && message.contains("--catalog"),
+        "{message}"
+    );
+}

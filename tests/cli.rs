@@ -4,6 +4,8 @@
 
 mod common;
 
+use std::path::Path;
+
 use common::{run, write_json};
 use serde_json::{json, Value};
 
@@ -245,13 +247,37 @@ fn bad_catalogs_fail_clearly() {
     }
 }
 
+/// The origin the fixtures in integration_tests/ name: a user's
+/// `sandbox --port 8718`.
+const FIXTURE_ORIGIN: &str = "http://127.0.0.1:8718";
+
+/// The fixture `name` from integration_tests/, written into `dir` with its
+/// URLs pointing at `sandbox`: the test's sandbox listens on a free port, so
+/// a sandbox the user runs on 8718 neither breaks the test nor answers it.
+fn fixture_at(sandbox: &common::Sandbox, dir: &Path, name: &str) -> String {
+    let path = format!("{}/integration_tests/{name}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap();
+    let origin = sandbox.base_url.trim_end_matches("/v3");
+    let copy = dir.join(name);
+    std::fs::write(&copy, text.replace(FIXTURE_ORIGIN, origin)).unwrap();
+    copy.display().to_string()
+}
+
 /// The fixtures in integration_tests/ match `sandbox --port 8718` (seed 42).
 #[test]
 fn integration_fixtures_work_against_the_sandbox() {
     let fixtures = format!("{}/integration_tests", env!("CARGO_MANIFEST_DIR"));
-    let sandbox = common::Sandbox::start(&["--port", "8718", "--contacts", "40", "--rps", "50"]);
-    let sample = format!("{fixtures}/sample_config.json");
-    let invalid = format!("{fixtures}/invalid_config.json");
+    let sandbox = common::Sandbox::start(&["--port", "0", "--contacts", "40", "--rps", "50"]);
+    let copies = tempfile::tempdir().unwrap();
+    for name in ["sample_config.json", "invalid_config.json"] {
+        let text = std::fs::read_to_string(format!("{fixtures}/{name}")).unwrap();
+        assert!(
+            text.contains(FIXTURE_ORIGIN),
+            "{name} names {FIXTURE_ORIGIN}"
+        );
+    }
+    let sample = fixture_at(&sandbox, copies.path(), "sample_config.json");
+    let invalid = fixture_at(&sandbox, copies.path(), "invalid_config.json");
     let catalog = format!("{fixtures}/configured_catalog.json");
 
     let check = run(&["check", "--config", &invalid]);

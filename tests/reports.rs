@@ -471,3 +471,68 @@ fn relative_and_fixed_windows_bound_what_is_read() {
         .unwrap()
         .contains("start_days_ago"));
 }
+
+/// The pages and requests a run's summary LOG line gives `stream`.
+fn summary_counts(run: &Run, stream: &str) -> (u64, u64) {
+    let prefix = format!("{stream}: ");
+    let line = run
+        .of_type("LOG")
+        .into_iter()
+        .filter_map(|m| m["log"]["message"].as_str())
+        .find(|text| text.starts_with(&prefix) && text.contains(" request"))
+        .unwrap_or_else(|| panic!("no summary of {stream}"))
+        .to_string();
+    let before = |noun: &str| -> u64 {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let at = words
+            .iter()
+            .position(|w| w.trim_end_matches(',').trim_end_matches('s') == noun)
+            .unwrap_or_else(|| panic!("no {noun} in {line:?}"));
+        words[at - 1].replace(',', "").parse().unwrap()
+    };
+    (before("page"), before("request"))
+}
+
+/// The activity stats are read once for the reports they gate and the stats
+/// stream alike; each stream still counts the stats requests it used, so the
+/// stats stream never shows records read with no page or request.
+#[test]
+fn the_stats_stream_counts_the_requests_it_shares_with_its_gates() {
+    let sandbox = sandbox();
+    let dir = tempfile::tempdir().unwrap();
+    let (run, spent) = read_counted(
+        &sandbox,
+        dir.path(),
+        &fast(&sandbox),
+        &catalog(&["email_links", "email_campaign_activity_stats"], true),
+        None,
+    );
+    run.assert_ok();
+    assert!(!run.records("email_campaign_activity_stats").is_empty());
+    let stats_requests: u64 = spent
+        .iter()
+        .filter(|(route, _)| route.starts_with("GET /v3/reports/stats/email_campaign_activities/"))
+        .map(|(_, n)| *n as u64)
+        .sum();
+    assert!(stats_requests > 0);
+    let (pages, requests) = summary_counts(&run, "email_campaign_activity_stats");
+    assert_eq!(
+        requests, stats_requests,
+        "every stats request is the stats stream's"
+    );
+    assert_eq!(
+        pages, stats_requests,
+        "one page a request (no retries here)"
+    );
+    // The gated report counts the stats it used besides its own pages.
+    let (_, links_requests) = summary_counts(&run, "email_links");
+    let links_own: u64 = spent
+        .iter()
+        .filter(|(route, _)| route.contains("/links"))
+        .map(|(_, n)| *n as u64)
+        .sum();
+    assert!(
+        links_requests > links_own,
+        "{links_requests} vs {links_own}"
+    );
+}

@@ -64,7 +64,6 @@ mod tests;
 mod tracking;
 mod visits;
 
-use anyhow::Context;
 use axum::{extract::Request, middleware::from_fn_with_state, routing::post, Router};
 use chrono::{Months, SecondsFormat};
 use hyper::{body::Incoming, server::conn::http1, service::service_fn};
@@ -93,6 +92,21 @@ use limits::DropConnection;
 use middleware::Front;
 use state::Shared;
 
+/// Why 127.0.0.1:`port` cannot be listened on, and what to do: a busy port
+/// is the usual case (a sandbox started earlier), and `--port` is the way out.
+pub fn bind_error(port: u16, error: std::io::Error) -> anyhow::Error {
+    match error.kind() {
+        std::io::ErrorKind::AddrInUse => anyhow::anyhow!(
+            "port {port} on 127.0.0.1 is already in use (another sandbox?); pick another with \
+             --port, or --port 0 for a free one"
+        ),
+        _ => anyhow::anyhow!(
+            "cannot listen on 127.0.0.1:{port}: {error}; pick another port with --port, or \
+             --port 0 for a free one"
+        ),
+    }
+}
+
 /// A running sandbox; dropping it (or `shutdown`) stops the server.
 pub struct Sandbox {
     shared: Arc<Shared>,
@@ -107,7 +121,7 @@ impl Sandbox {
         opts.validate()?;
         let listener = TcpListener::bind(("127.0.0.1", opts.port))
             .await
-            .with_context(|| format!("binding 127.0.0.1:{}", opts.port))?;
+            .map_err(|e| bind_error(opts.port, e))?;
         let addr = listener.local_addr()?;
         let clock = Clock::default();
         let started = clock.now();

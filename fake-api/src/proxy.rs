@@ -35,6 +35,7 @@ use tokio::{
 };
 
 use super::auth::TOKEN_PATH;
+use super::bind_error;
 
 /// Largest request or response head, and largest body, the proxy handles.
 const MAX_HEAD: usize = 64 * 1024;
@@ -349,8 +350,8 @@ impl Proxy {
             .into_iter()
             .find(|a| a.ip().is_loopback())
             .with_context(|| format!("the upstream {upstream} is not on the loopback interface"))?;
-        let listener = std::net::TcpListener::bind(("127.0.0.1", port))
-            .with_context(|| format!("binding 127.0.0.1:{port}"))?;
+        let listener =
+            std::net::TcpListener::bind(("127.0.0.1", port)).map_err(|e| bind_error(port, e))?;
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
         let inner = Arc::new(Inner {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use serde_json::json;
 
 use super::columns::{self, Prepared};
-use super::progress::Protocol;
+use super::progress::{plural, Protocol};
 use super::setup;
 use crate::config::LoadedConfig;
 use crate::engine::StreamReport;
@@ -151,10 +151,13 @@ pub fn read(config_path: &Path, catalog_path: &Path, state_path: Option<&Path>) 
 
 pub fn summary(name: &str, report: &StreamReport) -> String {
     format!(
-        "{name}: {} records, {} pages, {} requests, {:.1}s",
+        "{name}: {} {}, {} {}, {} {}, {:.1}s",
         report.records,
+        plural(report.records, "record"),
         report.pages,
+        plural(report.pages, "page"),
         report.requests,
+        plural(report.requests, "request"),
         report.elapsed.as_secs_f64()
     )
 }
@@ -162,4 +165,23 @@ pub fn summary(name: &str, report: &StreamReport) -> String {
 fn fail(output: &Writer, error: &Error) -> i32 {
     output.error_trace(error, None);
     1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_summary_counts_one_page_as_one_page() {
+        let report = StreamReport {
+            records: 1200,
+            pages: 1,
+            requests: 2,
+            elapsed: std::time::Duration::from_millis(1500),
+        };
+        assert_eq!(
+            summary("contact_lists", &report),
+            "contact_lists: 1200 records, 1 page, 2 requests, 1.5s"
+        );
+    }
 }

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
 
-use super::progress::{Messages, Protocol, Watch};
+use super::progress::{plural, Messages, Protocol, Watch};
 use super::setup;
 use crate::config::LoadedConfig;
 use crate::engine::{self, Context, StreamReport, StreamStates};
@@ -197,8 +197,10 @@ async fn read_fields(
     output.log(
         Level::Info,
         &format!(
-            "custom_fields_as_columns: the account has {} custom fields ({requests} requests)",
-            fields.len()
+            "custom_fields_as_columns: the account has {} {} ({requests} {})",
+            fields.len(),
+            plural(fields.len() as u64, "custom field"),
+            plural(requests, "request")
         ),
     );
     Ok(fields)

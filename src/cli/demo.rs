@@ -4,6 +4,7 @@
 //! each run cost per stream.
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
@@ -156,7 +157,7 @@ async fn demo(options: DemoOptions) -> Result<()> {
     let full = sync(&first_config, &every_stream, &recorder, messages).await?;
     // Every record arrived: the sandbox knows how many there are.
     let expected = sandbox.expected_counts();
-    for (name, report) in &full {
+    for (name, report) in &full.0 {
         let read = report.as_ref().map_or(0, |r| r.records);
         // Contact reports depend on the contacts chosen: not counted here.
         let Some(wanted) = expected.get(name).map(|n| *n as u64) else {
@@ -199,7 +200,16 @@ async fn demo(options: DemoOptions) -> Result<()> {
     let incremental = sync(&config, &every_stream, &recorder, messages).await?;
     recorder.flush();
 
-    print_summary(&full, &incremental);
+    print_summary(
+        Run {
+            results: &full.0,
+            requests: full.1,
+        },
+        Run {
+            results: &incremental.0,
+            requests: incremental.1,
+        },
+    );
     let _ = std::fs::remove_dir_all(&cache);
     let token_requests: usize = sandbox
         .request_counts()
@@ -210,7 +220,7 @@ async fn demo(options: DemoOptions) -> Result<()> {
     eprintln!(
         "\nall {} streams complete; token requests: {token_requests} (the second run reused the \
          access token from the rotated config)",
-        full.len()
+        full.0.len()
     );
     if !options.stdout {
         eprintln!(
@@ -226,7 +236,7 @@ async fn sync(
     streams: &[Selected],
     recorder: &Arc<Recorder>,
     messages: Messages,
-) -> Result<Vec<(String, Result<StreamReport>)>> {
+) -> Result<(Vec<(String, Result<StreamReport>)>, u64)> {
     let config = LoadedConfig::from_value(config.clone())?;
     let registry = setup::registry(&config)?;
     let states = recorder
@@ -245,7 +255,7 @@ async fn sync(
             return Err(error.clone());
         }
     }
-    Ok(results)
+    Ok((results, ctx.api.requests_spent().sent))
 }
 
 /// Posts to a sandbox-only control route (`/__sandbox/<route>`).
@@ -273,32 +283,61 @@ fn count(ids: &Value) -> usize {
 
 type Results = [(String, Result<StreamReport>)];
 
-fn print_summary(full: &Results, incremental: &Results) {
+/// One run's results and the requests its client sent (each once, also
+/// those several streams shared through a cache).
+struct Run<'r> {
+    results: &'r Results,
+    requests: u64,
+}
+
+fn print_summary(full: Run<'_>, incremental: Run<'_>) {
+    let _ = std::io::stderr()
+        .lock()
+        .write_all(summary_table(full, incremental).as_bytes());
+}
+
+/// The per-stream table of both runs, its first column as wide as the
+/// longest stream name, and a last row with each run's total. `.ci/image.sh`
+/// reads it: the header starts `stream records pages`, and a stream's row
+/// its name, then its records in the full read.
+fn summary_table(full: Run<'_>, incremental: Run<'_>) -> String {
+    const TOTAL: &str = "all streams";
     let by_name: BTreeMap<&str, &StreamReport> = incremental
+        .results
         .iter()
         .filter_map(|(name, r)| r.as_ref().ok().map(|r| (name.as_str(), r)))
         .collect();
-    let mut err = std::io::stderr().lock();
+    let width = full
+        .results
+        .iter()
+        .map(|(name, _)| name.len())
+        .chain([TOTAL.len(), "stream".len()])
+        .max()
+        .unwrap_or_default();
+    let mut table = String::new();
     let _ = writeln!(
-        err,
-        "\n{:<26} {:>26}   {:>26}",
+        table,
+        "\n{:<width$} {:>26}   {:>26}",
         "", "full read", "incremental read"
     );
     let _ = writeln!(
-        err,
-        "{:<26} {:>8} {:>5} {:>5} {:>6}   {:>8} {:>5} {:>5} {:>6}",
+        table,
+        "{:<width$} {:>8} {:>5} {:>5} {:>6}   {:>8} {:>5} {:>5} {:>6}",
         "stream", "records", "pages", "reqs", "secs", "records", "pages", "reqs", "secs"
     );
-    for (name, report) in full {
+    let mut records = (0, 0);
+    for (name, report) in full.results {
         let Ok(first) = report else { continue };
         let second = by_name
             .get(name.as_str())
             .copied()
             .cloned()
             .unwrap_or_default();
+        records.0 += first.records;
+        records.1 += second.records;
         let _ = writeln!(
-            err,
-            "{:<26} {:>8} {:>5} {:>5} {:>6.1}   {:>8} {:>5} {:>5} {:>6.1}",
+            table,
+            "{:<width$} {:>8} {:>5} {:>5} {:>6.1}   {:>8} {:>5} {:>5} {:>6.1}",
             name,
             first.records,
             first.pages,
@@ -309,5 +348,64 @@ fn print_summary(full: &Results, incremental: &Results) {
             second.requests,
             second.elapsed.as_secs_f64()
         );
+    }
+    // Streams that share a read (stats several reports use) each count it:
+    // the total is the client's count, every request once.
+    let _ = writeln!(
+        table,
+        "{:<width$} {:>8} {:>5} {:>5} {:>6}   {:>8} {:>5} {:>5} {:>6}",
+        TOTAL, records.0, "", full.requests, "", records.1, "", incremental.requests, ""
+    );
+    table
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn report(records: u64, pages: u64, requests: u64) -> Result<StreamReport> {
+        Ok(StreamReport {
+            records,
+            pages,
+            requests,
+            elapsed: Duration::from_secs(1),
+        })
+    }
+
+    #[test]
+    fn the_summary_columns_fit_the_longest_stream_name() {
+        let long = "a_stream_name_much_longer_than_twenty_eight_characters";
+        let full = vec![
+            ("contacts".to_string(), report(2000, 4, 4)),
+            (long.to_string(), report(7, 1, 1)),
+        ];
+        let incremental = vec![("contacts".to_string(), report(25, 1, 1))];
+        let table = summary_table(
+            Run {
+                results: &full,
+                requests: 5,
+            },
+            Run {
+                results: &incremental,
+                requests: 1,
+            },
+        );
+        let lines: Vec<&str> = table.lines().skip(1).collect();
+        assert!(lines[1].starts_with("stream "), "{table}");
+        // Every row is as long as the header: no column shifts.
+        for line in &lines[1..] {
+            assert_eq!(line.len(), lines[1].len(), "{table}");
+        }
+        let row = |name: &str| {
+            lines
+                .iter()
+                .find(|l| l.split_whitespace().next() == Some(name))
+                .map(|l| l.split_whitespace().collect::<Vec<_>>())
+                .unwrap()
+        };
+        assert_eq!(row(long)[1..4], ["7", "1", "1"]);
+        assert_eq!(row("contacts")[5..8], ["25", "1", "1"]);
+        assert_eq!(row("all")[2..], ["2007", "5", "25", "1"]);
     }
 }

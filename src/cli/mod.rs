@@ -37,20 +37,30 @@ enum Command {
     Spec,
     /// Check that the config can read the account (CONNECTION_STATUS message).
     Check {
+        /// The connector config (JSON); `spec` shows its fields, `auth`
+        /// writes one.
         #[arg(long)]
         config: PathBuf,
     },
     /// Print the streams this source offers (CATALOG message).
     Discover {
+        /// The connector config (JSON); `spec` shows its fields, `auth`
+        /// writes one.
         #[arg(long)]
         config: PathBuf,
     },
     /// Read the streams selected in a configured catalog.
     Read {
+        /// The connector config (JSON); `spec` shows its fields, `auth`
+        /// writes one.
         #[arg(long)]
         config: PathBuf,
+        /// The Airbyte configured catalog: the streams to read, from
+        /// `discover`, each with its sync_mode.
         #[arg(long)]
         catalog: PathBuf,
+        /// The state a previous read left (its STATE messages, as a list);
+        /// without it, incremental streams start from the start date.
         #[arg(long)]
         state: Option<PathBuf>,
     },
@@ -107,5 +117,30 @@ fn sandbox(options: constant_contact_fake::SandboxOptions) -> i32 {
             eprintln!("sandbox: {error}");
             1
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `--help` of every command explains every option it lists.
+    #[test]
+    fn every_option_of_every_command_has_help_text() {
+        fn undocumented(command: &clap::Command, path: &str, found: &mut Vec<String>) {
+            for arg in command.get_arguments() {
+                if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    found.push(format!("{path} --{}", arg.get_id()));
+                }
+            }
+            for sub in command.get_subcommands() {
+                undocumented(sub, &format!("{path} {}", sub.get_name()), found);
+            }
+        }
+        let mut command = <Cli as clap::CommandFactory>::command();
+        command.build();
+        let mut found = Vec::new();
+        undocumented(&command, "source-constant-contact", &mut found);
+        assert!(found.is_empty(), "options without help: {found:?}");
     }
 }

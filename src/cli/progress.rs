@@ -81,6 +81,26 @@ impl Style {
     }
 }
 
+/// The values of [`PROGRESS_ENV`] that turn progress off, and the one that
+/// asks for lines.
+const OFF: [&str; 4] = ["off", "0", "false", "no"];
+const LINES: &str = "lines";
+
+/// The warning for a [`PROGRESS_ENV`] value that means nothing (read as
+/// unset), naming the values that do.
+fn unknown_setting(setting: Option<&str>) -> Option<String> {
+    let value = setting?;
+    let trimmed = value.trim();
+    if trimmed.is_empty() || trimmed == LINES || OFF.contains(&trimmed) {
+        return None;
+    }
+    Some(format!(
+        "{PROGRESS_ENV}={value:?} is not a setting; ignored (progress shows as when unset). \
+         Use `off` (or {}) to turn it off, or `{LINES}` for plain lines",
+        OFF[1..].join(", ")
+    ))
+}
+
 /// `messages_tty`: the protocol messages go to a terminal (stdout is one).
 fn choose(
     protocol: Protocol,
@@ -92,8 +112,8 @@ fn choose(
         return None;
     }
     match setting.map(str::trim) {
-        Some("off" | "0" | "false" | "no") => None,
-        Some("lines") => Some(Style::Lines),
+        Some(off) if OFF.contains(&off) => None,
+        Some(LINES) => Some(Style::Lines),
         _ if protocol == Protocol::Singer || messages_tty => Some(Style::Lines),
         _ => Some(Style::Redraw),
     }
@@ -321,7 +341,7 @@ impl RunningStream {
     fn records_read(&self) -> String {
         let records = thousands(self.records);
         match self.estimate {
-            None => format!("{records} records"),
+            None => counted(self.records, "record"),
             // The records changed since the API counted them: the estimate
             // says nothing about what is left.
             Some(estimate) if self.records > estimate => {
@@ -363,16 +383,16 @@ impl Snapshot {
             let _ = write!(line, " ({} incomplete)", self.streams_incomplete);
         }
         if let Some(requests) = self.requests {
-            let _ = write!(line, " | {} requests", thousands(requests.sent));
+            let _ = write!(line, " | {}", counted(requests.sent, "request"));
             if let Some(rate) = self.rate {
                 let _ = write!(line, ", {rate:.1}/s");
             }
         }
         let _ = write!(
             line,
-            " | {} records | {} pages | {}",
-            thousands(self.records),
-            thousands(self.pages),
+            " | {} | {} | {}",
+            counted(self.records, "record"),
+            counted(self.pages, "page"),
             clock(self.elapsed)
         );
         line
@@ -412,10 +432,10 @@ impl Snapshot {
         lines.extend(self.requests_left());
         for stream in self.running.iter().take(MAX_STREAM_LINES) {
             lines.push(format!(
-                "  {}: {}, {} pages, {}",
+                "  {}: {}, {}, {}",
                 stream.name,
                 stream.records_read(),
-                thousands(stream.pages),
+                counted(stream.pages, "page"),
                 clock(stream.elapsed)
             ));
         }
@@ -437,15 +457,27 @@ impl Snapshot {
         for (i, stream) in self.running.iter().enumerate() {
             let _ = write!(
                 line,
-                "{} {} ({}, {} pages)",
+                "{} {} ({}, {})",
                 if i == 0 { "; reading" } else { "," },
                 stream.name,
                 stream.records_read(),
-                thousands(stream.pages)
+                counted(stream.pages, "page")
             );
         }
         line
     }
+}
+
+/// `n` `noun`s for the display, singular for one: `1 page`, `1,200 records`.
+pub fn counted(n: u64, noun: &str) -> String {
+    format!("{} {}", thousands(n), plural(n, noun))
+}
+
+/// `noun` as `n` of it reads: `page` for one, `pages` otherwise. Every noun
+/// counted here takes a plain `s`.
+pub fn plural(n: u64, noun: &str) -> String {
+    let s = if n == 1 { "" } else { "s" };
+    format!("{noun}{s}")
 }
 
 /// 1234567 as `1,234,567`.
@@ -584,6 +616,9 @@ impl Watch {
         protocol: Protocol,
         messages: Messages,
     ) -> Watch {
+        if let Some(warning) = unknown_setting(std::env::var(PROGRESS_ENV).ok().as_deref()) {
+            inner.log(Level::Warn, &warning);
+        }
         match Style::for_this_process(protocol, messages) {
             Some(style) => Watch::with_style(
                 inner,
@@ -829,7 +864,7 @@ mod tests {
                  | 1:15",
                 "day: at most 7,499 of 10,000 left (other tools on the key not counted)",
                 "  contacts: 12,000 records, 24 pages, 0:06",
-                "  email_opens: 7 records, 1 pages, 0:01",
+                "  email_opens: 7 records, 1 page, 0:01",
             ]
         );
         assert_eq!(
@@ -837,7 +872,7 @@ mod tests {
             "INFO progress: streams 3/36 done | 2,501 requests, 3.9/s | 1,234,567 records \
              | 2,470 pages | 1:15 | day: at most 7,499 of 10,000 left (other tools on the key \
              not counted); reading contacts (12,000 records, 24 pages), \
-             email_opens (7 records, 1 pages)"
+             email_opens (7 records, 1 page)"
         );
         let unknown = Snapshot {
             requests: None,
@@ -870,7 +905,7 @@ mod tests {
                 "budget: 499 left of 3,000",
                 "day: at most 7,499 of 10,000 left (other tools on the key not counted)",
                 "  contacts: 12,000/30,000 records (40%, 0:09 left), 24 pages, 0:06",
-                "  email_opens: 7/70 records (10%), 1 pages, 0:01",
+                "  email_opens: 7/70 records (10%), 1 page, 0:01",
             ]
         );
         assert_eq!(
@@ -878,7 +913,7 @@ mod tests {
             "INFO progress: streams 3/36 done | 2,501 requests, 3.9/s | 1,234,567 records \
              | 2,470 pages | 1:15 | budget: 499 left of 3,000 | day: at most 7,499 of 10,000 \
              left (other tools on the key not counted); reading contacts (12,000/30,000 \
-             records (40%, 0:09 left), 24 pages), email_opens (7/70 records (10%), 1 pages)"
+             records (40%, 0:09 left), 24 pages), email_opens (7/70 records (10%), 1 page)"
         );
     }
 
@@ -1013,6 +1048,28 @@ mod tests {
         assert_eq!(choose(Airbyte, true, false, Some("off")), None);
         assert_eq!(choose(Singer, true, false, None), Some(Style::Lines));
         assert_eq!(choose(Singer, true, false, Some("off")), None);
+    }
+
+    #[test]
+    fn an_unknown_setting_is_named_with_the_accepted_ones() {
+        for known in [None, Some(""), Some("off"), Some(" no "), Some("lines")] {
+            assert_eq!(unknown_setting(known), None, "{known:?}");
+        }
+        let warning = unknown_setting(Some("bogus")).unwrap();
+        assert!(warning.contains("\"bogus\""), "{warning}");
+        assert!(
+            warning.contains("`off`") && warning.contains("`lines`"),
+            "{warning}"
+        );
+    }
+
+    #[test]
+    fn counts_are_singular_for_one() {
+        assert_eq!(counted(1, "page"), "1 page");
+        assert_eq!(counted(0, "page"), "0 pages");
+        assert_eq!(counted(1200, "record"), "1,200 records");
+        assert_eq!(plural(1, "request"), "request");
+        assert_eq!(plural(2, "request"), "requests");
     }
 
     #[test]

@@ -146,9 +146,12 @@ pub struct Children {
     def: Arc<StreamDef>,
     /// Parent values found: listed, named by the config or known from state.
     found: usize,
-    /// The config names the parents: values saved by earlier runs that it
-    /// does not name are not read.
-    configured: bool,
+    /// The config list that names the parents, if one does: values saved
+    /// by earlier runs that it does not name are not read.
+    configured: Option<ConfigList>,
+    /// The stream whose records the parent values are read from, and the
+    /// field of theirs each value is: said when a value is gone.
+    listed_by: (String, String),
     /// Single parent values not read yet, batched as they are read.
     values: VecDeque<ParentValue>,
     batch: usize,
@@ -246,7 +249,11 @@ impl Children {
         let mut children = Children {
             def: def.clone(),
             found: values.len(),
-            configured: configured.is_some(),
+            configured,
+            listed_by: (
+                source.map_or_else(String::new, |s| s.name.clone()),
+                parent.key.clone(),
+            ),
             values: values.into(),
             batch: parent.batch.max(1),
             unbatched: 0,
@@ -277,7 +284,10 @@ impl Children {
             .filter(|v| !stamped(v))
             .map(|v| v.key.clone())
             .collect();
-        let stamps = ctx.stats.stamps(ctx, gate, &keys, report).await?;
+        let stamps = ctx
+            .stats
+            .stamps(ctx, &self.def.name, gate, &keys, report)
+            .await?;
         for value in &mut self.values {
             if let (Some(field), Some(stamp)) = (field, stamps.get(&value.key)) {
                 if !stamped(value) {
@@ -334,11 +344,13 @@ impl Children {
                     .split(',')
                     .chain(self.values.iter().map(|v| v.key.as_str()))
                     .collect();
-                ctx.stats.records(ctx, &self.def, &left, report).await?;
+                ctx.stats
+                    .records(ctx, &self.def.name, &self.def, &left, report)
+                    .await?;
                 let keys: Vec<&str> = parent.key.split(',').collect();
                 let records: Vec<Value> = ctx
                     .stats
-                    .records(ctx, &self.def, &keys, report)
+                    .records(ctx, &self.def.name, &self.def, &keys, report)
                     .await?
                     .into_iter()
                     .flatten()
@@ -422,16 +434,30 @@ impl Children {
                 Ok(())
             }
             error if error.not_found => {
-                ctx.output.log(
-                    Level::Warn,
-                    &format!(
-                        "{}: {} no longer exists; skipped",
-                        self.def.name, parent.key
-                    ),
-                );
+                ctx.output.log(Level::Warn, &self.vanished(&parent.key));
                 Ok(())
             }
             error => Err(error),
+        }
+    }
+
+    /// The warning for a parent value the API no longer knows (404): which
+    /// config list or parent stream named it, and what to do.
+    fn vanished(&self, key: &str) -> String {
+        let stream = &self.def.name;
+        match self.configured {
+            Some(list) => format!(
+                "{stream}: {key:?} in `{field}` of the config no longer exists (the API \
+                 answered 404); skipped: remove it from `{field}`",
+                field = list.config_field()
+            ),
+            None => {
+                let (parent, field) = &self.listed_by;
+                format!(
+                    "{stream}: the {parent} record with {field} {key:?} no longer exists (deleted \
+                     since it was listed); skipped"
+                )
+            }
         }
     }
 
@@ -452,7 +478,7 @@ impl Children {
     /// (their parent record did not change, so it was not listed again).
     /// Parents the config names are all there is: nothing is added.
     pub fn add_keys(&mut self, keys: impl IntoIterator<Item = String>) {
-        if self.configured {
+        if self.configured.is_some() {
             return;
         }
         for key in keys {

@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Misfit, Result, Shown};
 
 /// A moment in saved state, written as RFC 3339 with milliseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -173,15 +173,13 @@ pub fn parse<T: DeserializeOwned + Default>(stream: &str, state: Option<&Value>)
         return Ok(T::default());
     };
     serde_path_to_error::deserialize(value).map_err(|e| {
-        let at = e.path().to_string();
-        let field = if at == "." {
-            String::new()
-        } else {
-            format!(" at `{at}`")
+        let problem = match Misfit::of("", &e, value, Shown::Value) {
+            Misfit::Missing(path) => format!("`{path}` is missing"),
+            Misfit::Wrong { path, problem } if path.is_empty() => problem,
+            Misfit::Wrong { path, problem } => format!("`{path}`: {problem}"),
         };
         Error::config(format!(
-            "the saved state of stream {stream}{field} is invalid: {}; fix it or reset the stream",
-            e.inner()
+            "the saved state of stream {stream} is invalid: {problem}; fix it or reset the stream"
         ))
     })
 }

@@ -704,7 +704,7 @@ impl PerParentSync {
         if let Some(gate) = &parent.gate {
             counts = ctx
                 .stats
-                .counts(ctx, gate, &children.keys(), report)
+                .counts(ctx, &def.name, gate, &children.keys(), report)
                 .await?;
             let saved_counts = &saved.counts;
             children.retain(|parent| match counts.get(&parent.key) {

@@ -101,6 +101,15 @@ fn read_message(message: Value, states: &mut StreamStates, notes: &mut Notes) ->
         "STREAM" | "" if message.get("stream").is_some_and(Value::is_object) => {
             read_stream_state(message.remove("stream").unwrap_or_default(), states)
         }
+        "STREAM" => Err(Error::config(match message.get("stream") {
+            None => "a STREAM state message has no `stream` object: it needs \
+                     {\"stream\": {\"stream_descriptor\": {\"name\": …}, \"stream_state\": {…}}}"
+                .to_string(),
+            Some(other) => format!(
+                "the `stream` of a STREAM state message must be an object with \
+                 stream_descriptor and stream_state, not {other}"
+            ),
+        })),
         "GLOBAL" => {
             let streams = message
                 .get_mut("global")
@@ -277,6 +286,14 @@ mod tests {
             .unwrap_err()
             .message
             .contains("state must be"));
+        for (message, needle) in [
+            (json!({"type": "STREAM"}), "has no `stream` object"),
+            (json!({"type": "STREAM", "stream": 5}), "must be an object"),
+        ] {
+            let error = parse_quietly(json!([message])).unwrap_err();
+            assert!(error.message.contains(needle), "{error}");
+            assert!(!error.message.contains("unknown"), "{error}");
+        }
         assert!(parse_quietly(json!([{"type": "BOGUS"}]))
             .unwrap_err()
             .message

@@ -70,7 +70,24 @@ pub fn parse_configured(
         let name = entry
             .pointer("/stream/name")
             .and_then(Value::as_str)
-            .ok_or_else(|| Error::config(format!("streams[{index}] has no stream.name")))?;
+            .ok_or_else(|| {
+                let singer = entry.get("tap_stream_id").is_some()
+                    || entry.get("stream").is_some_and(Value::is_string);
+                Error::config(if singer {
+                    format!(
+                        "streams[{index}] has no stream.name: this looks like a Singer catalog \
+                         (`tap_stream_id`), but `read` needs an Airbyte configured catalog \
+                         ({{\"streams\": [{{\"stream\": {{\"name\": …}}, \"sync_mode\": …}}]}}); \
+                         read a Singer catalog in Singer mode, without a subcommand: \
+                         `source-constant-contact --config CONFIG --catalog CATALOG`"
+                    )
+                } else {
+                    format!(
+                        "streams[{index}] has no stream.name: an Airbyte configured catalog \
+                         lists {{\"stream\": {{\"name\": …}}, \"sync_mode\": …}} per stream"
+                    )
+                })
+            })?;
         let def = registry.find(name).cloned().ok_or_else(|| {
             Error::config(format!(
                 "streams[{index}]: {name:?} is not a stream of this source; run discover for the list"
@@ -208,7 +225,22 @@ pub fn parse_singer(registry: &Registry, catalog: &Value) -> Result<Vec<Selected
             .get("tap_stream_id")
             .or_else(|| entry.get("stream"))
             .and_then(Value::as_str)
-            .ok_or_else(|| Error::config(format!("streams[{index}] has no tap_stream_id")))?;
+            .ok_or_else(|| {
+                let airbyte = entry.pointer("/stream/name").is_some_and(Value::is_string);
+                Error::config(if airbyte {
+                    format!(
+                        "streams[{index}] has no tap_stream_id: this looks like an Airbyte \
+                         configured catalog (`stream.name`), but Singer mode needs a Singer \
+                         catalog, as `--discover` prints it; read an Airbyte catalog with \
+                         `source-constant-contact read --config CONFIG --catalog CATALOG`"
+                    )
+                } else {
+                    format!(
+                        "streams[{index}] has no tap_stream_id: a Singer catalog names each \
+                         stream in `tap_stream_id`, as `--discover` prints it"
+                    )
+                })
+            })?;
         let def = registry.find(name).cloned().ok_or_else(|| {
             Error::config(format!(
                 "streams[{index}]: {name:?} is not a stream of this tap; run --discover for the list"
@@ -321,6 +353,31 @@ mod tests {
         assert!(contacts.contains("contact_id"), "keys are automatic");
         assert!(selected[0].incremental);
         assert!(selected.iter().all(|s| s.def.name != "contact_lists"));
+    }
+
+    #[test]
+    fn a_catalog_of_the_other_protocol_is_recognised() {
+        let registry = Registry::built_in();
+        let singer = singer_discover(&registry);
+        let err = parse_configured(&registry, &singer, &mut vec![]).unwrap_err();
+        assert!(err.message.contains("looks like a Singer catalog"), "{err}");
+        assert!(err.message.contains("--catalog CATALOG"), "{err}");
+        let airbyte = json!({"streams": [{"stream": {"name": "contacts"},
+            "sync_mode": "full_refresh", "destination_sync_mode": "overwrite"}]});
+        let err = parse_singer(&registry, &airbyte).unwrap_err();
+        assert!(
+            err.message
+                .contains("looks like an Airbyte configured catalog"),
+            "{err}"
+        );
+        assert!(
+            err.message.contains("source-constant-contact read"),
+            "{err}"
+        );
+        // Neither: say what the expected shape names.
+        let err = parse_configured(&registry, &json!({"streams": [{}]}), &mut vec![]).unwrap_err();
+        assert!(err.message.contains("stream.name"), "{err}");
+        assert!(!err.message.contains("Singer"), "{err}");
     }
 
     #[test]
