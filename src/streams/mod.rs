@@ -257,6 +257,10 @@ pub struct Parent {
     pub sync: ChildSync,
     /// Incrementally, parents are read only when their counts change.
     pub gate: Option<StatsGate>,
+    /// Where a parent says how many rows its child holds: a JSON pointer
+    /// into its stats record (a gated parent) or else into its record. The
+    /// pages a sync will read, for `plan`.
+    pub rows: Option<String>,
 }
 
 impl Parent {
@@ -283,6 +287,15 @@ impl Parent {
             path_values: Vec::new(),
             sync: ChildSync::FullRefresh,
             gate: None,
+            rows: None,
+        }
+    }
+
+    /// See [`Parent::rows`].
+    pub fn rows(self, pointer: &str) -> Parent {
+        Parent {
+            rows: Some(pointer.into()),
+            ..self
         }
     }
 

@@ -112,13 +112,16 @@ fn tracking(name: &str, path: &str, primary_key: &[&str], count: &str, schema: &
         .primary_key(primary_key)
         .page_size(500)
         .schema(schema)
-        .parent(counted(
-            ChildSync::NewestFirst {
-                field: "created_time".into(),
-                lookback: None,
-            },
-            &[count],
-        ))
+        .parent(
+            counted(
+                ChildSync::NewestFirst {
+                    field: "created_time".into(),
+                    lookback: None,
+                },
+                &[count],
+            )
+            .rows(count),
+        )
 }
 
 /// The longest range of `open_and_click_rates` (the contract: "cannot exceed
@@ -285,7 +288,10 @@ pub fn streams() -> Vec<StreamDef> {
         )
         // A current list, not a log (rows vanish when a contact opens): an
         // activity's list is read again whole when its sends or opens changed.
-        .parent(counted_snapshot(&["/stats/em_sends", "/stats/em_opens"])),
+        .parent(
+            counted_snapshot(&["/stats/em_sends", "/stats/em_opens"])
+                .rows("/stats/em_not_opened"),
+        ),
         tracking(
             "email_clicks",
             "/reports/email_reports/{parent}/tracking/clicks",
