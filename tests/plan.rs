@@ -37,12 +37,20 @@ fn connector(args: &[&str]) -> (i32, String, String) {
 /// the refresh token) and the requests the sandbox served for it.
 fn plan(sandbox: &Sandbox, dir: &Path, config: &Value, extra: &[&str]) -> (Value, Value, usize) {
     let path = write_json(dir, "plan-config.json", config);
-    let mut args = vec!["plan", "--config", path.to_str().unwrap(), "--format", "json"];
+    let mut args = vec![
+        "plan",
+        "--config",
+        path.to_str().unwrap(),
+        "--format",
+        "json",
+    ];
     args.extend_from_slice(extra);
     let before = sandbox.request_counts();
     let (code, stdout, stderr) = connector(&args);
     assert_eq!(code, 0, "{stderr}");
-    let spent: usize = api_requests(&sandbox.requests_since(&before)).values().sum();
+    let spent: usize = api_requests(&sandbox.requests_since(&before))
+        .values()
+        .sum();
     let plan = serde_json::from_str(&stdout).expect("the plan is one JSON document");
     let config = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     (plan, config, spent)
@@ -121,14 +129,7 @@ const SCALING: [&str; 4] = [
 
 #[test]
 fn a_large_accounts_plan_is_close_to_its_full_sync() {
-    let sandbox = Sandbox::start(&[
-        "--contacts",
-        "100000",
-        "--campaigns",
-        "300",
-        "--rps",
-        "100",
-    ]);
+    let sandbox = Sandbox::start(&["--contacts", "100000", "--campaigns", "300", "--rps", "100"]);
     let dir = tempfile::tempdir().unwrap();
     let streams = catalog(&SCALING, true);
     let catalog_path = write_json(dir.path(), "plan-catalog.json", &streams);
@@ -183,7 +184,10 @@ fn singer_plan_reads_the_singer_catalog_and_prints_a_table_or_json() {
         .iter()
         .map(|s| (s["stream"].as_str().unwrap(), s["read"].as_str().unwrap()))
         .collect();
-    assert_eq!(rows[..2], [("contacts", "selected"), ("email_sends", "selected")]);
+    assert_eq!(
+        rows[..2],
+        [("contacts", "selected"), ("email_sends", "selected")]
+    );
     // The parents and stats email_sends needs, each counted once.
     for shared in [
         ("campaign_activity_refs", "parents"),

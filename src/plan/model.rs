@@ -571,3 +571,159 @@ fn any_positive(value: &Value) -> bool {
 fn count_at(record: &Value, pointer: &str) -> u64 {
     record.pointer(pointer).and_then(Value::as_u64).unwrap_or(0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn pages_are_a_request_each_and_an_empty_read_is_one() {
+        assert_eq!(pages(0, Some(500)), 1);
+        assert_eq!(pages(1, Some(500)), 1);
+        assert_eq!(pages(500, Some(500)), 1);
+        assert_eq!(pages(501, Some(500)), 2);
+        assert_eq!(pages(12_345, None), 1, "an unpaged endpoint");
+    }
+
+    #[test]
+    fn batches_carry_many_values_a_request() {
+        assert_eq!(batches(0.0, 10), 0);
+        assert_eq!(batches(10.0, 10), 1);
+        assert_eq!(batches(11.0, 10), 2);
+        assert_eq!(batches(33.4, 10), 4, "a mean rounds to whole values");
+    }
+
+    #[test]
+    fn a_read_cut_into_windows_costs_its_pages_and_a_few_more() {
+        // Not cut: a few pages.
+        assert_eq!(windowed(4_000, 500), 8);
+        // 200 pages in 16 windows: a page set aside and half a page each.
+        assert_eq!(windowed(100_000, 500), 200 + 1 + 8);
+    }
+
+    /// Two campaigns, one sent (a primary email with 600 sends, a
+    /// permalink) and one draft (no sends), each sampled.
+    fn account() -> Survey {
+        let campaign = |id: &str, type_code: u32| json!({"campaign_id": id, "type_code": type_code, "updated_at": "2025-01-01T00:00:00Z"});
+        let stats = |id: &str, sends: u64| json!({"campaign_id": id, "stats": {"em_sends": sends}});
+        let refs = |roles: &[&str]| -> Vec<Value> {
+            roles
+                .iter()
+                .map(|role| json!({"campaign_activity_id": format!("a-{role}"), "role": role}))
+                .collect()
+        };
+        let mut survey = Survey::default();
+        survey.listed.insert(
+            "email_campaigns".into(),
+            Arc::new(vec![campaign("sent", 10), campaign("draft", 57)]),
+        );
+        survey.stats.insert("sent".into(), stats("sent", 600));
+        survey.stats.insert("draft".into(), stats("draft", 0));
+        survey.sampled.insert(
+            "campaign_activity_refs".into(),
+            vec![
+                (
+                    "sent".into(),
+                    refs(&["primary_email", "permalink", "resend"]),
+                ),
+                ("draft".into(), refs(&["primary_email", "permalink"])),
+            ],
+        );
+        survey
+    }
+
+    fn rows(survey: &Survey, streams: &[(&str, bool)]) -> Vec<Row> {
+        let registry = Registry::built_in();
+        let lists = Lists::default();
+        let model = Model {
+            registry: &registry,
+            survey,
+            lists: &lists,
+        };
+        let selected: Vec<Selected> = streams
+            .iter()
+            .map(|(name, incremental)| Selected {
+                def: registry.find(name).unwrap().clone(),
+                incremental: *incremental,
+                properties: None,
+            })
+            .collect();
+        model.rows(&selected)
+    }
+
+    fn find<'r>(rows: &'r [Row], stream: &str, role: Role) -> &'r Row {
+        rows.iter()
+            .find(|r| r.stream == stream && r.role == role)
+            .unwrap_or_else(|| panic!("no {stream} {role:?} row in {rows:?}"))
+    }
+
+    #[test]
+    fn gated_reports_read_pages_of_their_stats_rows_and_skip_empty_parents() {
+        let survey = account();
+        let rows = rows(
+            &survey,
+            &[("email_sends", true), ("email_campaign_activities", true)],
+        );
+        let incremental = Role::Selected { incremental: true };
+        // The sent campaign's 600 sends split between its primary email and
+        // its resend: a page each; the draft's primary email has none.
+        let sends = find(&rows, "email_sends", incremental);
+        assert_eq!((sends.full, sends.incremental), (2, 0));
+        // Every activity: 3 of the sent campaign's kinds, 2 of the draft's.
+        let activities = find(&rows, "email_campaign_activities", incremental);
+        assert_eq!((activities.full, activities.incremental), (5, 0));
+        // Shared reads, once each: the campaigns' activities (one request a
+        // campaign; again only for the newest), the listing, the stats of
+        // the 3 sent-role activities (10 a request).
+        let refs = find(&rows, "campaign_activity_refs", Role::Parents);
+        assert_eq!((refs.full, refs.incremental), (2, 1));
+        assert_eq!(find(&rows, "email_campaigns", Role::Parents).full, 1);
+        assert_eq!(
+            find(&rows, "email_campaign_activity_stats", Role::Stats).full,
+            1
+        );
+        assert_eq!(rows.len(), 5, "{rows:?}");
+    }
+
+    #[test]
+    fn a_full_refresh_reads_every_parent_and_filters_follow_carried_fields() {
+        let survey = account();
+        let rows = rows(
+            &survey,
+            &[
+                ("email_sends", false),
+                ("email_campaign_activity_abtests", true),
+            ],
+        );
+        // Full refresh: the draft's empty primary email is read too.
+        let sends = find(&rows, "email_sends", Role::Selected { incremental: false });
+        assert_eq!(sends.full, 3);
+        // Only the A/B test campaign's (type 57) primary email.
+        let abtests = find(
+            &rows,
+            "email_campaign_activity_abtests",
+            Role::Selected { incremental: true },
+        );
+        assert_eq!(abtests.full, 1);
+    }
+
+    #[test]
+    fn counted_streams_cost_their_pages_and_a_refused_optional_value() {
+        let mut survey = Survey::default();
+        survey.counted.insert("contacts".into(), 1_000);
+        survey.refused.insert("contacts".into(), 1);
+        let rows = rows(&survey, &[("contacts", true), ("contact_lists", false)]);
+        let contacts = find(&rows, "contacts", Role::Selected { incremental: true });
+        // Two pages and the refusal; then a page of changes, the opt-out
+        // pass and the refusal.
+        assert_eq!((contacts.full, contacts.incremental), (3, 3));
+        let lists = find(
+            &rows,
+            "contact_lists",
+            Role::Selected { incremental: false },
+        );
+        assert_eq!((lists.full, lists.incremental), (1, 1));
+        assert!(lists.basis.contains("assumed"), "{}", lists.basis);
+    }
+}
