@@ -8,30 +8,14 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
-use common::{all_streams, api_requests, catalog, read_counted, write_json, Sandbox, BIN};
+use common::{
+    all_streams, api_requests, catalog, read_counted, run_raw as connector, write_json, Sandbox,
+};
 use serde_json::{json, Value};
 
 /// How far an estimate may be from the requests the sync then takes.
 const TOLERANCE: f64 = 0.15;
-
-/// Runs the connector with `args` (its own token cache): exit code, stdout,
-/// stderr.
-fn connector(args: &[&str]) -> (i32, String, String) {
-    let cache = tempfile::tempdir().unwrap();
-    let output = Command::new(BIN)
-        .args(args)
-        .env(common::TOKEN_CACHE_ENV, cache.path().join("tokens.json"))
-        .output()
-        .unwrap();
-    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).to_string();
-    (
-        output.status.code().unwrap_or(-1),
-        text(&output.stdout),
-        text(&output.stderr),
-    )
-}
 
 /// The plan as JSON, with the config the plan left in its file (it rotates
 /// the refresh token) and the requests the sandbox served for it.

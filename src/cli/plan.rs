@@ -71,15 +71,7 @@ pub fn run(
 /// reads (opt-in ones aside), incrementally where they can.
 fn selection(registry: &Registry, catalog: Option<(&Path, CatalogKind)>) -> Result<Vec<Selected>> {
     match catalog {
-        None => Ok(registry
-            .visible()
-            .filter(|def| !def.opt_in())
-            .map(|def| Selected {
-                def: def.clone(),
-                incremental: def.supports_incremental(),
-                properties: None,
-            })
-            .collect()),
+        None => Ok(catalog::default_selection(registry)),
         Some((path, CatalogKind::Airbyte)) => {
             let mut notes = Vec::new();
             let selected = catalog::load_configured(registry, path, &mut notes)?;

@@ -103,7 +103,7 @@ impl Model<'_> {
                 incremental,
                 basis,
             });
-            if self.shared_read(def, stream.incremental) {
+            if self.registry.read_as_parents(def, stream.incremental) {
                 covered.insert((def.name.clone(), false));
             }
             if self.registry.gates_on(&def.name) {
@@ -138,19 +138,6 @@ impl Model<'_> {
             });
         }
         rows
-    }
-
-    /// A child stream read in full that another stream takes its parents
-    /// from is read once, as the parents (`engine::shared_read`).
-    fn shared_read(&self, def: &StreamDef, incremental: bool) -> bool {
-        let parent_of_another = self.registry.visible().any(|other| {
-            other
-                .parent
-                .as_ref()
-                .is_some_and(|p| p.source == ParentSource::Stream(def.name.clone()))
-        });
-        let full = !incremental || !def.supports_incremental();
-        full && def.parent.is_some() && def.export.is_none() && parent_of_another
     }
 
     /// The shared reads `def` needs: the listings of its parent streams up
@@ -396,7 +383,7 @@ impl Model<'_> {
             .filter(|e| {
                 parent.only.iter().all(|(field, allowed)| {
                     let value = text(e.fields.get(field));
-                    allowed.iter().any(|a| *a == value)
+                    allowed.contains(&value)
                 })
             })
             .filter(|e| narrowed.is_empty() || narrowed.contains(&text(e.fields.get(&parent.key))))

@@ -776,6 +776,20 @@ impl Registry {
         })
     }
 
+    /// Whether a read of `def` is the listing of parents another stream
+    /// takes them from: a child stream read in full that is a parent of a
+    /// visible stream (`engine::shared_read`).
+    pub fn read_as_parents(&self, def: &StreamDef, incremental: bool) -> bool {
+        let parent_of_another = self.visible().any(|other| {
+            other
+                .parent
+                .as_ref()
+                .is_some_and(|p| p.source == ParentSource::Stream(def.name.clone()))
+        });
+        let full = !incremental || !def.supports_incremental();
+        full && def.parent.is_some() && def.export.is_none() && parent_of_another
+    }
+
     /// Any stream, hidden ones included (parents of children).
     pub fn find_any(&self, name: &str) -> Option<&Arc<StreamDef>> {
         self.streams.iter().find(|def| def.name == name)
