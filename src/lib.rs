@@ -14,6 +14,7 @@ pub mod engine;
 pub mod error;
 pub mod files;
 pub mod http;
+pub mod plan;
 pub mod protocol;
 #[cfg(test)]
 mod scripted_server;

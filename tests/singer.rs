@@ -24,16 +24,7 @@ fn singer(args: &[&str]) -> Run {
 
 /// Output that is not one message per line (`--about`).
 fn raw(args: &[&str]) -> (i32, String, String) {
-    let output = std::process::Command::new(common::BIN)
-        .args(args)
-        .output()
-        .unwrap();
-    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).to_string();
-    (
-        output.status.code().unwrap_or(-1),
-        text(&output.stdout),
-        text(&output.stderr),
-    )
+    common::run_raw(args)
 }
 
 fn discover(dir: &std::path::Path, config: &Value) -> Value {

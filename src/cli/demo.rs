@@ -115,15 +115,7 @@ async fn demo(options: DemoOptions) -> Result<()> {
         options.contacts,
         options.requests_per_second
     );
-    let every_stream: Vec<Selected> = Registry::built_in()
-        .visible()
-        .filter(|def| !def.opt_in())
-        .map(|def| Selected {
-            def: def.clone(),
-            incremental: def.supports_incremental(),
-            properties: None,
-        })
-        .collect();
+    let every_stream = crate::protocol::catalog::default_selection(&Registry::built_in());
     let writer = if options.stdout {
         AirbyteWriter::new(Box::new(BufWriter::new(std::io::stdout())) as Box<dyn Write + Send>)
     } else {

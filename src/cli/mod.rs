@@ -8,6 +8,7 @@ pub mod authorize;
 mod columns;
 #[cfg(feature = "sandbox")]
 pub mod demo;
+pub mod plan;
 mod privileges;
 pub mod progress;
 pub mod setup;
@@ -64,6 +65,18 @@ enum Command {
         #[arg(long)]
         state: Option<PathBuf>,
     },
+    /// Estimate the requests a sync will take (full and incremental), before
+    /// any read, against the API's daily quota: a table on stdout, or JSON.
+    Plan {
+        #[arg(long)]
+        config: PathBuf,
+        /// A configured catalog; without one, every stream a default
+        /// selection reads.
+        #[arg(long)]
+        catalog: Option<PathBuf>,
+        #[arg(long, value_enum, default_value_t)]
+        format: plan::PlanFormat,
+    },
     /// Serve a fake Constant Contact V3 API on 127.0.0.1 for tests and trials.
     #[cfg(feature = "sandbox")]
     Sandbox(constant_contact_fake::SandboxOptions),
@@ -95,6 +108,20 @@ pub fn main() -> i32 {
             catalog,
             state,
         } => airbyte::read(&config, &catalog, state.as_deref()),
+        Command::Plan {
+            config,
+            catalog,
+            format,
+        } => {
+            let catalog = catalog.as_deref().map(|p| (p, plan::CatalogKind::Airbyte));
+            match plan::run(&config, catalog, format) {
+                Ok(()) => 0,
+                Err(error) => {
+                    crate::protocol::to_stderr(&format!("plan: {error}"));
+                    1
+                }
+            }
+        }
         Command::Auth(args) => authorize::run(*args),
         #[cfg(feature = "sandbox")]
         Command::Demo(options) => demo::run(options),

@@ -40,14 +40,19 @@ pub struct SingerArgs {
     /// Singer: describe the tap (name, version, capabilities, settings).
     #[arg(long)]
     pub about: bool,
-    /// Format of --about.
-    #[arg(long, value_enum, requires = "about")]
+    /// Singer: estimate the requests a sync of --catalog (or of every
+    /// stream a default selection reads) will take, before any read.
+    #[arg(long, conflicts_with_all = ["discover", "about", "state"])]
+    pub plan: bool,
+    /// Format of --about (json, markdown) or of --plan (json; a table
+    /// without it).
+    #[arg(long, value_enum)]
     pub format: Option<AboutFormat>,
 }
 
 impl SingerArgs {
     pub fn given(&self) -> bool {
-        self.config.is_some() || self.discover || self.catalog.is_some() || self.about
+        self.config.is_some() || self.discover || self.catalog.is_some() || self.about || self.plan
     }
 }
 
@@ -55,6 +60,10 @@ pub fn run(args: SingerArgs) -> i32 {
     let result = if args.about {
         about(args.format.unwrap_or(AboutFormat::Json));
         Ok(())
+    } else if args.plan {
+        plan(&args)
+    } else if args.format.is_some() {
+        Err(Error::config("--format goes with --about or --plan"))
     } else {
         match (&args.config, args.discover, &args.catalog) {
             // Meltano may pass --state along with --discover: it is ignored.
@@ -73,6 +82,26 @@ pub fn run(args: SingerArgs) -> i32 {
             1
         }
     }
+}
+
+fn plan(args: &SingerArgs) -> Result<()> {
+    let Some(config) = &args.config else {
+        return Err(Error::config("Singer mode needs --config CONFIG"));
+    };
+    let format = match args.format {
+        None => super::plan::PlanFormat::Text,
+        Some(AboutFormat::Json) => super::plan::PlanFormat::Json,
+        Some(AboutFormat::Markdown) => {
+            return Err(Error::config(
+                "--plan prints a table or, with --format json, JSON",
+            ))
+        }
+    };
+    let catalog = args
+        .catalog
+        .as_deref()
+        .map(|path| (path, super::plan::CatalogKind::Singer));
+    super::plan::run(config, catalog, format)
 }
 
 fn discover(config_path: &Path) -> Result<()> {
@@ -170,7 +199,7 @@ fn is_blank(path: &Path) -> Result<bool> {
 /// An output for the requests made before a sync's writer exists (the
 /// custom fields of `custom_fields_as_columns`): logs to stderr, a rotated
 /// refresh token to the config file, nothing on stdout.
-fn bare_output(config_path: &Path) -> Arc<dyn Output> {
+pub(super) fn bare_output(config_path: &Path) -> Arc<dyn Output> {
     Arc::new(SingerWriter::new(
         std::io::sink(),
         &[],

@@ -36,6 +36,7 @@ use optional::OptionalValues;
 use pages::{Chain, Fetched};
 use parents::{with_parent, Children, ParentCache, ParentValue};
 use sync::Strategy;
+pub use windows::first_cut;
 
 /// The stream listing the account's custom fields.
 const CUSTOM_FIELDS: &str = "custom_fields";
@@ -376,6 +377,29 @@ pub async fn read_to_vec(ctx: &Context, def: &Arc<StreamDef>) -> Result<(Vec<Val
     let mut report = StreamReport::default();
     let records = collect(ctx, def, None, &mut report).await?;
     Ok((records, report.requests))
+}
+
+/// The records of `def` as the children of a sync list them (in full, once
+/// per run, through the context's parent cache: later children and
+/// [`read_to_vec`] of them ask no more), with the requests this call took.
+pub async fn parent_records(ctx: &Context, def: &Arc<StreamDef>) -> Result<(Arc<Vec<Value>>, u64)> {
+    let mut report = StreamReport::default();
+    let records = ctx.parents.records(ctx, def, None, &mut report).await?;
+    Ok((records, report.requests))
+}
+
+/// How many records a read of `def` holds, as the first page of its own
+/// read says (`StreamDef::count`), asked for with a one-record page and the
+/// read's parameters and filters, with the requests it took (a refused
+/// optional value costs one more, as in the sync).
+pub async fn first_page_count(ctx: &Context, def: &StreamDef) -> Result<(Option<u64>, u32)> {
+    let one = Arc::new(StreamDef {
+        page_size: Some(1),
+        ..def.clone()
+    });
+    let url = pages::first_page(ctx, &one, &one.path, None);
+    let (page, requests) = pages::fetch(ctx, &one, url).await?;
+    Ok((page.count, requests))
 }
 
 /// Where a stream's pages come from: passes read one after the other (one,

@@ -10,19 +10,12 @@ use std::sync::Arc;
 use super::{sync, Context, Sink, StreamReport};
 use crate::error::Result;
 use crate::protocol::RecordRef;
-use crate::streams::{ParentSource, StreamDef};
+use crate::streams::StreamDef;
 
 /// Whether `def` is read through the parent cache: a child stream read in
 /// full that another stream of the registry takes its parents from.
 pub fn applies(ctx: &Context, def: &StreamDef, incremental: bool) -> bool {
-    let parent_of_another = ctx.registry.visible().any(|other| {
-        other
-            .parent
-            .as_ref()
-            .is_some_and(|p| p.source == ParentSource::Stream(def.name.clone()))
-    });
-    let full = !incremental || !def.supports_incremental();
-    full && def.parent.is_some() && def.export.is_none() && parent_of_another
+    ctx.registry.read_as_parents(def, incremental)
 }
 
 /// Reads `def` through the parent cache into `sink`.

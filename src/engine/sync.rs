@@ -622,8 +622,8 @@ struct PerParentSync {
     /// where it starts next run.
     saved_parent_cursor: Option<Timestamp>,
     parent_cursor: Option<Timestamp>,
-    /// With a gate that counts the rows ([`StatsGate::rows`]): where in
-    /// `counts` the count is, and its pointer, for messages.
+    /// With audited rows ([`Parent::audit_rows`]) among the gate's counts:
+    /// where in `counts` the count is, and its pointer, for messages.
     rows_count: Option<(usize, String)>,
     /// The parent's key field, for messages.
     parent_key: String,
@@ -759,8 +759,9 @@ impl PerParentSync {
             saved_parent_cursor: saved.parent_cursor,
             parent_cursor,
             rows_count: parent.gate.as_ref().and_then(|gate| {
-                let index = gate.rows?;
-                Some((index, gate.counts.get(index)?.clone()))
+                let pointer = parent.rows.as_ref().filter(|_| parent.audit_rows)?;
+                let index = gate.counts.iter().position(|count| count == pointer)?;
+                Some((index, pointer.clone()))
             }),
             parent_key: parent.key.clone(),
             saved_rows: saved.rows,

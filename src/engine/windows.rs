@@ -399,15 +399,8 @@ impl Windows {
         let window = &self.windows[index];
         let (count, page_size) = (page.count?, u64::from(self.def.page_size?));
         page.next.as_ref()?;
-        let threshold = (SPLIT_PAGES * page_size).max(window.share.map_or(0, |share| 2 * share));
         let room = (MAX_WINDOWS + 1).saturating_sub(self.windows.len()) as u64;
-        let pieces = count
-            .div_ceil(PIECE_PAGES * page_size)
-            .min(MAX_PIECES)
-            .min(room);
-        if count <= threshold || pieces < 2 {
-            return None;
-        }
+        let pieces = pieces(count, page_size, window.share, room)?;
         let field = &self.def.cursor.as_ref()?.field;
         let times: Vec<DateTime<Utc>> = page
             .body
@@ -453,6 +446,24 @@ impl Windows {
 /// cursor values, on whole seconds and at least twice [`OVERLAP`] from each
 /// other and from the bounds (a piece never holds less than its overlap).
 /// Fewer when the sample is too narrow; none when it cannot be cut.
+/// How many pieces a window of `count` records, cut to hold `share` (the
+/// whole read: `None`), is cut into with `room` windows left; `None`: it is
+/// not cut.
+fn pieces(count: u64, page_size: u64, share: Option<u64>, room: u64) -> Option<u64> {
+    let threshold = (SPLIT_PAGES * page_size).max(share.map_or(0, |share| 2 * share));
+    let pieces = count
+        .div_ceil(PIECE_PAGES * page_size)
+        .min(MAX_PIECES)
+        .min(room);
+    (count > threshold && pieces >= 2).then_some(pieces)
+}
+
+/// The windows a whole read of `count` records is cut into at its first
+/// page (1: not cut), for estimates of what the read costs.
+pub fn first_cut(count: u64, page_size: u64) -> u64 {
+    pieces(count, page_size, None, MAX_WINDOWS as u64).unwrap_or(1)
+}
+
 fn cuts_at_quantiles(
     mut times: Vec<DateTime<Utc>>,
     after: Option<DateTime<Utc>>,

@@ -43,6 +43,20 @@ pub struct Selected {
     pub properties: Option<BTreeSet<String>>,
 }
 
+/// What a discover with every stream selected reads: every visible stream
+/// but the opt-in ones, incrementally where it can.
+pub fn default_selection(registry: &Registry) -> Vec<Selected> {
+    registry
+        .visible()
+        .filter(|def| !def.opt_in())
+        .map(|def| Selected {
+            def: def.clone(),
+            incremental: def.supports_incremental(),
+            properties: None,
+        })
+        .collect()
+}
+
 /// Reads a configured catalog. A stream asked for incrementally that only
 /// supports full refresh is read as full refresh (PyAirbyte asks for
 /// incremental everywhere); `notes` collects such decisions for the log.

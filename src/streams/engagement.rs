@@ -66,7 +66,9 @@ pub fn streams() -> Vec<StreamDef> {
             Parent::stream("events", "event_id")
                 .path_value("{track_id}", "/default_track/track_id")
                 .inject("event_id")
-                .carry("/default_track/track_id", "track_id"),
+                .carry("/default_track/track_id", "track_id")
+                // The listing's count, carried by `events`.
+                .rows("/event_registration_summary_metrics/registration_count"),
         ),
         // The list has no change filter but carries `update_date`: only
         // workflows updated since the last run are read one by one again.

@@ -199,9 +199,6 @@ pub struct StatsGate {
     /// which orders the reads of a parent that its changed counts cause,
     /// so it is the child's cursor.
     pub stamp: Option<(String, String)>,
-    /// Which of `counts` is how many rows the child holds for the parent:
-    /// each parent's rows are held to it (the engine's audit).
-    pub rows: Option<usize>,
 }
 
 impl StatsGate {
@@ -210,16 +207,6 @@ impl StatsGate {
             stream: stream.into(),
             counts: strings(counts),
             stamp: None,
-            rows: None,
-        }
-    }
-
-    /// The first of the counts is how many rows the child holds for the
-    /// parent.
-    pub fn counts_rows(self) -> StatsGate {
-        StatsGate {
-            rows: Some(0),
-            ..self
         }
     }
 
@@ -270,6 +257,13 @@ pub struct Parent {
     pub sync: ChildSync,
     /// Incrementally, parents are read only when their counts change.
     pub gate: Option<StatsGate>,
+    /// Where a parent says how many rows its child holds: a JSON pointer
+    /// into its stats record (a gated parent) or else into its record. The
+    /// pages a sync will read, for `plan`.
+    pub rows: Option<String>,
+    /// `rows` only grows while rows are added, so each parent's rows are
+    /// held to it: the engine's audit.
+    pub audit_rows: bool,
 }
 
 impl Parent {
@@ -296,6 +290,25 @@ impl Parent {
             path_values: Vec::new(),
             sync: ChildSync::FullRefresh,
             gate: None,
+            rows: None,
+            audit_rows: false,
+        }
+    }
+
+    /// See [`Parent::rows`].
+    pub fn rows(self, pointer: &str) -> Parent {
+        Parent {
+            rows: Some(pointer.into()),
+            ..self
+        }
+    }
+
+    /// [`Parent::rows`], a count each parent's rows are held to
+    /// ([`Parent::audit_rows`]).
+    pub fn audited_rows(self, pointer: &str) -> Parent {
+        Parent {
+            audit_rows: true,
+            ..self.rows(pointer)
         }
     }
 
@@ -479,14 +492,9 @@ pub struct NextCursor {
 
 impl StreamDef {
     /// Whether its reads are held to a count the API states: the read's own
-    /// (`count`) or its parents' stats (`StatsGate::rows`).
+    /// (`count`) or its parents' stats (`Parent::audit_rows`).
     pub fn audited(&self) -> bool {
-        self.count.is_some()
-            || self
-                .parent
-                .as_ref()
-                .and_then(|p| p.gate.as_ref())
-                .is_some_and(|gate| gate.rows.is_some())
+        self.count.is_some() || self.parent.as_ref().is_some_and(|p| p.audit_rows)
     }
 
     /// A stream whose body is one record, no key, full refresh; the
@@ -785,6 +793,20 @@ impl Registry {
                 .and_then(|p| p.gate.as_ref())
                 .is_some_and(|gate| gate.stream == name)
         })
+    }
+
+    /// Whether a read of `def` is the listing of parents another stream
+    /// takes them from: a child stream read in full that is a parent of a
+    /// visible stream (`engine::shared_read`).
+    pub fn read_as_parents(&self, def: &StreamDef, incremental: bool) -> bool {
+        let parent_of_another = self.visible().any(|other| {
+            other
+                .parent
+                .as_ref()
+                .is_some_and(|p| p.source == ParentSource::Stream(def.name.clone()))
+        });
+        let full = !incremental || !def.supports_incremental();
+        full && def.parent.is_some() && def.export.is_none() && parent_of_another
     }
 
     /// Any stream, hidden ones included (parents of children).

@@ -88,7 +88,9 @@ const ACTIVITY_STATS: &str = "email_campaign_activity_stats";
 /// `count` of its rows in their stats changed since the last read; each
 /// activity's rows are held to that count.
 fn counted(sync: ChildSync, count: &str) -> Parent {
-    sent_activity_child(sync).gate(StatsGate::new(ACTIVITY_STATS, &[count]).counts_rows())
+    sent_activity_child(sync)
+        .gate(StatsGate::new(ACTIVITY_STATS, &[count]))
+        .audited_rows(count)
 }
 
 /// Where the stats' `last_refresh_time` goes in the records of a report
@@ -286,7 +288,10 @@ pub fn streams() -> Vec<StreamDef> {
         )
         // A current list, not a log (rows vanish when a contact opens): an
         // activity's list is read again whole when its sends or opens changed.
-        .parent(counted_snapshot(&["/stats/em_sends", "/stats/em_opens"])),
+        .parent(
+            counted_snapshot(&["/stats/em_sends", "/stats/em_opens"])
+                .rows("/stats/em_not_opened"),
+        ),
         tracking(
             "email_clicks",
             "/reports/email_reports/{parent}/tracking/clicks",

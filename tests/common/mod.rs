@@ -209,6 +209,21 @@ pub fn run(args: &[&str]) -> Run {
     )
 }
 
+/// A run whose output is not one message per line (`--about`, `plan`),
+/// with an empty token cache of its own: exit code, stdout, stderr.
+pub fn run_raw(args: &[&str]) -> (i32, String, String) {
+    let cache = tempfile::tempdir().unwrap();
+    let output = connector(args, &cache.path().join("tokens.json"))
+        .output()
+        .unwrap();
+    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).to_string();
+    (
+        output.status.code().unwrap_or(-1),
+        text(&output.stdout),
+        text(&output.stderr),
+    )
+}
+
 impl Run {
     pub fn from_output(code: i32, stdout: &[u8], stderr: &[u8]) -> Run {
         let stdout = String::from_utf8_lossy(stdout).to_string();
