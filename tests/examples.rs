@@ -144,19 +144,51 @@ fn spec_fields() -> BTreeSet<String> {
     fields
 }
 
-/// The first column of the table under README.md's `## Settings`.
-fn readme_settings_rows() -> Vec<String> {
+/// The first cells of the table rows in README.md's section `heading`.
+fn readme_first_cells(heading: &str) -> Vec<String> {
     let readme = read_text(&repo_path("README.md"));
     let section = readme
-        .split("\n## Settings\n")
+        .split(&format!("\n## {heading}\n"))
         .nth(1)
-        .expect("README.md has a `## Settings` section");
+        .unwrap_or_else(|| panic!("README.md has a `## {heading}` section"));
     let section = section.split("\n## ").next().unwrap();
     section
         .lines()
         .filter(|line| line.starts_with("| `"))
-        .map(|line| {
-            let cell = line.split('|').nth(1).unwrap().trim();
+        .map(|line| line.split('|').nth(1).unwrap().trim().to_string())
+        .collect()
+}
+
+#[test]
+fn readme_streams_table_names_exactly_the_discovered_streams() {
+    let in_table: BTreeSet<String> = readme_first_cells("Streams")
+        .iter()
+        .flat_map(|cell| {
+            // The names are the code spans; the rest is explanation.
+            cell.split('`')
+                .skip(1)
+                .step_by(2)
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let discovered: BTreeSet<String> = discovered_streams()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap().to_string())
+        .collect();
+    let missing: Vec<_> = discovered.difference(&in_table).collect();
+    let unknown: Vec<_> = in_table.difference(&discovered).collect();
+    assert!(
+        missing.is_empty() && unknown.is_empty(),
+        "README.md's streams table is missing {missing:?} and names streams discover does not list: {unknown:?}"
+    );
+}
+
+/// The first column of the table under README.md's `## Settings`.
+fn readme_settings_rows() -> Vec<String> {
+    readme_first_cells("Settings")
+        .into_iter()
+        .map(|cell| {
             assert!(
                 cell.len() > 2 && cell.matches('`').count() == 2 && cell.ends_with('`'),
                 "a settings row names one field in backticks, found {cell:?}"
