@@ -53,17 +53,27 @@ fn discovered_streams() -> Vec<Value> {
 fn example_catalog_names_discovered_streams_with_their_keys_and_cursors() {
     let discovered = discovered_streams();
     let catalog = read_json("examples/catalog.json");
-    let entries = catalog["streams"].as_array().expect("`streams` is an array");
-    assert!(!entries.is_empty(), "examples/catalog.json selects no stream");
+    let entries = catalog["streams"]
+        .as_array()
+        .expect("`streams` is an array");
+    assert!(
+        !entries.is_empty(),
+        "examples/catalog.json selects no stream"
+    );
     for entry in entries {
         let name = entry["stream"]["name"].as_str().expect("a stream name");
         let stream = discovered
             .iter()
             .find(|s| s["name"] == name)
-            .unwrap_or_else(|| panic!("examples/catalog.json names `{name}`, which discover does not list"));
+            .unwrap_or_else(|| {
+                panic!("examples/catalog.json names `{name}`, which discover does not list")
+            });
         let mode = &entry["sync_mode"];
         assert!(
-            stream["supported_sync_modes"].as_array().unwrap().contains(mode),
+            stream["supported_sync_modes"]
+                .as_array()
+                .unwrap()
+                .contains(mode),
             "{name}: sync_mode {mode} is not one discover offers"
         );
         assert_eq!(
@@ -98,7 +108,11 @@ fn example_config_and_catalog_check_and_read_against_the_sandbox() {
     let path = write_json(dir.path(), "config.json", &config);
     let check = run(&["check", "--config", path.to_str().unwrap()]);
     let status = &check.of_type("CONNECTION_STATUS")[0]["connectionStatus"];
-    assert_eq!(status["status"], "SUCCEEDED", "check: {status}\n{}", check.stderr);
+    assert_eq!(
+        status["status"], "SUCCEEDED",
+        "check: {status}\n{}",
+        check.stderr
+    );
 
     // check refreshed the token, which rotated: read with the config it handed on.
     let path = write_json(dir.path(), "config.json", &check.next_config(&config));
@@ -112,7 +126,10 @@ fn example_config_and_catalog_check_and_read_against_the_sandbox() {
     ]);
     read.assert_ok();
     let expected = sandbox.expected_counts();
-    for entry in read_json("examples/catalog.json")["streams"].as_array().unwrap() {
+    for entry in read_json("examples/catalog.json")["streams"]
+        .as_array()
+        .unwrap()
+    {
         let name = entry["stream"]["name"].as_str().unwrap();
         let records = read.records(name).len();
         assert!(records > 0, "{name}: no records from the sandbox");
@@ -296,7 +313,11 @@ fn links_and_repository_paths_in_readme_and_docs_resolve() {
                 continue;
             }
             let (path, fragment) = target.split_once('#').unwrap_or((&target, ""));
-            let file = if path.is_empty() { document.clone() } else { dir.join(path) };
+            let file = if path.is_empty() {
+                document.clone()
+            } else {
+                dir.join(path)
+            };
             if !file.exists() {
                 broken.push(format!("{name}: link to {target}: no such file"));
             } else if !fragment.is_empty() && !anchors(&read_text(&file)).contains(fragment) {
@@ -309,5 +330,9 @@ fn links_and_repository_paths_in_readme_and_docs_resolve() {
             }
         }
     }
-    assert!(broken.is_empty(), "broken references:\n{}", broken.join("\n"));
+    assert!(
+        broken.is_empty(),
+        "broken references:\n{}",
+        broken.join("\n")
+    );
 }
