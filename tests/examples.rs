@@ -193,11 +193,22 @@ fn readme_streams_table_names_exactly_the_discovered_streams() {
         .iter()
         .map(|s| s["name"].as_str().unwrap().to_string())
         .collect();
-    let missing: Vec<_> = discovered.difference(&in_table).collect();
-    let unknown: Vec<_> = in_table.difference(&discovered).collect();
+    assert_same_names("streams", &in_table, &discovered, "discover");
+}
+
+/// A README table names exactly the things `source` lists: none missing,
+/// none unknown.
+fn assert_same_names(
+    table: &str,
+    in_table: &BTreeSet<String>,
+    listed: &BTreeSet<String>,
+    source: &str,
+) {
+    let missing: Vec<_> = listed.difference(in_table).collect();
+    let unknown: Vec<_> = in_table.difference(listed).collect();
     assert!(
         missing.is_empty() && unknown.is_empty(),
-        "README.md's streams table is missing {missing:?} and names streams discover does not list: {unknown:?}"
+        "README.md's {table} table is missing {missing:?} and names some {source} does not list: {unknown:?}"
     );
 }
 
@@ -220,13 +231,7 @@ fn readme_settings_table_lists_exactly_the_fields_of_spec() {
     let rows = readme_settings_rows();
     let in_table: BTreeSet<String> = rows.iter().cloned().collect();
     assert_eq!(in_table.len(), rows.len(), "a field has two rows: {rows:?}");
-    let in_spec = spec_fields();
-    let missing: Vec<_> = in_spec.difference(&in_table).collect();
-    let unknown: Vec<_> = in_table.difference(&in_spec).collect();
-    assert!(
-        missing.is_empty() && unknown.is_empty(),
-        "README.md's settings table is missing {missing:?} and has rows spec does not know: {unknown:?}"
-    );
+    assert_same_names("settings", &in_table, &spec_fields(), "spec");
 }
 
 /// README.md and every Markdown file under docs/.
