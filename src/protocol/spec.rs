@@ -6,8 +6,8 @@ use serde_json::{json, Value};
 
 use crate::config::Config;
 
-pub const DOCUMENTATION_URL: &str =
-    "https://github.com/source-constant-contact/source-constant-contact#readme";
+/// Cargo.toml's `homepage`, so the crate and the SPEC message name one place.
+pub const DOCUMENTATION_URL: &str = env!("CARGO_PKG_HOMEPAGE");
 
 /// The config's JSON Schema (draft 7, inlined: Airbyte's UI does not follow `$ref`).
 pub fn connection_specification() -> Value {
