@@ -178,6 +178,7 @@ mod tests {
             pages: 1,
             requests: 2,
             elapsed: std::time::Duration::from_millis(1500),
+            ..StreamReport::default()
         };
         assert_eq!(
             summary("contact_lists", &report),

@@ -15,6 +15,7 @@ use serde_json::{json, Value};
 use super::progress::{Messages, Protocol, Watch};
 use super::setup;
 use crate::config::LoadedConfig;
+use crate::engine::audit::Audit;
 use crate::engine::{self, StreamReport, StreamStates};
 use crate::error::{Error, Result};
 use crate::protocol::airbyte::AirbyteWriter;
@@ -309,13 +310,23 @@ fn summary_table(full: Run<'_>, incremental: Run<'_>) -> String {
     let mut table = String::new();
     let _ = writeln!(
         table,
-        "\n{:<width$} {:>26}   {:>26}",
-        "", "full read", "incremental read"
+        "\n{:<width$} {:>26}   {:>26}   {:>AUDIT$}",
+        "", "full read", "incremental read", "audit: delivered/expected"
     );
     let _ = writeln!(
         table,
-        "{:<width$} {:>8} {:>5} {:>5} {:>6}   {:>8} {:>5} {:>5} {:>6}",
-        "stream", "records", "pages", "reqs", "secs", "records", "pages", "reqs", "secs"
+        "{:<width$} {:>8} {:>5} {:>5} {:>6}   {:>8} {:>5} {:>5} {:>6}   {:>HALF$} {:>HALF$}",
+        "stream",
+        "records",
+        "pages",
+        "reqs",
+        "secs",
+        "records",
+        "pages",
+        "reqs",
+        "secs",
+        "full",
+        "incr"
     );
     let mut records = (0, 0);
     for (name, report) in full.results {
@@ -329,7 +340,7 @@ fn summary_table(full: Run<'_>, incremental: Run<'_>) -> String {
         records.1 += second.records;
         let _ = writeln!(
             table,
-            "{:<width$} {:>8} {:>5} {:>5} {:>6.1}   {:>8} {:>5} {:>5} {:>6.1}",
+            "{:<width$} {:>8} {:>5} {:>5} {:>6.1}   {:>8} {:>5} {:>5} {:>6.1}   {:>HALF$} {:>HALF$}",
             name,
             first.records,
             first.pages,
@@ -338,17 +349,33 @@ fn summary_table(full: Run<'_>, incremental: Run<'_>) -> String {
             second.records,
             second.pages,
             second.requests,
-            second.elapsed.as_secs_f64()
+            second.elapsed.as_secs_f64(),
+            audit_cell(&first.audit),
+            audit_cell(&second.audit),
         );
     }
     // Streams that share a read (stats several reports use) each count it:
     // the total is the client's count, every request once.
     let _ = writeln!(
         table,
-        "{:<width$} {:>8} {:>5} {:>5} {:>6}   {:>8} {:>5} {:>5} {:>6}",
-        TOTAL, records.0, "", full.requests, "", records.1, "", incremental.requests, ""
+        "{:<width$} {:>8} {:>5} {:>5} {:>6}   {:>8} {:>5} {:>5} {:>6}   {:>AUDIT$}",
+        TOTAL, records.0, "", full.requests, "", records.1, "", incremental.requests, "", ""
     );
     table
+}
+
+/// Width of each audit column, and of both.
+const HALF: usize = 19;
+const AUDIT: usize = 2 * HALF + 1;
+
+/// A read's audit as the table shows it: its verdict, with the rows
+/// delivered and expected by the API's counts; `-` for a stream the API
+/// states no count of.
+fn audit_cell(audit: &Audit) -> String {
+    if !audit.declared {
+        return "-".into();
+    }
+    format!("{} {}/{}", audit.verdict(), audit.delivered, audit.expected)
 }
 
 #[cfg(test)]
@@ -362,6 +389,7 @@ mod tests {
             pages,
             requests,
             elapsed: Duration::from_secs(1),
+            ..StreamReport::default()
         })
     }
 
@@ -372,7 +400,10 @@ mod tests {
             ("contacts".to_string(), report(2000, 4, 4)),
             (long.to_string(), report(7, 1, 1)),
         ];
-        let incremental = vec![("contacts".to_string(), report(25, 1, 1))];
+        let mut audited = report(25, 1, 1).unwrap();
+        audited.audit.declared = true;
+        audited.audit.passed(25, 25);
+        let incremental = vec![("contacts".to_string(), Ok(audited))];
         let table = summary_table(
             Run {
                 results: &full,
@@ -398,6 +429,8 @@ mod tests {
         };
         assert_eq!(row(long)[1..4], ["7", "1", "1"]);
         assert_eq!(row("contacts")[5..8], ["25", "1", "1"]);
+        assert_eq!(row("contacts")[9..], ["-", "ok", "25/25"]);
+        assert_eq!(row(long)[9..], ["-", "-"]);
         assert_eq!(row("all")[2..], ["2007", "5", "25", "1"]);
     }
 }

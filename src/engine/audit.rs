@@ -14,6 +14,9 @@ use crate::error::Error;
 /// What the audit of one stream's read found.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Audit {
+    /// The stream's reads are held to counts the API states
+    /// ([`crate::streams::StreamDef::audited`]).
+    pub declared: bool,
     /// Reads (chains or report parents) compared with a count.
     pub checked: u64,
     /// Rows the counts of those reads stated, and rows delivered for them.
@@ -56,6 +59,7 @@ impl Audit {
     }
 
     pub fn merge(&mut self, other: Audit) {
+        self.declared |= other.declared;
         self.checked += other.checked;
         self.expected += other.expected;
         self.delivered += other.delivered;

@@ -284,7 +284,8 @@ pub async fn read_stream(
     // repeated: nothing read since counts as read.
     let rewind = result.is_err() && !report.audit.short.is_empty();
     let result = result.and_then(|()| report.audit.error().map_or(Ok(()), Err));
-    if def.audited() {
+    report.audit.declared = def.audited();
+    if report.audit.declared {
         let level = if report.audit.short.is_empty() {
             Level::Info
         } else {
