@@ -36,6 +36,7 @@ BINARY=/usr/local/bin/source-constant-contact
 START=$SECONDS
 PASSED=0
 WORK=$(mktemp -d)
+SANDBOX_PIDS=()
 
 fail() {
   echo "image.sh: FAILED: $*" >&2
@@ -46,7 +47,8 @@ ok() { PASSED=$((PASSED + 1)); echo "image.sh: ok: $*"; }
 show() { echo "--- $1" >&2; tail -n "${3:-40}" "$2" >&2; echo "---" >&2; }
 
 cleanup() {
-  if [ -n "${SANDBOX_PID:-}" ]; then kill "$SANDBOX_PID" 2>/dev/null || true; fi
+  local pid
+  for pid in "${SANDBOX_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
   rm -rf "$WORK"
   if [ -n "${IMAGE_BUILT:-}" ]; then
     (eval "$(bash "$LOCAL_IMAGE_SH" env)" && podman untag "$TAG" "$README_IMAGE" >/dev/null 2>&1) || true
@@ -100,30 +102,39 @@ if msg.get("type") != "SPEC" or "connectionSpecification" not in msg.get("spec",
 EOF
 ok "spec prints one SPEC message"
 
-# --- the sandbox --------------------------------------------------------------------
-# The release binary's, on a free port of the host's 127.0.0.1, for the README's
-# lines and the standard tests below. Long-lived refresh tokens: the standard
-# tests start a fresh container from the same config file for every test and
-# nothing carries a rotated refresh token from one to the next, so with
-# rotating ones (the real API's and the sandbox's default) the first `check`
-# would spend the config's token and every later container fail with
-# invalid_grant. --rps with the same requests_per_second in the tests' configs:
-# the read of every stream takes seconds, where the real API's 4/s takes
-# minutes. --token-rps 10: every container refreshes its token, and they start
-# faster than the real server's one token request a second.
-echo "== image: sandbox"
+# --- sandboxes ----------------------------------------------------------------------
+# The release binary's, each on a free port of the host's 127.0.0.1: one for
+# the README's lines, one for the standard tests (an authorization by `auth`
+# revokes the refresh token the tests' config holds).
+echo "== image: sandboxes"
 t=$SECONDS
 cargo build --release --locked --quiet || fail "cargo build --release failed (output above)"
 BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/source-constant-contact
+# start_sandbox NAME ARGS...: sets SANDBOX to the origin of a new sandbox.
+start_sandbox() {
+  local name=$1
+  shift
+  "$BIN" sandbox --port 0 "$@" >"$WORK/sandbox-$name.out" 2>"$WORK/sandbox-$name.err" &
+  SANDBOX_PIDS+=("$!")
+  for _ in $(seq 100); do [ -s "$WORK/sandbox-$name.out" ] && break; sleep 0.1; done
+  SANDBOX=$(python3 -c 'import json, sys; print(json.loads(open(sys.argv[1]).readline())["base_url"].removesuffix("/v3"))' \
+      "$WORK/sandbox-$name.out" 2>/dev/null) \
+    || { show "sandbox stderr" "$WORK/sandbox-$name.err"; fail "the $name sandbox printed no address"; }
+}
+# Long-lived refresh tokens: the standard tests start a fresh container from the
+# same config file for every test and nothing carries a rotated refresh token
+# from one to the next, so with rotating ones (the real API's and the
+# sandbox's default) the first `check` would spend the config's token and every
+# later container fail with invalid_grant. --rps with the same
+# requests_per_second in the tests' configs: the read of every stream takes
+# seconds, where the real API's 4/s takes minutes. --token-rps 10: every
+# container refreshes its token, and they start faster than the real server's
+# one token request a second.
 SANDBOX_RPS=50
-"$BIN" sandbox --port 0 --refresh-tokens long-lived --rps "$SANDBOX_RPS" --token-rps 10 \
-    >"$WORK/sandbox.out" 2>"$WORK/sandbox.err" &
-SANDBOX_PID=$!
-for _ in $(seq 100); do [ -s "$WORK/sandbox.out" ] && break; sleep 0.1; done
-SANDBOX=$(python3 -c 'import json, sys; print(json.loads(open(sys.argv[1]).readline())["base_url"].removesuffix("/v3"))' \
-    "$WORK/sandbox.out" 2>/dev/null) \
-  || { show "sandbox stderr" "$WORK/sandbox.err"; fail "the sandbox printed no address"; }
-ok "sandbox at $SANDBOX (release binary ready in $((SECONDS - t))s)"
+start_sandbox standard-tests --refresh-tokens long-lived --rps "$SANDBOX_RPS" --token-rps 10
+STANDARD_TESTS_SANDBOX=$SANDBOX
+start_sandbox readme
+ok "sandboxes at $STANDARD_TESTS_SANDBOX and $SANDBOX (release binary ready in $((SECONDS - t))s)"
 
 # --- the README's docker run lines ----------------------------------------------------
 # config.json as `auth` writes it (mode 0600), for the sandbox's public client:
@@ -299,9 +310,12 @@ CACHE=${XDG_CACHE_HOME:-${HOME:-/root}/.cache}/source-constant-contact-ci
 mkdir -p "$CACHE"
 # shellcheck source=.ci/venv.sh
 source .ci/venv.sh
-make_venv standard-tests >"$WORK/venv.log" 2>&1 || { show "venv" "$WORK/venv.log"; fail "cannot make the standard tests' venv"; }
+# In the background, as .ci/interop.sh runs it: errexit holds inside make_venv
+# there, and would not in the left operand of ||.
+make_venv standard-tests >"$WORK/venv.log" 2>&1 &
+wait $! || { show "venv" "$WORK/venv.log"; fail "cannot make the standard tests' venv"; }
 set +e
-PATH=$ROOT/.ci/docker-shim:$PATH CC_STANDARD_TESTS_SANDBOX=$SANDBOX CC_STANDARD_TESTS_RPS=$SANDBOX_RPS \
+PATH=$ROOT/.ci/docker-shim:$PATH CC_STANDARD_TESTS_SANDBOX=$STANDARD_TESTS_SANDBOX CC_STANDARD_TESTS_RPS=$SANDBOX_RPS \
   DO_NOT_TRACK=1 PYTHONDONTWRITEBYTECODE=1 \
   "$(venv_dir standard-tests)/bin/python" -m pytest integration_tests/test_standard_tests.py \
     -p no:cacheprovider -rA --junitxml="$WORK/standard-tests.xml" \
