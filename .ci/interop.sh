@@ -72,43 +72,9 @@ cargo --version
 PYVER=$("$PYTHON" -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])')
 
 # ---------------------------------------------------------------- venvs
-# make_venv NAME: the venv for interop/requirements-NAME.txt; prints its path.
-venv_dir() {
-    local req="$ROOT/interop/requirements-$1.txt"
-    local hash
-    hash=$( (cat "$req"; echo "python $PYVER") | sha256sum | cut -c1-16)
-    echo "$CACHE/venv-$1-$hash"
-}
-
-make_venv() {
-    local name=$1
-    local req="$ROOT/interop/requirements-$name.txt"
-    local dir
-    dir=$(venv_dir "$name")
-    if [ -f "$dir/.complete" ]; then
-        echo "venv $name: reusing $dir"
-        return 0
-    fi
-    # Older venvs of this name were for other requirements: drop them.
-    find "$CACHE" -maxdepth 1 -name "venv-$name-*" -type d ! -path "$dir" -exec rm -rf {} +
-    rm -rf "$dir"
-    local t=$SECONDS
-    "$PYTHON" -m venv "$dir"
-    # The requirements files pin the whole dependency tree: install exactly
-    # that, then let pip check that nothing is missing or in conflict.
-    # pip and setuptools first when the file pins them (pip freeze leaves
-    # them out unless told; some packages need newer ones than venv brings).
-    local bootstrap
-    bootstrap=$(grep -E -i '^(pip|setuptools|wheel)==' "$req" || true)
-    if [ -n "$bootstrap" ]; then
-        # shellcheck disable=SC2086
-        "$dir/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps $bootstrap
-    fi
-    "$dir/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps -r "$req"
-    "$dir/bin/python" -m pip check
-    touch "$dir/.complete"
-    echo "venv $name: created $dir in $((SECONDS - t))s"
-}
+# venv_dir and make_venv (shared with .ci/image.sh)
+# shellcheck source=.ci/venv.sh
+source "$ROOT/.ci/venv.sh"
 
 step "python venvs (in the background), PostgreSQL package, release build"
 if ! "$PYTHON" -c 'import venv, ensurepip' 2>/dev/null; then
