@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use super::{setup, singer};
+use super::setup;
 use crate::config::LoadedConfig;
 use crate::error::Result;
 use crate::plan::model::Model;
@@ -40,7 +40,7 @@ pub fn run(
     let config = LoadedConfig::from_file(config_path)?;
     let registry = setup::registry(&config)?;
     let selected = selection(&registry, catalog)?;
-    let output = singer::bare_output(config_path);
+    let output = setup::bare_output(config_path);
     let (survey, lists) = setup::runtime()?.block_on(async {
         let ctx = setup::sync_context(&config, registry.clone(), &output)?;
         let survey = survey::survey(&ctx, &selected).await?;

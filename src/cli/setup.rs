@@ -3,6 +3,7 @@
 //! custom streams), and the client chain auth → rate-limited HTTP, wired to
 //! the protocol writer through narrow handles (diagnostics, token rotation).
 
+use std::path::Path;
 use std::sync::Arc;
 
 use crate::auth::{Auth, TokenRotated};
@@ -11,6 +12,7 @@ use crate::diagnostics::Diagnostics;
 use crate::engine::Context;
 use crate::error::{Error, Result};
 use crate::http::{ApiClient, RequestLimits, RetryPolicy};
+use crate::protocol::singer::SingerWriter;
 use crate::protocol::Output;
 use crate::streams::Registry;
 
@@ -77,4 +79,16 @@ pub fn sync_context(
 ) -> Result<Context> {
     let api = connect(config, RetryPolicy::SYNC, output)?;
     Ok(Context::new(api, output.clone(), registry, config))
+}
+
+/// An output for the requests made before a sync's writer exists (the
+/// custom fields of `custom_fields_as_columns`): logs to stderr, a rotated
+/// refresh token to the config file, nothing on stdout.
+pub fn bare_output(config_path: &Path) -> Arc<dyn Output> {
+    Arc::new(SingerWriter::new(
+        std::io::sink(),
+        &[],
+        Default::default(),
+        config_path,
+    ))
 }

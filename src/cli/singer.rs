@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 
 use super::columns::{self, Prepared};
 use super::progress::Protocol;
+use super::setup;
 use crate::config::LoadedConfig;
 use crate::error::{Error, Result, RunStop};
 use crate::protocol::catalog::{self, read_json_file};
@@ -106,7 +107,7 @@ fn plan(args: &SingerArgs) -> Result<()> {
 
 fn discover(config_path: &Path) -> Result<()> {
     let config = LoadedConfig::from_file(config_path)?;
-    let registry = columns::discover_registry(&config, &bare_output(config_path))?;
+    let registry = columns::discover_registry(&config, &setup::bare_output(config_path))?;
     crate::protocol::print(&format!(
         "{}\n",
         serde_json::to_string_pretty(&catalog::singer_discover(&registry))
@@ -118,10 +119,12 @@ fn discover(config_path: &Path) -> Result<()> {
 fn sync(config_path: &Path, catalog_path: &Path, state_path: Option<&Path>) -> Result<()> {
     let config = LoadedConfig::from_file(config_path)?;
     let catalog = read_json_file("catalog", catalog_path)?;
-    let prepared = Prepared::read(&config, &bare_output(config_path), || Ok(catalog.clone()))?;
+    let prepared = Prepared::read(&config, &setup::bare_output(config_path), || {
+        Ok(catalog.clone())
+    })?;
     let selected = catalog::parse_singer(&prepared.registry, &catalog)
         .map_err(|e| e.context(format!("catalog {}", catalog_path.display())))?;
-    let log = bare_output(config_path);
+    let log = setup::bare_output(config_path);
     let state = match state_path {
         Some(path) if !path.exists() => {
             return Err(Error::config(format!(
@@ -194,18 +197,6 @@ fn is_blank(path: &Path) -> Result<bool> {
     std::fs::read_to_string(path)
         .map(|text| text.trim().is_empty())
         .map_err(|e| Error::config(format!("cannot read state file {}: {e}", path.display())))
-}
-
-/// An output for the requests made before a sync's writer exists (the
-/// custom fields of `custom_fields_as_columns`): logs to stderr, a rotated
-/// refresh token to the config file, nothing on stdout.
-pub(super) fn bare_output(config_path: &Path) -> Arc<dyn Output> {
-    Arc::new(SingerWriter::new(
-        std::io::sink(),
-        &[],
-        Default::default(),
-        config_path,
-    ))
 }
 
 fn about(format: AboutFormat) {
