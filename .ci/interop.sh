@@ -84,7 +84,7 @@ if ! "$PYTHON" -c 'import venv, ensurepip' 2>/dev/null; then
     fi
 fi
 
-VENV_NAMES=(test pyairbyte meltano target-postgres)
+VENV_NAMES=(test pyairbyte meltano target-postgres pipelinewise-target-postgres)
 declare -A VENV_PID
 for name in "${VENV_NAMES[@]}"; do
     make_venv "$name" >"$WORK/venv-$name.log" 2>&1 &
@@ -167,7 +167,8 @@ export INTEROP_BINARY="$BINARY"
 INTEROP_PYAIRBYTE_PYTHON="$(venv_dir pyairbyte)/bin/python"
 INTEROP_MELTANO="$(venv_dir meltano)/bin/meltano"
 INTEROP_TARGET_POSTGRES="$(venv_dir target-postgres)/bin/target-postgres"
-export INTEROP_PYAIRBYTE_PYTHON INTEROP_MELTANO INTEROP_TARGET_POSTGRES
+INTEROP_PIPELINEWISE_TARGET_POSTGRES="$(venv_dir pipelinewise-target-postgres)/bin/target-postgres"
+export INTEROP_PYAIRBYTE_PYTHON INTEROP_MELTANO INTEROP_TARGET_POSTGRES INTEROP_PIPELINEWISE_TARGET_POSTGRES
 export INTEROP_PG_HOST=127.0.0.1 INTEROP_PG_PORT="$PG_PORT" INTEROP_PG_USER="$PG_USER"
 export PYTHONDONTWRITEBYTECODE=1
 # The sandbox's tokens belong to this run, not to the user's token cache.
