@@ -68,12 +68,15 @@ enum Command {
     /// Estimate the requests a sync will take (full and incremental), before
     /// any read, against the API's daily quota: a table on stdout, or JSON.
     Plan {
+        /// The connector config (JSON); `spec` shows its fields, `auth`
+        /// writes one.
         #[arg(long)]
         config: PathBuf,
         /// A configured catalog; without one, every stream a default
         /// selection reads.
         #[arg(long)]
         catalog: Option<PathBuf>,
+        /// A table for people, or JSON for machines.
         #[arg(long, value_enum, default_value_t)]
         format: plan::PlanFormat,
     },
