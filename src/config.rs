@@ -206,6 +206,15 @@ pub struct Config {
     #[serde(default = "default_true")]
     #[schemars(title = "Contacts: ask for the SMS channel", extend("order" = 19))]
     pub contacts_include_sms_channel: bool,
+
+    /// Fail a stream whose rows stay short of the count the API states for them
+    /// (`contacts_count`, an activity's stats) after reading them twice: its
+    /// position is not saved, so the next run reads them again. No public source
+    /// says the reports list every row the stats count; set false if your
+    /// account's never add up, to take the rows as they come with a warning.
+    #[serde(default = "default_true")]
+    #[schemars(title = "Fail on rows short of the API's counts", extend("order" = 20))]
+    pub fail_on_audit_shortfall: bool,
 }
 
 /// One user-defined stream.

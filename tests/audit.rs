@@ -195,3 +195,35 @@ fn a_last_page_always_short_fails_the_stream_and_a_clean_resume_loses_nothing() 
         "always short, then resumed",
     );
 }
+
+#[test]
+fn with_fail_on_audit_shortfall_off_a_shortfall_is_a_warning_and_the_position_moves_on() {
+    let sandbox = sandbox();
+    let proxy = faulty(&sandbox, FaultKind::ShortLastPage);
+    let mut config = proxied_config(&sandbox.config, &proxy.base_url(), &proxy.token_url(), RPS);
+    config["fail_on_audit_shortfall"] = json!(false);
+    let dir = tempfile::tempdir().unwrap();
+    let run = read(
+        dir.path(),
+        &config,
+        &catalog(&["contacts", "email_sends"], true),
+        None,
+    );
+    run.assert_ok();
+    for stream in ["contacts", "email_sends"] {
+        let (expected, delivered, verdict) = audit_of(&run, stream).unwrap();
+        assert_eq!(verdict, "SHORT", "{stream}");
+        assert!(delivered < expected, "{stream}");
+        let warned = run.of_type("LOG").into_iter().any(|m| {
+            m["log"]["message"]
+                .as_str()
+                .is_some_and(|t| t.starts_with(stream) && t.contains("taken as read"))
+        });
+        assert!(warned, "{stream}: no warning:\n{}", run.stderr);
+    }
+    assert!(
+        run.last_state("contacts")["cursor"].is_string(),
+        "{}",
+        run.last_state("contacts")
+    );
+}

@@ -58,6 +58,9 @@ pub struct Context {
     pub report_lookback_days: i64,
     /// `contacts_reconcile_days` from the config.
     pub contacts_reconcile_days: u32,
+    /// `fail_on_audit_shortfall` from the config: rows short of their count
+    /// twice fail the stream, or are taken with a warning.
+    pub fail_on_audit_shortfall: bool,
     pub lists: Lists,
     /// Parent records, read once per run however many children need them.
     parents: ParentCache,
@@ -117,6 +120,7 @@ impl Context {
             end_date: config.end_date,
             report_lookback_days: i64::from(settings.report_lookback_days),
             contacts_reconcile_days: settings.contacts_reconcile_days,
+            fail_on_audit_shortfall: settings.fail_on_audit_shortfall,
             lists: Lists {
                 contact_status: settings.contact_status.clone(),
                 list_ids: settings.list_ids.clone(),
@@ -283,7 +287,20 @@ pub async fn read_stream(
     // short twice stopped the read mid-way, so the stream's saved state is
     // repeated: nothing read since counts as read.
     let rewind = result.is_err() && !report.audit.short.is_empty();
-    let result = result.and_then(|()| report.audit.error().map_or(Ok(()), Err));
+    let result = match report.audit.error() {
+        Some(error) if !ctx.fail_on_audit_shortfall => {
+            ctx.output.log(
+                Level::Warn,
+                &format!(
+                    "{}: {error} (taken as read: fail_on_audit_shortfall is false)",
+                    def.name
+                ),
+            );
+            result
+        }
+        Some(error) => result.and(Err(error)),
+        None => result,
+    };
     report.audit.declared = def.audited();
     if report.audit.declared {
         let level = if report.audit.short.is_empty() {

@@ -633,6 +633,8 @@ struct PerParentSync {
     /// Parents read once more after falling short of their count.
     reread: BTreeSet<String>,
     audit: Audit,
+    /// `fail_on_audit_shortfall`: a parent short twice keeps its position.
+    fail_on_shortfall: bool,
 }
 
 /// The parent a per-parent read is reading.
@@ -768,6 +770,7 @@ impl PerParentSync {
             done_rows: BTreeMap::new(),
             reread: BTreeSet::new(),
             audit: Audit::default(),
+            fail_on_shortfall: ctx.fail_on_audit_shortfall,
         };
         Ok((Box::new(strategy), source))
     }
@@ -872,7 +875,10 @@ impl PerParentSync {
             expected,
             delivered: total,
         });
-        Err(None)
+        match self.fail_on_shortfall {
+            true => Err(None),
+            false => Ok(Some(total)),
+        }
     }
 
     /// A short, stable fingerprint of a row's primary key.
@@ -1035,7 +1041,7 @@ impl Strategy for PerParentSync {
         self.finish_parent(ParentEnd::Stopped);
         // Parents short of their count are not read: the run is left
         // unfinished, so the next one lists them again.
-        self.position(!self.audit.short.is_empty())
+        self.position(self.fail_on_shortfall && !self.audit.short.is_empty())
     }
 
     fn audit(&mut self) -> Audit {
