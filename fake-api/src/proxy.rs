@@ -86,6 +86,10 @@ pub enum FaultKind {
     /// As `ShortLastPage`, only the first time a request is answered: its retry or a
     /// second read of the chain gets the whole page.
     ShortLastPageOnce,
+    /// A page whose records each lose the last id of every top-level list of ids (an
+    /// array of strings, such as a contact's `list_memberships` or `taggings`): rows
+    /// all there, memberships missing, which only the lists' own counts reveal.
+    ThinIdLists,
 }
 
 impl FaultKind {
@@ -106,10 +110,11 @@ impl FaultKind {
             FaultKind::IgnoreFilters => "ignore-filters",
             FaultKind::ShortLastPage => "short-last-page",
             FaultKind::ShortLastPageOnce => "short-last-page-once",
+            FaultKind::ThinIdLists => "thin-id-lists",
         }
     }
 
-    pub const ALL: [FaultKind; 15] = [
+    pub const ALL: [FaultKind; 16] = [
         FaultKind::Reset,
         FaultKind::Close,
         FaultKind::Truncate,
@@ -125,6 +130,7 @@ impl FaultKind {
         FaultKind::IgnoreFilters,
         FaultKind::ShortLastPage,
         FaultKind::ShortLastPageOnce,
+        FaultKind::ThinIdLists,
     ];
 
     /// Breaks a 200 answer of the API (the kinds drawn per response).
@@ -602,6 +608,7 @@ async fn serve(mut client: TcpStream, inner: &Inner) -> anyhow::Result<()> {
                         .and_then(Value::as_object)
                         .is_some_and(|o| o.values().any(has_objects))
             }
+            FaultKind::ThinIdLists => page.as_ref().is_some_and(|p| !id_lists(p).is_empty()),
             _ => true,
         })
         .collect();
@@ -653,9 +660,17 @@ async fn serve(mut client: TcpStream, inner: &Inner) -> anyhow::Result<()> {
         | FaultKind::BadLink
         | FaultKind::CycleLink
         | FaultKind::ShortLastPage
-        | FaultKind::ShortLastPageOnce => {
+        | FaultKind::ShortLastPageOnce
+        | FaultKind::ThinIdLists => {
             let mut page = page.unwrap_or_default();
             match kind {
+                FaultKind::ThinIdLists => {
+                    for (record, field) in id_lists(&page) {
+                        page[record.0.as_str()][record.1][field.as_str()]
+                            .as_array_mut()
+                            .map(Vec::pop);
+                    }
+                }
                 FaultKind::ShortLastPage | FaultKind::ShortLastPageOnce => {
                     if let Some(o) = page.as_object_mut() {
                         for value in o.values_mut() {
@@ -688,6 +703,28 @@ async fn serve(mut client: TcpStream, inner: &Inner) -> anyhow::Result<()> {
             unreachable!("not drawn per response")
         }
     }
+}
+
+/// Where a page's records hold non-empty lists of ids: ((records key, record index),
+/// field).
+fn id_lists(page: &Value) -> Vec<((String, usize), String)> {
+    let Some(page) = page.as_object() else {
+        return Vec::new();
+    };
+    let mut found = Vec::new();
+    for (key, records) in page.iter().filter(|(_, v)| has_objects(v)) {
+        for (index, record) in records.as_array().into_iter().flatten().enumerate() {
+            for (field, value) in record.as_object().into_iter().flatten() {
+                let ids = value
+                    .as_array()
+                    .is_some_and(|items| !items.is_empty() && items.iter().all(Value::is_string));
+                if ids {
+                    found.push(((key.clone(), index), field.clone()));
+                }
+            }
+        }
+    }
+    found
 }
 
 /// Whether `value` is an array of records (objects).

@@ -8,6 +8,7 @@ pub mod audit;
 mod cursor_pages;
 mod export;
 mod lift;
+mod members;
 mod optional;
 mod pages;
 mod parents;
@@ -570,16 +571,25 @@ async fn read_pages(
     sink: &mut dyn Sink,
     report: &mut StreamReport,
 ) -> Result<()> {
-    let mut counted = false;
+    let mut counted = None;
+    // A read of every record is held to the counts other streams state of
+    // them (`members`).
+    let mut tally =
+        (!def.members.is_empty() && strategy.reads_every_record()).then(members::Tally::default);
     while let Some(page) = source.next(ctx, def, report).await? {
         // The first page of the stream's own pass may say how many follow.
-        if let (false, None, None, Some(rows)) = (counted, &page.parent, &page.pass, page.count) {
-            counted = true;
+        if let (None, None, None, Some(rows)) = (counted, &page.parent, &page.pass, page.count) {
+            counted = Some(rows);
             sink.estimate(&def.name, rows);
         }
         // Strategies decide on the fields they read (`raw::fields_read`);
         // records go on as the API wrote them where nothing changes them.
         let taken = strategy.take(&page, &page.body.views);
+        if let Some(tally) = &mut tally {
+            for &index in &taken.keep {
+                tally.add(def, &page.body.views[index]);
+            }
+        }
         for record in taken.keep.iter().map(|&i| page.body.get(i)) {
             match (&page.parent, &def.parent) {
                 (Some(value), Some(parent)) => {
@@ -608,5 +618,8 @@ async fn read_pages(
     let last = strategy.finish(ctx);
     sink.finish(last);
     report.audit.merge(strategy.audit());
-    Ok(())
+    match tally {
+        Some(tally) => members::audit(ctx, def, counted, tally, sink, report).await,
+        None => Ok(()),
+    }
 }

@@ -87,6 +87,7 @@ pub fn fields_read(def: &StreamDef) -> Vec<&str> {
         .into_iter()
         .chain(def.cursor_field())
         .chain(def.primary_key.iter().map(String::as_str))
+        .chain(def.members.iter().map(|m| m.field.as_str()))
     {
         if !fields.contains(&field) {
             fields.push(field);

@@ -70,6 +70,11 @@ pub trait Strategy {
     fn audit(&mut self) -> Audit {
         Audit::default()
     }
+    /// This read delivers every record from scratch (no resumed position,
+    /// no change bound but the start date).
+    fn reads_every_record(&self) -> bool {
+        false
+    }
 }
 
 /// The strategy for a stream read (incrementally or not) from `state`, and
@@ -419,6 +424,10 @@ fn resume_pages(
 }
 
 impl Strategy for CursorSync {
+    fn reads_every_record(&self) -> bool {
+        self.full && self.saved.resume.is_none()
+    }
+
     fn take(&mut self, page: &Page, records: &[Value]) -> Taken {
         let mut keep = Vec::with_capacity(records.len());
         for (index, record) in records.iter().enumerate() {

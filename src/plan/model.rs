@@ -318,11 +318,18 @@ impl Model<'_> {
                 let listed = self.survey.listed.get(&def.name)?;
                 Some((listed.len() as u64, "listed"))
             });
-        let refused = self.refused(def);
-        let extra = match refused {
+        let mut overhead = self.refused(def);
+        let mut extra = match overhead {
             0 => String::new(),
             n => format!("; +{n} for an optional value the API refuses"),
         };
+        // A read of every record is held to the member counts: the
+        // account's count and each counting stream's listing.
+        if !def.members.is_empty() {
+            let audit = 1 + def.members.len() as u64;
+            overhead += audit;
+            extra += &format!("; +{audit} for the member counts' audit");
+        }
         match (known, def.page_size) {
             (Some((rows, how)), Some(size)) => {
                 let mut requests = pages(rows, Some(size));
@@ -331,17 +338,17 @@ impl Model<'_> {
                     requests = windowed(rows, size);
                     basis += ", cut into windows (a page set aside, part-filled last pages)";
                 }
-                (requests + refused, basis + &extra)
+                (requests + overhead, basis + &extra)
             }
             (Some((rows, how)), None) => (
-                1 + refused,
+                1 + overhead,
                 format!("{rows} records ({how}), one request{extra}"),
             ),
             (None, Some(_)) => (
-                1 + refused,
+                1 + overhead,
                 format!("one page assumed: the API gives no count{extra}"),
             ),
-            (None, None) => (1 + refused, format!("one request{extra}")),
+            (None, None) => (1 + overhead, format!("one request{extra}")),
         }
     }
 
@@ -702,9 +709,11 @@ mod tests {
         survey.refused.insert("contacts".into(), 1);
         let rows = rows(&survey, &[("contacts", true), ("contact_lists", false)]);
         let contacts = find(&rows, "contacts", Role::Selected { incremental: true });
-        // Two pages and the refusal; then a page of changes, the opt-out
-        // pass and the refusal.
-        assert_eq!((contacts.full, contacts.incremental), (3, 3));
+        // Two pages, the refusal and the member counts' audit (the
+        // account's count, the lists', the tags'); then a page of changes,
+        // the opt-out pass and the refusal.
+        assert_eq!((contacts.full, contacts.incremental), (6, 3));
+        assert!(contacts.basis.contains("+3 for the member counts' audit"));
         let lists = find(
             &rows,
             "contact_lists",

@@ -480,6 +480,25 @@ pub struct StreamDef {
     /// protocol writers mark such records as deletions
     /// (`protocol::deletions`).
     pub deleted_when: Option<String>,
+    /// Counts other streams state of this stream's records (a list's
+    /// members): a read of every record is held to them.
+    pub members: Vec<MemberCount>,
+}
+
+/// A count of a stream's records that belong to a record of another stream:
+/// a list's `membership_count` of the contacts whose `list_memberships` hold
+/// the list's id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberCount {
+    /// The field of each record listing the ids it belongs to.
+    pub field: String,
+    /// The stream whose records state the counts, their id and count
+    /// fields.
+    pub stream: String,
+    pub key: String,
+    pub count: String,
+    /// The request parameter that reads only the members of one id.
+    pub filter: String,
 }
 
 /// Cursor paging by a field of the page: the next page is the same request
@@ -494,7 +513,9 @@ impl StreamDef {
     /// Whether its reads are held to a count the API states: the read's own
     /// (`count`) or its parents' stats (`Parent::audit_rows`).
     pub fn audited(&self) -> bool {
-        self.count.is_some() || self.parent.as_ref().is_some_and(|p| p.audit_rows)
+        self.count.is_some()
+            || !self.members.is_empty()
+            || self.parent.as_ref().is_some_and(|p| p.audit_rows)
     }
 
     /// A stream whose body is one record, no key, full refresh; the
@@ -524,7 +545,27 @@ impl StreamDef {
             on_request: false,
             lift: Vec::new(),
             deleted_when: None,
+            members: Vec::new(),
         }
+    }
+
+    /// See [`MemberCount`]: `stream`'s records, by `key`, state in `count`
+    /// how many of this stream's records list them in `field`; `filter`
+    /// reads one's members.
+    pub fn members(
+        mut self,
+        field: &str,
+        (stream, key, count): (&str, &str, &str),
+        filter: &str,
+    ) -> StreamDef {
+        self.members.push(MemberCount {
+            field: field.into(),
+            stream: stream.into(),
+            key: key.into(),
+            count: count.into(),
+            filter: filter.into(),
+        });
+        self
     }
 
     /// See [`StreamDef::deleted_when`].

@@ -166,6 +166,14 @@ pub fn streams() -> Vec<StreamDef> {
             // refusal drops it rather than failing the stream.
             .optional("include", "sms_channel", "contacts_include_sms_channel")
             .count("contacts_count")
+            // A read of every contact is held to the lists' and tags' own
+            // counts of their contacts.
+            .members(
+                "list_memberships",
+                ("contact_lists", "list_id", "membership_count"),
+                "lists",
+            )
+            .members("taggings", ("contact_tags", "tag_id", "contacts_count"), "tags")
             .split_by_cursor()
             .filter("status", ConfigList::ContactStatus)
             .filter("lists", ConfigList::ListIds)
