@@ -178,6 +178,17 @@ def tap_into_postgres(tap_config: Path, catalog: Path, target_config: Path, tap_
     return validate_singer_stdout(Run(["tap"], 0, text, "", body.split("\n") if body else []))
 
 
+def contacts_every_run(tap_config: Path, tmp_path: Path) -> Path:
+    """A Singer catalog of `contacts` read whole (FULL_TABLE) every run, so a
+    contact deleted since the last run is read again, as a deletion."""
+    catalog = select_streams(singer_discover(tap_config), ["contacts"])
+    for stream in catalog["streams"]:
+        for entry in stream["metadata"]:
+            if entry.get("breadcrumb") == []:
+                entry["metadata"]["replication-method"] = "FULL_TABLE"
+    return write_json(tmp_path / "catalog.json", catalog)
+
+
 def test_deleted_contact_is_no_longer_live_in_postgres(sandbox, database, tmp_path: Path):
     """A contact deleted in the fake arrives as a deletion: its RECORD carries
     `_sdc_deleted_at` (declared in the SCHEMA), and target-postgres, told to
@@ -193,13 +204,7 @@ def test_deleted_contact_is_no_longer_live_in_postgres(sandbox, database, tmp_pa
     target = require_executable(require_env("INTEROP_TARGET_POSTGRES", "the target-postgres executable"), "target-postgres")
     params = pg_params()
     tap_config = write_json(tmp_path / "tap-config.json", sandbox.config)
-    catalog = select_streams(singer_discover(tap_config), ["contacts"])
-    for stream in catalog["streams"]:
-        for entry in stream["metadata"]:
-            if entry.get("breadcrumb") == []:
-                # Every contact each run: the deleted one is read again.
-                entry["metadata"]["replication-method"] = "FULL_TABLE"
-    catalog_path = write_json(tmp_path / "catalog.json", catalog)
+    catalog_path = contacts_every_run(tap_config, tmp_path)
     target_config = write_json(
         tmp_path / "target-config.json",
         {
@@ -257,13 +262,7 @@ def test_deleted_contact_disappears_from_postgres_with_hard_deletes(sandbox, dat
     )
     params = pg_params()
     tap_config = write_json(tmp_path / "tap-config.json", sandbox.config)
-    catalog = select_streams(singer_discover(tap_config), ["contacts"])
-    for stream in catalog["streams"]:
-        for entry in stream["metadata"]:
-            if entry.get("breadcrumb") == []:
-                # Every contact each run: the deleted one is read again.
-                entry["metadata"]["replication-method"] = "FULL_TABLE"
-    catalog_path = write_json(tmp_path / "catalog.json", catalog)
+    catalog_path = contacts_every_run(tap_config, tmp_path)
     target_config = write_json(
         tmp_path / "target-config.json",
         {

@@ -78,6 +78,46 @@ fn faulty(sandbox: &Sandbox, kind: FaultKind) -> Proxy {
     Proxy::start(&sandbox.base_url, faults, 7).unwrap()
 }
 
+/// A read of `streams` through a proxy that injects `kind` into every answer it
+/// applies to, with `settings` added to the config.
+fn read_through(
+    sandbox: &Sandbox,
+    kind: FaultKind,
+    streams: &[&str],
+    settings: serde_json::Value,
+    dir: &std::path::Path,
+) -> (Run, Proxy) {
+    let proxy = faulty(sandbox, kind);
+    let mut config = proxied_config(&sandbox.config, &proxy.base_url(), &proxy.token_url(), RPS);
+    for (key, value) in settings.as_object().into_iter().flatten() {
+        config[key] = value.clone();
+    }
+    (read(dir, &config, &catalog(streams, true), None), proxy)
+}
+
+/// The messages of `run`'s TRACE errors.
+fn error_messages(run: &Run) -> Vec<String> {
+    run.errors()
+        .iter()
+        .filter_map(|e| e["message"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// Whether `run` logged a message `matches` accepts.
+fn logged(run: &Run, matches: impl Fn(&str) -> bool) -> bool {
+    run.of_type("LOG")
+        .into_iter()
+        .any(|m| m["log"]["message"].as_str().is_some_and(&matches))
+}
+
+/// The config of the run after `run`, straight to the sandbox: the API whole again.
+fn clean_config(run: &Run, sandbox: &Sandbox) -> serde_json::Value {
+    let mut config = run.next_config(&sandbox.config);
+    config["api_base_url"] = json!(sandbox.base_url);
+    config["token_url"] = json!(sandbox.token_url);
+    config
+}
+
 #[test]
 fn a_clean_run_audits_green_on_every_audited_stream_full_and_incremental() {
     let sandbox = sandbox();
@@ -119,10 +159,14 @@ fn a_clean_run_audits_green_on_every_audited_stream_full_and_incremental() {
 #[test]
 fn a_last_page_short_once_is_read_again_and_nothing_is_lost() {
     let sandbox = sandbox();
-    let proxy = faulty(&sandbox, FaultKind::ShortLastPageOnce);
-    let config = proxied_config(&sandbox.config, &proxy.base_url(), &proxy.token_url(), RPS);
     let dir = tempfile::tempdir().unwrap();
-    let run = read(dir.path(), &config, &catalog(&AUDITED, true), None);
+    let (run, proxy) = read_through(
+        &sandbox,
+        FaultKind::ShortLastPageOnce,
+        &AUDITED,
+        json!({}),
+        dir.path(),
+    );
     run.assert_ok();
     assert!(proxy.stats().injected["short-last-page-once"] >= 8);
     assert_audited_green(&run, "short once");
@@ -139,21 +183,21 @@ fn a_last_page_short_once_is_read_again_and_nothing_is_lost() {
 #[test]
 fn a_last_page_always_short_fails_the_stream_and_a_clean_resume_loses_nothing() {
     let sandbox = sandbox();
-    let proxy = faulty(&sandbox, FaultKind::ShortLastPage);
-    let config = proxied_config(&sandbox.config, &proxy.base_url(), &proxy.token_url(), RPS);
     let dir = tempfile::tempdir().unwrap();
-    let run = read(dir.path(), &config, &catalog(&AUDITED, true), None);
+    let (run, _proxy) = read_through(
+        &sandbox,
+        FaultKind::ShortLastPage,
+        &AUDITED,
+        json!({}),
+        dir.path(),
+    );
     assert_ne!(run.code, 0, "a run short of the API's counts exits 0");
     let incomplete = incomplete_streams(&run);
     assert!(
         EXACT.iter().all(|s| incomplete.contains(*s)),
         "{incomplete:?}"
     );
-    let errors: Vec<String> = run
-        .errors()
-        .iter()
-        .map(|e| e["message"].as_str().unwrap().to_string())
-        .collect();
+    let errors = error_messages(&run);
     let named = |words: &[&str]| errors.iter().any(|e| words.iter().all(|w| e.contains(w)));
     assert!(
         named(&[
@@ -192,9 +236,7 @@ fn a_last_page_always_short_fails_the_stream_and_a_clean_resume_loses_nothing() 
 
     // The next run, with the API whole again, delivers what was missing.
     let state = merge_state(None, &run);
-    let mut config = run.next_config(&sandbox.config);
-    config["api_base_url"] = json!(sandbox.base_url);
-    config["token_url"] = json!(sandbox.token_url);
+    let config = clean_config(&run, &sandbox);
     let resumed = read(dir.path(), &config, &catalog(&AUDITED, true), Some(&state));
     resumed.assert_ok();
     assert_audited_green(&resumed, "clean resume");
@@ -209,24 +251,20 @@ fn a_last_page_always_short_fails_the_stream_and_a_clean_resume_loses_nothing() 
 #[test]
 fn with_fail_on_audit_shortfall_off_a_shortfall_is_a_warning_and_the_position_moves_on() {
     let sandbox = sandbox();
-    let proxy = faulty(&sandbox, FaultKind::ShortLastPage);
-    let mut config = proxied_config(&sandbox.config, &proxy.base_url(), &proxy.token_url(), RPS);
-    config["fail_on_audit_shortfall"] = json!(false);
     let dir = tempfile::tempdir().unwrap();
-    let run = read(
+    let (run, _proxy) = read_through(
+        &sandbox,
+        FaultKind::ShortLastPage,
+        &["contacts", "email_sends"],
+        json!({"fail_on_audit_shortfall": false}),
         dir.path(),
-        &config,
-        &catalog(&["contacts", "email_sends"], true),
-        None,
     );
     run.assert_ok();
     for stream in ["contacts", "email_sends"] {
         let (_, _, verdict) = audit_of(&run, stream).unwrap();
         assert_eq!(verdict, "SHORT", "{stream}");
-        let warned = run.of_type("LOG").into_iter().any(|m| {
-            m["log"]["message"]
-                .as_str()
-                .is_some_and(|t| t.starts_with(stream) && t.contains("taken as read"))
+        let warned = logged(&run, |t| {
+            t.starts_with(stream) && t.contains("taken as read")
         });
         assert!(warned, "{stream}: no warning:\n{}", run.stderr);
     }
@@ -240,16 +278,16 @@ fn with_fail_on_audit_shortfall_off_a_shortfall_is_a_warning_and_the_position_mo
 #[test]
 fn memberships_missing_from_contacts_fail_the_list_and_tag_counts_and_nothing_counts_as_read() {
     let sandbox = sandbox();
-    let proxy = faulty(&sandbox, FaultKind::ThinIdLists);
-    let config = proxied_config(&sandbox.config, &proxy.base_url(), &proxy.token_url(), RPS);
     let dir = tempfile::tempdir().unwrap();
-    let run = read(dir.path(), &config, &catalog(&["contacts"], true), None);
+    let (run, _proxy) = read_through(
+        &sandbox,
+        FaultKind::ThinIdLists,
+        &["contacts"],
+        json!({}),
+        dir.path(),
+    );
     assert_ne!(run.code, 0, "a run whose memberships fall short exits 0");
-    let errors: Vec<&str> = run
-        .errors()
-        .iter()
-        .filter_map(|e| e["message"].as_str())
-        .collect();
+    let errors = error_messages(&run);
     let named = |words: &[&str]| errors.iter().any(|e| words.iter().all(|w| e.contains(w)));
     assert!(
         named(&[
@@ -260,10 +298,8 @@ fn memberships_missing_from_contacts_fail_the_list_and_tag_counts_and_nothing_co
         "{errors:#?}"
     );
     assert!(named(&["more such reads"]), "{errors:#?}");
-    let reread_tags = run.of_type("LOG").into_iter().any(|m| {
-        m["log"]["message"]
-            .as_str()
-            .is_some_and(|t| t.contains("records list tag_id ") && t.contains("once more"))
+    let reread_tags = logged(&run, |t| {
+        t.contains("records list tag_id ") && t.contains("once more")
     });
     assert!(reread_tags, "no tag was read again:\n{}", run.stderr);
     let (expected, delivered, verdict) = audit_of(&run, "contacts").unwrap();
@@ -272,12 +308,9 @@ fn memberships_missing_from_contacts_fail_the_list_and_tag_counts_and_nothing_co
     // The read of every contact does not count as done: the next run reads
     // them all again, with their memberships.
     assert_eq!(run.last_state("contacts"), json!({}));
-    let mut config = run.next_config(&sandbox.config);
-    config["api_base_url"] = json!(sandbox.base_url);
-    config["token_url"] = json!(sandbox.token_url);
     let again = read(
         dir.path(),
-        &config,
+        &clean_config(&run, &sandbox),
         &catalog(&["contacts"], true),
         Some(&merge_state(None, &run)),
     );
