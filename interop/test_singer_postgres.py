@@ -108,18 +108,7 @@ def test_tap_pipe_target_postgres(sandbox, database, tmp_path: Path):
             "validate_records": True,
         },
     )
-    tap_out = tmp_path / "tap.jsonl"
-    pipeline = (
-        f"set -o pipefail; {shlex.quote(str(binary()))} --config {shlex.quote(str(tap_config))} "
-        f"--catalog {shlex.quote(str(catalog))} | tee {shlex.quote(str(tap_out))} | "
-        f"{shlex.quote(str(target))} --config {shlex.quote(str(target_config))}"
-    )
-    r = run(["bash", "-c", pipeline], env=tool_env(), timeout=900, check=False)
-    assert r.returncode == 0, f"tap | target-postgres failed\n{r.describe(8000)}"
-
-    text = tap_out.read_text()
-    body = text[:-1] if text.endswith("\n") else text
-    tap = validate_singer_stdout(Run(["tap"], 0, text, "", body.split("\n") if body else []))
+    tap = tap_into_postgres(tap_config, catalog, target_config, tmp_path / "tap.jsonl", target)
     expected = sandbox.read_counts()
     assert {k: len(v) for k, v in tap.records.items()} == expected
 
